@@ -1,0 +1,116 @@
+"""`svdd.sample`: one entry point for every method, with its arguments checked up front."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .calls import Calls
+from .process import check_process
+from .result import Result
+from .rewards import reward_name
+from .rng import GeneratorLike, check_generator
+from .samplers import METHODS
+from .values import LearnedValue, PosteriorMean
+
+
+def sample(
+    process: Any,
+    reward: Callable[[list[Any]], Any],
+    method: str = "svdd",
+    value: PosteriorMean | LearnedValue | None = None,
+    num_samples: int = 64,
+    num_candidates: int = 10,
+    alpha: float = 0.0,
+    generator: GeneratorLike = None,
+    max_batch: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> Result:
+    """Draw `num_samples` samples from `process`, steered toward high `reward`.
+
+    Args:
+        process: a `svdd.DenoisingProcess` (prior, timesteps, model, transition, denoised, decode).
+        reward: the objective, `list[obj] -> array[float]` (maximized; NaN marks an invalid
+            object). It scores the final samples (`Result.rewards`).
+        method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc" or "dps" (see svdd.samplers).
+        value: how intermediate states are scored: `svdd.PosteriorMean(reward)` (PM, the default)
+            or `svdd.LearnedValue(fn)` (MC).
+        num_samples: N, the number of samples returned.
+        num_candidates: M, children per sample and step (svdd, svdd_r); samples per returned one
+            (best_of_n); particles per returned one (smc).
+        alpha: temperature of the target p_pre(x)·exp(r(x)/alpha). 0 selects by argmax.
+        generator: None, a torch.Generator, or a list of N generators (one per sample: sample i's
+            randomness then depends on generator[i] alone, for the methods where rows don't
+            interact: pretrained, svdd, dps).
+        max_batch: most rows per model call (bounds memory; results do not depend on it).
+        progress: show a tqdm progress bar over the denoising steps.
+        **options: method options: `resample_fraction` (svdd_r), `resampling` and
+            `ess_threshold` (smc), `guidance_scale` (dps).
+
+    Returns:
+        `svdd.Result` with `samples`, `rewards` [N], `states`, `trace`, `stats`, `config`.
+    """
+    check_process(process)
+    if not callable(reward):
+        raise TypeError(f"reward must be callable list[obj] -> array[float]; got {type(reward).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_count("num_samples", num_samples)
+    _check_count("num_candidates", num_candidates)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {alpha!r}")
+    if max_batch is not None:
+        _check_count("max_batch", max_batch)
+    check_generator(generator, num_samples)
+    if value is None:
+        value = PosteriorMean(reward)
+    if not isinstance(value, (PosteriorMean, LearnedValue)):
+        raise TypeError(
+            "value must be None, svdd.PosteriorMean(reward) or svdd.LearnedValue(fn); got "
+            f"{type(value).__name__} (wrap a network or function fn(x, t) as svdd.LearnedValue(fn))"
+        )
+
+    calls = Calls(process, reward, value, max_batch, progress=progress)
+    start = time.perf_counter()
+    with torch.no_grad():
+        outcome = METHODS[method](
+            calls, num_samples=num_samples, num_candidates=num_candidates, alpha=float(alpha),
+            generator=generator, **options,
+        )
+        samples = outcome.samples
+        if samples is None:
+            samples = calls.decode(outcome.states)
+        rewards = outcome.rewards
+        if rewards is None:
+            rewards = calls.score(reward, samples)
+    calls.stats["wall_time_s"] = time.perf_counter() - start
+    config = {
+        "method": method,
+        "num_samples": num_samples,
+        "num_candidates": num_candidates,
+        "alpha": float(alpha),
+        "value": repr(value),
+        "reward": reward_name(reward),
+        "max_batch": max_batch,
+        "num_steps": len(process.timesteps),
+        **options,
+    }
+    return Result(
+        samples=list(samples),
+        rewards=np.asarray(rewards, dtype=np.float64),
+        states=outcome.states,
+        trace=outcome.trace,
+        stats=calls.stats,
+        config=config,
+    )
+
+
+def _check_count(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {v!r}")

@@ -1,0 +1,58 @@
+"""The `Result` of a sampling run: decoded samples, their rewards, a per-step trace, counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Result:
+    """What `svdd.sample` returns.
+
+    samples: the N decoded objects (`process.decode` of the final states).
+    rewards: float64 [N], the reward of each final sample (NaN for invalid objects).
+    states: the final raw states x_0, shape [N, ...].
+    trace: one dict per denoising step with statistics of the values the sampler scored there
+        (`t`, `value_mean`, `value_median`, `value_max`, `invalid`, and `ess`/`resampled` for
+        the resampling methods).
+    stats: compute counters: `model_calls` (item-level denoiser evaluations), `model_batches`,
+        `reward_calls` (objects passed to the reward), `value_calls` (intermediate states
+        scored), `fallback_rows` (selections where no candidate had a valid value),
+        `model_time_s`, `reward_time_s`, `value_time_s`, `wall_time_s`.
+    config: the method and its settings, for the record.
+    """
+
+    samples: list[Any]
+    rewards: np.ndarray
+    states: torch.Tensor
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def summary(self) -> dict[str, float]:
+        """Median, mean, 90th percentile and fraction valid of the rewards."""
+        r = self.rewards
+        ok = r[np.isfinite(r)]
+        if ok.size == 0:
+            return {"median": float("nan"), "mean": float("nan"), "p90": float("nan"), "valid": 0.0}
+        return {
+            "median": float(np.median(ok)),
+            "mean": float(ok.mean()),
+            "p90": float(np.quantile(ok, 0.9)),
+            "valid": ok.size / r.size,
+        }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (
+            f"Result(method={self.config.get('method')!r}, n={len(self)}, "
+            f"median_reward={s['median']:.4g}, model_calls={self.stats.get('model_calls')}, "
+            f"reward_calls={self.stats.get('reward_calls')})"
+        )

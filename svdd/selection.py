@@ -1,0 +1,325 @@
+"""Choosing among scored candidates, and resampling a population by log weights.
+
+Two families of operations live here:
+
+* `select` picks one of M candidates per row from their values (rewards): the argmax when
+  `alpha == 0`, otherwise a draw from `softmax(values / alpha)`.
+* `resample` draws ancestor indices for a weighted population (sequential Monte Carlo style)
+  with the multinomial, systematic, stratified or residual scheme.
+
+Conventions shared by every function:
+
+* Everything is computed in float64 and in log space; inputs are never modified in place.
+* A value or log weight that is NaN or -inf is *invalid*: it gets probability 0 whenever a
+  valid entry exists. When every entry is invalid, the choice falls back to uniform.
+* A +inf value or log weight dominates: all the mass is shared equally by the +inf entries.
+* No function ever returns a NaN probability.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from svdd.rng import GeneratorLike, batch_generator, check_generator, is_per_row, rand
+
+RESAMPLING_METHODS = ("multinomial", "systematic", "stratified", "residual")
+
+__all__ = [
+    "RESAMPLING_METHODS",
+    "Selection",
+    "select",
+    "tilted_log_weights",
+    "log_weights_to_probs",
+    "effective_sample_size",
+    "resample",
+]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of `select`.
+
+    index: LongTensor[N], the chosen candidate of each row (in [0, M)).
+    fallback_rows: number of rows where no candidate was valid (the pick was uniform).
+    """
+
+    index: torch.Tensor
+    fallback_rows: int
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_alpha(alpha: float) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a finite number >= 0; got {alpha!r}") from None
+    if not math.isfinite(a) or a < 0:
+        raise ValueError(
+            f"alpha must be a finite number >= 0 (0 means argmax, > 0 means sample from "
+            f"softmax(values / alpha)); got {alpha!r}"
+        )
+    return a
+
+
+def _invalid(x: torch.Tensor) -> torch.Tensor:
+    """Bool mask of NaN or -inf entries (same shape as `x`)."""
+    return torch.isnan(x) | (x == -math.inf)
+
+
+def _uniform(n: int, generator: GeneratorLike, device: torch.device) -> torch.Tensor:
+    """Float64[n] uniforms in [0, 1), drawn on the generator's device and moved to `device`.
+
+    With a per-row list, entry i comes from `generator[i]` alone.
+    """
+    if is_per_row(generator):
+        gen_device = generator[0].device if len(generator) else device
+    elif isinstance(generator, torch.Generator):
+        gen_device = generator.device
+    else:
+        gen_device = device
+    return rand((n,), generator, dtype=torch.float64, device=gen_device).to(device)
+
+
+def _normalized(log_w: torch.Tensor) -> torch.Tensor:
+    """Probabilities along the last dim of `log_w` (float64 [..., M] -> float64 [..., M]).
+
+    Invalid entries (NaN / -inf) get 0; rows with a +inf entry share the mass equally among
+    their +inf entries; rows with no valid entry are uniform. Every row sums to 1 (up to
+    rounding) and holds no NaN.
+    """
+    log_w = log_w.to(torch.float64)
+    if log_w.dim() == 0:
+        raise ValueError("log weights must have at least one dimension; got a scalar")
+    if log_w.shape[-1] == 0:
+        return log_w.clone()
+    invalid = _invalid(log_w)
+    pos_inf = log_w == math.inf
+    finite = ~invalid & ~pos_inf
+
+    # Finite part: subtract the row max of the finite entries so exp never overflows.
+    row_max = torch.where(finite, log_w, torch.full_like(log_w, -math.inf)).amax(-1, keepdim=True)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    shifted = torch.where(finite, log_w - row_max, torch.full_like(log_w, -math.inf))
+    w = torch.exp(shifted)  # finite entries in (0, 1], the row max is exactly 1
+
+    has_inf = pos_inf.any(-1, keepdim=True)
+    w = torch.where(has_inf, pos_inf.to(torch.float64), w)
+    none_valid = invalid.all(-1, keepdim=True)
+    w = torch.where(none_valid, torch.ones_like(w), w)
+    return w / w.sum(-1, keepdim=True)  # total >= 1 on every row: one entry is exactly 1
+
+
+def _inverse_cdf(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Indices drawn by inverse CDF.
+
+    p: float64[..., M] nonnegative weights with a positive entry in every row.
+    u: float64[..., K] positions in [0, 1] (one row of positions per row of `p`).
+    Returns LongTensor[..., K]; an entry with weight 0 is never returned.
+    """
+    cdf = torch.cumsum(p, dim=-1)
+    cdf = cdf / cdf[..., -1:]  # last entry exactly 1; zero-weight entries have zero width
+    idx = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True)
+    # Rounding can push a position to (or past) the end: clamp to the last positive entry.
+    positions = torch.arange(p.shape[-1], device=p.device)
+    last_pos = torch.where(p > 0, positions, torch.full_like(positions, -1)).amax(-1, keepdim=True)
+    return torch.minimum(idx, last_pos)
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def tilted_log_weights(values: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Log weights of the tilted distribution `exp(values / alpha)` along the last dim.
+
+    values: Tensor[N] (or [..., N]; the tilt is per last-dim row). Returns float64 of the same
+    shape. For `alpha > 0` this is `values / alpha` shifted by a per-row constant (the finite
+    row max is subtracted first, so huge values or a tiny alpha never overflow; the constant
+    does not change any normalized weight). NaN becomes -inf, +inf stays +inf.
+    For `alpha == 0` the entries equal to the row maximum over valid values get 0 and all
+    others -inf, so resampling copies the best (ties share the mass). A row with no valid
+    value is all -inf (which `log_weights_to_probs` turns into uniform).
+    """
+    a = _check_alpha(alpha)
+    v = values.to(torch.float64)
+    invalid = _invalid(v)
+    neg_inf = torch.full_like(v, -math.inf)
+    if a == 0:
+        masked = torch.where(invalid, neg_inf, v)
+        row_max = masked.amax(-1, keepdim=True) if v.shape[-1] else masked
+        is_max = (masked == row_max) & ~invalid
+        return torch.where(is_max, torch.zeros_like(v), neg_inf)
+    finite = torch.isfinite(v)
+    row_max = torch.where(finite, v, neg_inf).amax(-1, keepdim=True) if v.shape[-1] else v
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    out = (v - row_max) / a  # +inf stays +inf; -inf stays -inf; finite entries are <= 0
+    return torch.where(torch.isnan(out), neg_inf, out)
+
+
+def log_weights_to_probs(log_w: torch.Tensor) -> torch.Tensor:
+    """Normalized probabilities from log weights: Tensor[N] -> float64[N].
+
+    NaN and -inf entries get 0; if every entry is invalid the result is uniform; +inf entries
+    share all the mass equally. Also accepts [..., N] and normalizes along the last dim.
+    """
+    return _normalized(log_w)
+
+
+def effective_sample_size(log_w: torch.Tensor) -> float:
+    """Effective sample size `1 / sum_i p_i^2` of the weights `log_w: Tensor[N]`.
+
+    Ranges from 1 (one entry holds all the mass) to N (uniform). 0.0 for an empty tensor.
+    """
+    if log_w.dim() != 1:
+        raise ValueError(f"log_w must be 1-D [N]; got shape {tuple(log_w.shape)}")
+    if log_w.numel() == 0:
+        return 0.0
+    p = log_weights_to_probs(log_w)
+    return float(1.0 / (p * p).sum())
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def select(values: torch.Tensor, alpha: float, generator: GeneratorLike = None) -> Selection:
+    """Pick one of M candidates in each of N rows from their values.
+
+    values: Tensor[N, M] (any float dtype; computed in float64). NaN and -inf are invalid and
+    never win while a row has a valid candidate.
+
+    * alpha == 0: the argmax over valid candidates; ties go to the lowest index; +inf beats
+      everything. No randomness is used, except for fallback rows.
+    * alpha > 0: a draw from Categorical(softmax(values / alpha)) over the valid candidates
+      (log-softmax with the row max subtracted, so huge values never overflow); a row with
+      +inf entries picks uniformly among them. The draw is by inverse CDF.
+    * A row where every candidate is invalid picks uniformly among all M and is counted in
+      `fallback_rows`.
+
+    Randomness: a row draws exactly one uniform from `svdd.rng.rand` when its pick is random,
+    i.e. every row when alpha > 0, and only the fallback rows when alpha == 0 (in row order).
+    With a per-row generator list, row i only ever touches `generator[i]`, so its pick does
+    not depend on the other rows of the batch; with alpha == 0 the generators of rows that do
+    not fall back are left untouched.
+
+    Returns a `Selection` with `index: LongTensor[N]` and `fallback_rows: int`.
+    Raises ValueError for alpha < 0, non-finite alpha, values that are not 2-D, M == 0, or a
+    generator list whose length is not N.
+    """
+    a = _check_alpha(alpha)
+    if values.dim() != 2:
+        raise ValueError(
+            f"values must be 2-D [N rows, M candidates]; got shape {tuple(values.shape)}"
+        )
+    n, m = values.shape
+    if m == 0:
+        raise ValueError("values has no candidates (M == 0); need at least one per row")
+    check_generator(generator, n)
+    device = values.device
+    if n == 0:
+        return Selection(index=torch.zeros(0, dtype=torch.long, device=device), fallback_rows=0)
+
+    v = values.to(torch.float64)
+    invalid = _invalid(v)
+    fallback = invalid.all(dim=1)  # [N]
+    fallback_rows = int(fallback.sum())
+
+    if a == 0:
+        neg_inf = torch.full_like(v, -math.inf)
+        masked = torch.where(invalid, neg_inf, v)
+        is_max = masked == masked.amax(dim=1, keepdim=True)
+        positions = torch.arange(m, device=device).expand(n, m)
+        index = torch.where(is_max, positions, torch.full_like(positions, m)).amin(dim=1)
+        if fallback_rows:
+            rows = fallback.nonzero().squeeze(1)
+            gens = [generator[i] for i in rows.tolist()] if is_per_row(generator) else generator
+            u = _uniform(rows.numel(), gens, device)
+            uniform_pick = torch.clamp((u * m).floor().long(), max=m - 1)
+            index = index.clone()
+            index[rows] = uniform_pick
+        return Selection(index=index, fallback_rows=fallback_rows)
+
+    p = _normalized(tilted_log_weights(v, a))  # [N, M]; fallback rows are uniform
+    u = _uniform(n, generator, device)  # [N]
+    index = _inverse_cdf(p, u.unsqueeze(1)).squeeze(1)
+    return Selection(index=index, fallback_rows=fallback_rows)
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def _residual_counts(p: torch.Tensor, num: int, gen: torch.Generator | None) -> torch.Tensor:
+    """Residual resampling counts: float64 p[N] -> LongTensor[N] summing to `num`."""
+    expected = p * num
+    counts = torch.floor(expected).long()
+    extra = int(counts.sum()) - num
+    while extra > 0:  # only possible through rounding when sum(p) is a hair above 1
+        j = int(torch.argmax(counts))
+        counts[j] -= 1
+        extra -= 1
+    remaining = num - int(counts.sum())
+    if remaining > 0:
+        residual = torch.clamp(expected - counts.to(torch.float64), min=0.0)
+        residual = torch.where(p > 0, residual, torch.zeros_like(residual))
+        q = residual if float(residual.sum()) > 0 else p
+        u = _uniform(remaining, gen, p.device)
+        drawn = _inverse_cdf(q, u)
+        counts = counts + torch.bincount(drawn, minlength=p.numel())
+    return counts
+
+
+def resample(
+    log_w: torch.Tensor,
+    method: str = "multinomial",
+    generator: GeneratorLike = None,
+    num: int | None = None,
+) -> torch.Tensor:
+    """Ancestor indices for a population with log weights `log_w: Tensor[N]`.
+
+    Returns LongTensor[num] (num defaults to N) sorted ascending; index i appears about
+    `num * p_i` times on average, with p = `log_weights_to_probs(log_w)` (invalid entries are
+    never chosen unless all are invalid, in which case p is uniform). Methods:
+
+    * "multinomial": num iid draws from p.
+    * "systematic": one uniform u; positions (u + i) / num, i = 0..num-1.
+    * "stratified": one uniform u_i per stratum; positions (u_i + i) / num.
+    * "residual": floor(num * p_i) deterministic copies, the rest drawn multinomially from the
+      leftover fractions.
+
+    The draws couple the rows, so they use `svdd.rng.batch_generator(generator)` (with a
+    per-row list, its first generator).
+    """
+    if method not in RESAMPLING_METHODS:
+        raise ValueError(
+            f"unknown resampling method {method!r}; expected one of {', '.join(RESAMPLING_METHODS)}"
+        )
+    if log_w.dim() != 1:
+        raise ValueError(f"log_w must be 1-D [N]; got shape {tuple(log_w.shape)}")
+    n = log_w.numel()
+    num = n if num is None else num
+    if isinstance(num, bool) or not isinstance(num, int) or num < 0:
+        raise ValueError(f"num must be a nonnegative int; got {num!r}")
+    device = log_w.device
+    if num == 0:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    if n == 0:
+        raise ValueError(f"cannot draw {num} ancestors from an empty population")
+
+    gen = batch_generator(generator)
+    p = log_weights_to_probs(log_w)
+    if method == "residual":
+        counts = _residual_counts(p, num, gen)
+        return torch.repeat_interleave(torch.arange(n, device=device), counts)
+
+    steps = torch.arange(num, dtype=torch.float64, device=device)
+    if method == "multinomial":
+        positions = _uniform(num, gen, device)
+    elif method == "systematic":
+        positions = (_uniform(1, gen, device) + steps) / num
+    else:  # stratified
+        positions = (_uniform(num, gen, device) + steps) / num
+    index = _inverse_cdf(p, positions)
+    return torch.sort(index).values
