@@ -145,6 +145,8 @@ def tilted_log_weights(values: torch.Tensor, alpha: float) -> torch.Tensor:
     value is all -inf (which `log_weights_to_probs` turns into uniform).
     """
     a = _check_alpha(alpha)
+    if values.dim() == 0:
+        raise ValueError("values must have at least one dimension; got a scalar")
     v = values.to(torch.float64)
     invalid = _invalid(v)
     neg_inf = torch.full_like(v, -math.inf)

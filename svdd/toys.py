@@ -51,8 +51,10 @@ class PosteriorDenoiser:
         weight = agrees.all(dim=-1).to(torch.float64) * self.probs  # [B, S]
         onehot = torch.nn.functional.one_hot(self.sequences, self.vocab_size).to(torch.float64)  # [S, L, V]
         marginals = torch.einsum("bs,slv->blv", weight, onehot)
-        marginals = marginals / marginals.sum(-1, keepdim=True).clamp_min(1e-300)
-        return marginals.clamp_min(1e-30).log()
+        total = marginals.sum(-1, keepdim=True)
+        # a state no data sequence agrees with (unreachable) gets a uniform prediction
+        marginals = torch.where(total > 0, marginals / total.clamp_min(1e-300), 1.0 / self.vocab_size)
+        return marginals.log()  # -inf for tokens the data never has there
 
 
 class MaskedToy(MaskedDiffusion):

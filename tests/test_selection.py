@@ -165,7 +165,7 @@ def test_select_does_not_modify_input_and_accepts_low_precision() -> None:
     before = values.clone()
     out = select(values, 0.3, gen(11))
     torch.testing.assert_close(values, before, rtol=0, atol=0, equal_nan=True)
-    assert out.index.tolist() == [3, 0] or out.index[0] in (0, 3)
+    assert out.index[0] in (0, 3)
     assert out.index[1] == 0
 
 

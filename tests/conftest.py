@@ -1,0 +1,48 @@
+"""Shared fixtures: small toy processes whose behaviour is known exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from svdd.toys import ExactChain, GaussianMixtureDiffusion, MaskedToy, all_sequences
+
+WEIGHTS = torch.tensor([1.0, 0.7, 0.4], dtype=torch.float64)
+
+
+def weighted_sum(seqs):
+    """Reward of token tuples: 1.0·x0 + 0.7·x1 + 0.4·x2 (distinct for every sequence)."""
+    return [1.0 * s[0] + 0.7 * s[1] + 0.4 * s[2] for s in seqs]
+
+
+def toy_probs() -> torch.Tensor:
+    """Data over the 27 sequences of length 3 with tokens {0, 1, 2}: never a 2 in the first
+    position (so the globally best sequence (2, 2, 2) is unreachable), otherwise uneven."""
+    seqs = all_sequences(3, 3)
+    probs = 1.0 + seqs[:, 1].to(torch.float64) * 0.5 + (seqs[:, 2] == 0).to(torch.float64)
+    probs[seqs[:, 0] == 2] = 0.0
+    return probs
+
+
+@pytest.fixture
+def masked_toy() -> MaskedToy:
+    return MaskedToy(toy_probs(), vocab_size=3, length=3, num_steps=3)
+
+
+@pytest.fixture
+def chain(masked_toy) -> ExactChain:
+    return ExactChain(masked_toy)
+
+
+@pytest.fixture
+def toy_rewards() -> torch.Tensor:
+    return (all_sequences(3, 3).to(torch.float64) * WEIGHTS).sum(-1)
+
+
+@pytest.fixture
+def mixture() -> GaussianMixtureDiffusion:
+    return GaussianMixtureDiffusion(num_steps=20)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
