@@ -146,11 +146,14 @@ class ExactChain:
         return table
 
     def value_function(self, rewards: torch.Tensor, alpha: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
-        """fn(x Long[B, L], t) -> exact soft values [B], for `svdd.LearnedValue`."""
+        """fn(x Long[B, L], t float[B]) -> exact soft values [B], for `svdd.LearnedValue`."""
         table = self.soft_values(rewards, alpha)
 
-        def exact_value(x: torch.Tensor, t: float) -> torch.Tensor:
-            return table[float(t)][self.code(x)]
+        keys = torch.tensor(list(table), dtype=torch.float64)
+
+        def exact_value(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            nearest = (keys - float(t.reshape(-1)[0])).abs().argmin().item()  # t may be float32
+            return table[list(table)[nearest]][self.code(x)]
 
         return exact_value
 

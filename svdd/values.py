@@ -3,8 +3,8 @@
 `PosteriorMean(reward)` (SVDD-PM, no training): v(x_t) = r(decode(x0_hat(x_t))), where x0_hat is
 the process's `denoised` estimate from a model call on x_t itself.
 `LearnedValue(fn)` (SVDD-MC): v(x_t) = fn(x_t, t), any torch module or plain callable that maps
-raw states [n, ...] and a timestep to values [n], e.g. a network regressed on r(x_0) from rollouts
-of the pretrained model.
+raw states [n, ...] and their times, float [n], to values [n], e.g. a network regressed on r(x_0)
+from rollouts of the pretrained model (`svdd.value_training`).
 
 Clean states x_0 (the candidates of the last step) are scored by a reward, not a network: the
 soft value at time 0 is the reward itself (`PosteriorMean` uses its reward, `LearnedValue` the
@@ -41,7 +41,10 @@ class PosteriorMean:
 
 
 class LearnedValue:
-    """SVDD-MC: score a state with `fn(x: Tensor[n, ...], t) -> values [n]`.
+    """SVDD-MC: score a state with `fn(x: Tensor[n, ...], t: float Tensor[n]) -> values [n]`.
+
+    `t` holds the state's timestep (the value from `process.timesteps`) for every row, the same
+    form `svdd.value_training.fit_value` trains with.
 
     `fn` may be a `torch.nn.Module` (run under `torch.no_grad`) or any callable returning a
     tensor, array or list of n floats. `max_batch` bounds how many states one call sees.
@@ -69,7 +72,8 @@ class LearnedValue:
         with torch.no_grad():
             for start in range(0, n, step):
                 chunk = x[start : start + step]
-                parts.append(_as_values(self.fn(chunk, t), chunk.shape[0], self.name))
+                times = torch.full((chunk.shape[0],), float(t), device=chunk.device)
+                parts.append(_as_values(self.fn(chunk, times), chunk.shape[0], self.name))
         if not parts:
             return torch.empty(0, dtype=torch.float64)
         return torch.cat(parts)

@@ -1,0 +1,113 @@
+"""Training an MC value estimate (SVDD-MC) from rollouts of the pretrained model.
+
+`collect_rollouts` runs the pretrained sampler and keeps the intermediate states together with
+the reward of the clean sample each one led to; `fit_value` regresses a network `net(x, t) ->
+values [n]` on those rewards with a mean-squared error (as the paper's code does; invalid,
+NaN-reward rollouts are left out). Wrap the result as `svdd.LearnedValue(net)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .calls import Calls
+from .rng import GeneratorLike, check_generator
+from .values import PosteriorMean
+
+
+@dataclass
+class Rollouts:
+    """Intermediate states of pretrained rollouts and their final rewards.
+
+    states: one tensor [n, ...] per kept timestep (the state *at* that time);
+    times: the kept timesteps, aligned with `states`; rewards: float64 [n], r(x_0) of each rollout.
+    """
+
+    states: list[torch.Tensor]
+    times: list[Any]
+    rewards: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.rewards.shape[0]
+
+
+def collect_rollouts(process: Any, reward: Callable, num_rollouts: int, *, generator: GeneratorLike = None,
+                     every: int = 1, max_batch: int | None = None, progress: bool = True) -> Rollouts:
+    """Run `num_rollouts` pretrained samples, keeping the state at every `every`-th timestep."""
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive int; got {every!r}")
+    check_generator(generator, num_rollouts)
+    calls = Calls(process, reward, PosteriorMean(reward), max_batch, progress=progress)
+    ts = list(process.timesteps)
+    with torch.no_grad():
+        x = calls.prior(num_rollouts, generator)
+        states, times = [], []
+        for k in calls.progress_bar(range(len(ts)), "rollouts"):
+            if k % every == 0:
+                states.append(x.cpu())
+                times.append(ts[k])
+            out = calls.model(x, ts[k])
+            x = calls.transition(x, ts[k], out, generator)
+        rewards, _ = calls.score_clean(x)
+    return Rollouts(states, times, rewards)
+
+
+def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, batch_size: int = 256,
+              lr: float = 1e-3, weight_decay: float = 0.0, generator: torch.Generator | None = None,
+              time_encoding: Callable[[Sequence[Any]], torch.Tensor] | None = None,
+              progress: bool = True) -> list[float]:
+    """Regress `net(x, t)` on the rollouts' rewards (MSE over all kept (state, time) pairs).
+
+    `t` is given to the net as a tensor [batch] of the timestep values (or
+    `time_encoding(times)` if given). Returns the mean training loss of each epoch.
+    """
+    ok = torch.isfinite(rollouts.rewards)
+    if not ok.any():
+        raise ValueError("every rollout has an invalid (NaN/inf) reward; nothing to fit")
+    times = time_encoding(rollouts.times) if time_encoding else torch.tensor(
+        [float(t) for t in rollouts.times], dtype=torch.float32)
+    x_all = torch.cat([s[ok] for s in rollouts.states])  # [T·n, ...]
+    t_all = times.repeat_interleave(int(ok.sum()))  # [T·n]
+    y_all = rollouts.rewards[ok].to(torch.float32).repeat(len(rollouts.states))  # [T·n]
+    device = next(net.parameters()).device
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    losses = []
+    net.train()
+    bar = tqdm(range(epochs), desc="fit value", disable=not progress, leave=False)
+    for _ in bar:
+        order = torch.randperm(x_all.shape[0], generator=generator)
+        total, count = 0.0, 0
+        for start in range(0, order.numel(), batch_size):
+            idx = order[start : start + batch_size]
+            pred = net(x_all[idx].to(device), t_all[idx].to(device))
+            loss = torch.nn.functional.mse_loss(pred.float().reshape(-1), y_all[idx].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * idx.numel()
+            count += idx.numel()
+        losses.append(total / count)
+        bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+    net.eval()
+    return losses
+
+
+def value_correlation(net: Callable, rollouts: Rollouts, time_encoding: Callable | None = None) -> np.ndarray:
+    """Pearson correlation between net(x_t, t) and r(x_0), per kept timestep (NaN rewards dropped)."""
+    ok = torch.isfinite(rollouts.rewards)
+    times = time_encoding(rollouts.times) if time_encoding else torch.tensor(
+        [float(t) for t in rollouts.times], dtype=torch.float32)
+    y = rollouts.rewards[ok].numpy()
+    corr = []
+    with torch.no_grad():
+        for k, states in enumerate(rollouts.states):
+            x = states[ok]
+            pred = net(x, times[k].expand(x.shape[0])).detach().cpu().double().numpy().reshape(-1)
+            corr.append(np.corrcoef(pred, y)[0, 1] if pred.std() > 0 and y.std() > 0 else np.nan)
+    return np.asarray(corr)
