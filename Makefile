@@ -16,12 +16,12 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$*]"
 	touch $@
 
-venv: $(VENV)/.installed-dev
+venv: $(VENV)/.installed-all
 
-demo: $(VENV)/.installed-dev
+demo: $(VENV)/.installed-all
 	$(PY) examples/demo.py
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-all
 	$(PY) -m pytest -q
 
 clean:
