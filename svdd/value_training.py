@@ -70,8 +70,7 @@ def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, bat
     ok = torch.isfinite(rollouts.rewards)
     if not ok.any():
         raise ValueError("every rollout has an invalid (NaN/inf) reward; nothing to fit")
-    times = time_encoding(rollouts.times) if time_encoding else torch.tensor(
-        [float(t) for t in rollouts.times], dtype=torch.float32)
+    times = _encode_times(rollouts.times, time_encoding)
     x_all = torch.cat([s[ok] for s in rollouts.states])  # [T·n, ...]
     t_all = times.repeat_interleave(int(ok.sum()))  # [T·n]
     y_all = rollouts.rewards[ok].to(torch.float32).repeat(len(rollouts.states))  # [T·n]
@@ -98,11 +97,17 @@ def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, bat
     return losses
 
 
+def _encode_times(times: Sequence[Any], time_encoding: Callable | None) -> torch.Tensor:
+    """The times given to the net: `time_encoding(times)`, else the timestep values as float32 [T]."""
+    if time_encoding is not None:
+        return time_encoding(times)
+    return torch.tensor([float(t) for t in times], dtype=torch.float32)
+
+
 def value_correlation(net: Callable, rollouts: Rollouts, time_encoding: Callable | None = None) -> np.ndarray:
     """Pearson correlation between net(x_t, t) and r(x_0), per kept timestep (NaN rewards dropped)."""
     ok = torch.isfinite(rollouts.rewards)
-    times = time_encoding(rollouts.times) if time_encoding else torch.tensor(
-        [float(t) for t in rollouts.times], dtype=torch.float32)
+    times = _encode_times(rollouts.times, time_encoding)
     y = rollouts.rewards[ok].numpy()
     corr = []
     with torch.no_grad():
