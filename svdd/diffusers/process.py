@@ -1,0 +1,206 @@
+"""`DiffusersProcess`: a diffusers UNet + scheduler (+ VAE, + one prompt with CFG) as a
+`svdd.DenoisingProcess`, so `svdd.sample` can run every method on it.
+
+Per call, with x [B, C, H, W] (pixels, or latents for a latent model):
+* `prior(n)`     randn [n, C, H, W] · scheduler.init_noise_sigma (per-row generator lists honoured)
+* `model(x, t)`  the UNet's prediction at t on `scheduler.scale_model_input(x, t)`; with a
+                 prompt and guidance_scale > 1 one UNet pass on 2B rows, [uncond; cond], combined
+                 as uncond + g·(cond - uncond) row by row. Returns a tensor [B, C, H, W].
+* `transition`   one `scheduler.step(out, t, x, generator=...)`: the scheduler's own noise.
+* `denoised`     the scheduler's x0 estimate (`pred_original_sample` or a conversion).
+* `decode`       images in [0, 1] (through `vae.decode` for latent models), CPU [3, H', W'].
+
+Conditioning is **one prompt shared by every row**: the samplers repeat and chunk rows, so a
+model call cannot tell which sample a row belongs to. Build one process per prompt (cheap: it
+holds references to the modules), or use `SVDDScheduler` inside the pipeline, which sees the
+pipeline's own per-row prompt embeddings.
+
+The scheduler is copied at construction, so the pipeline's own scheduler is never modified.
+Stateful schedulers are pinned to the step of the timestep they are called with, so the extra
+`transition` of the samplers' stochasticity probe and the x0 estimates never advance them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from ..rng import GeneratorLike, randn
+from .images import decode_images
+from .stepping import at_step, check_stochastic, predicted_x0, step_parameters, timestep_index
+
+
+class DiffusersProcess:
+    """A diffusers UNet and scheduler as a `svdd.DenoisingProcess`.
+
+    Args:
+        unet: a diffusers `UNet2DModel` or `UNet2DConditionModel` (anything called as
+            `unet(sample, t, encoder_hidden_states=..., return_dict=False)[0]`).
+        scheduler: an order-1 stochastic diffusers scheduler (DDPM, DDIM with eta > 0,
+            EulerAncestral, DPM-Solver SDE with solver_order=1, LCM, ...); others are refused.
+        num_inference_steps: K, passed to `scheduler.set_timesteps`.
+        eta: DDIM's eta (passed to every `step`); DDIM needs eta > 0 here.
+        vae: the decoder of a latent model (`AutoencoderKL`); None for pixel-space models.
+        prompt_embeds: text-encoder states of the one prompt, [L, D] or [1, L, D].
+        negative_prompt_embeds: the unconditional states for CFG, same shape (required when
+            guidance_scale > 1).
+        guidance_scale: g, classifier-free guidance scale; 1 means no CFG.
+        sample_shape: per-sample state shape [C, H, W]; default from `unet.config`.
+        decode_batch: rows per `vae.decode` call.
+    """
+
+    def __init__(
+        self,
+        unet: Any,
+        scheduler: Any,
+        num_inference_steps: int = 50,
+        *,
+        eta: float | None = None,
+        vae: Any = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        sample_shape: tuple[int, ...] | None = None,
+        decode_batch: int = 16,
+    ):
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive int; got {num_inference_steps!r}")
+        self.unet = unet
+        self.vae = vae
+        self.scheduler = copy.deepcopy(scheduler)
+        self.step_kwargs: dict[str, Any] = {}
+        if eta is not None:
+            if "eta" not in step_parameters(self.scheduler):
+                raise ValueError(f"eta is a DDIM option; {type(scheduler).__name__}.step takes no eta")
+            self.step_kwargs["eta"] = float(eta)
+        self.device = unet.device
+        self.dtype = unet.dtype
+        self.sample_shape = tuple(sample_shape) if sample_shape is not None else _unet_sample_shape(unet)
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        check_stochastic(self.scheduler, self.step_kwargs, self.sample_shape)
+        if getattr(self.scheduler.config, "solver_order", 1) > 1:
+            raise ValueError(
+                f"{type(scheduler).__name__} with solver_order={self.scheduler.config.solver_order} "
+                "is a multistep solver: its next state depends on earlier model outputs, not on x "
+                "alone. Use solver_order=1 (e.g. DPMSolverMultistepScheduler.from_config(config, "
+                "algorithm_type='sde-dpmsolver++', solver_order=1)), or SVDDScheduler, which keeps "
+                "each sample's history"
+            )
+        self._t = list(self.scheduler.timesteps)
+        self.timesteps = [t.item() for t in self._t]
+        self._index = timestep_index(self.timesteps)
+        self.decode_batch = decode_batch
+        self.guidance_scale = float(guidance_scale)
+        self.prompt_embeds = _as_prompt(prompt_embeds, "prompt_embeds", self.device, self.dtype)
+        self.negative_prompt_embeds = _as_prompt(negative_prompt_embeds, "negative_prompt_embeds", self.device, self.dtype)
+        if self.guidance_scale > 1:
+            if self.prompt_embeds is None or self.negative_prompt_embeds is None:
+                raise ValueError("guidance_scale > 1 needs both prompt_embeds and negative_prompt_embeds")
+            if self.negative_prompt_embeds.shape != self.prompt_embeds.shape:
+                raise ValueError(
+                    f"negative_prompt_embeds has shape {tuple(self.negative_prompt_embeds.shape)}, "
+                    f"prompt_embeds {tuple(self.prompt_embeds.shape)}; they must match"
+                )
+
+    @classmethod
+    def from_pipeline(cls, pipe: Any, num_inference_steps: int = 50, *, prompt: str | None = None,
+                      negative_prompt: str | None = None, guidance_scale: float = 1.0,
+                      scheduler: Any = None, **kwargs: Any) -> "DiffusersProcess":
+        """The process of a loaded pipeline: its UNet, scheduler (or `scheduler`) and VAE.
+
+        With `prompt` (Stable Diffusion style pipelines), the prompt is encoded once with
+        `pipe.encode_prompt`; `negative_prompt` defaults to the empty prompt.
+        """
+        embeds: dict[str, Any] = {}
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError("prompt must be one string (one prompt per process; build one process per prompt)")
+            if not hasattr(pipe, "encode_prompt"):
+                raise TypeError(f"{type(pipe).__name__} has no encode_prompt; pass prompt_embeds to DiffusersProcess")
+            cfg = guidance_scale > 1
+            cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, cfg, negative_prompt)
+            embeds = {"prompt_embeds": cond, "negative_prompt_embeds": uncond if cfg else None}
+        return cls(pipe.unet, scheduler if scheduler is not None else pipe.scheduler, num_inference_steps,
+                   vae=getattr(pipe, "vae", None), guidance_scale=guidance_scale, **embeds, **kwargs)
+
+    # -- the DenoisingProcess protocol -------------------------------------------------------
+
+    def _k(self, t: Any) -> int:
+        try:
+            return self._index[t.item() if isinstance(t, torch.Tensor) else t]
+        except KeyError:
+            raise ValueError(f"{t!r} is not one of this process's timesteps") from None
+
+    def prior(self, n: int, generator: GeneratorLike = None) -> torch.Tensor:
+        """x_T [n, C, H, W]: standard normal scaled by the scheduler's init_noise_sigma."""
+        x = randn((n, *self.sample_shape), generator, device=self.device)
+        return (x * float(self.scheduler.init_noise_sigma)).to(self.dtype)
+
+    def model(self, x: torch.Tensor, t: Any) -> torch.Tensor:
+        """The (CFG-combined) UNet prediction [B, C, H, W] at timestep t."""
+        k = self._k(t)
+        tt = self._t[k]
+        with at_step(self.scheduler, k):
+            x_in = self.scheduler.scale_model_input(x, tt)
+        b = x.shape[0]
+        if self.prompt_embeds is None:
+            return self.unet(x_in, tt, return_dict=False)[0]
+        cond = self.prompt_embeds.expand(b, -1, -1)
+        if self.guidance_scale <= 1:
+            return self.unet(x_in, tt, encoder_hidden_states=cond, return_dict=False)[0]
+        uncond = self.negative_prompt_embeds.expand(b, -1, -1)
+        both = self.unet(torch.cat([x_in, x_in]), tt, encoder_hidden_states=torch.cat([uncond, cond]),
+                         return_dict=False)[0]
+        out_uncond, out_cond = both.chunk(2)
+        return out_uncond + self.guidance_scale * (out_cond - out_uncond)
+
+    def transition(self, x: torch.Tensor, t: Any, out: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
+        """One scheduler step from timestep t: x [B, ...] -> x_prev [B, ...], drawing the
+        scheduler's noise from `generator` (a list: row i from generator[i])."""
+        k = self._k(t)
+        kwargs = dict(self.step_kwargs)
+        if generator is not None:
+            kwargs["generator"] = list(generator) if isinstance(generator, (list, tuple)) else generator
+        with at_step(self.scheduler, k):
+            return self.scheduler.step(out, self._t[k], x, return_dict=True, **kwargs).prev_sample
+
+    def denoised(self, x: torch.Tensor, t: Any, out: torch.Tensor) -> torch.Tensor:
+        """The scheduler's x0 estimate [B, C, H, W] (see `svdd.diffusers.stepping.predicted_x0`)."""
+        k = self._k(t)
+        return predicted_x0(self.scheduler, x, self._t[k], k, out, self.step_kwargs)
+
+    def decode(self, x0: torch.Tensor) -> list[torch.Tensor]:
+        """B CPU float images [3, H, W] in [0, 1]."""
+        return decode_images(x0, self.vae, self.decode_batch)
+
+    def __repr__(self) -> str:
+        cond = "" if self.prompt_embeds is None else f", prompt, guidance_scale={self.guidance_scale}"
+        return (f"DiffusersProcess({type(self.unet).__name__}, {type(self.scheduler).__name__}, "
+                f"steps={len(self.timesteps)}, shape={self.sample_shape}{cond})")
+
+
+def _unet_sample_shape(unet: Any) -> tuple[int, ...]:
+    config = unet.config
+    size = config.sample_size
+    if size is None:
+        raise ValueError("unet.config.sample_size is None; pass sample_shape=(C, H, W)")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return (config.in_channels, h, w)
+
+
+def _as_prompt(embeds: torch.Tensor | None, name: str, device: Any, dtype: torch.dtype) -> torch.Tensor | None:
+    if embeds is None:
+        return None
+    if not isinstance(embeds, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor [L, D] or [1, L, D]; got {type(embeds).__name__}")
+    if embeds.dim() == 2:
+        embeds = embeds[None]
+    if embeds.dim() != 3 or embeds.shape[0] != 1:
+        raise ValueError(
+            f"{name} must hold one prompt, shape [L, D] or [1, L, D]; got {tuple(embeds.shape)}. "
+            "The samplers repeat and chunk rows, so a process conditions every row on the same "
+            "prompt: build one process per prompt, or use SVDDScheduler in the pipeline"
+        )
+    return embeds.to(device, dtype)
