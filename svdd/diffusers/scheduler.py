@@ -225,7 +225,8 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
     # -- SVDD --------------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self.stats = {"steps": 0, "unet_calls": 0, "unet_rows": 0, "reward_calls": 0, "value_calls": 0}
+        self.stats = {"steps": 0, "unet_calls": 0, "unet_rows": 0, "reward_calls": 0, "value_calls": 0,
+                      "fallback_rows": 0}
         self.trace = []
         self._index = None
         if getattr(self.base, "timesteps", None) is not None and getattr(self.base, "num_inference_steps", None):
@@ -238,16 +239,21 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         its options such as eta, generator, return_dict) and returns its usual output (or
         tuple when return_dict=False) holding the kept children.
         """
-        call = inspect.signature(self.base.step).bind(*args, **kwargs)
-        arguments = dict(call.arguments)
-        names = list(inspect.signature(self.base.step).parameters)
+        signature = inspect.signature(self.base.step)
+        arguments = dict(signature.bind(*args, **kwargs).arguments)
+        names = list(signature.parameters)
         model_output = arguments.pop(names[0])
         timestep = arguments.pop(names[1])
         sample = arguments.pop(names[2])
         return_dict = arguments.pop("return_dict", True)
         generator = arguments.pop("generator", None)
-        extra = {k: v for k, v in arguments.items() if k not in ("args", "kwargs")}
-        extra.update(arguments.get("kwargs", {}))
+        extra: dict[str, Any] = {}
+        for name, v in arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                extra.update(v)
+            elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                extra[name] = v
         if self.reward is None:
             raise ValueError(
                 "SVDDScheduler has no reward (rewards are not saved with the config): call "
@@ -276,7 +282,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         index = torch.arange(b, device=children.device) * m + choice.index.to(children.device)
         kept = values[index.cpu()]
         self.stats["steps"] += 1
-        self.stats["fallback_rows"] = self.stats.get("fallback_rows", 0) + choice.fallback_rows
+        self.stats["fallback_rows"] += choice.fallback_rows
         valid = kept[torch.isfinite(kept)]
         self.trace.append({
             "t": float(timestep),
