@@ -9,8 +9,9 @@ import torch
 pytest.importorskip("diffusers", reason="the diffusers adapter needs the images extra")
 
 from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,  # noqa: E402
-                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler,
-                       LCMScheduler, PNDMScheduler)
+                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
+                       HeunDiscreteScheduler, KDPM2DiscreteScheduler, LCMScheduler, PNDMScheduler,
+                       UniPCMultistepScheduler)
 
 import svdd  # noqa: E402
 from svdd.diffusers import DiffusersProcess, SVDDPipeline  # noqa: E402
@@ -54,6 +55,7 @@ STOCHASTIC = [
     (EulerAncestralDiscreteScheduler, {}, {}),
     (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 1}, {}),
     (LCMScheduler, {}, {}),
+    (FlowMatchEulerDiscreteScheduler, {"stochastic_sampling": True}, {}),
 ]
 
 
@@ -118,7 +120,10 @@ DETERMINISTIC = [
     (EulerDiscreteScheduler, {}, "deterministic"),
     (PNDMScheduler, {}, "deterministic"),
     (DPMSolverMultistepScheduler, {}, "deterministic"),
+    (UniPCMultistepScheduler, {}, "deterministic"),
+    (FlowMatchEulerDiscreteScheduler, {}, "deterministic"),
     (HeunDiscreteScheduler, {}, "order 2"),
+    (KDPM2DiscreteScheduler, {}, "order 2"),
 ]
 
 

@@ -29,7 +29,8 @@ import torch
 
 from ..rng import GeneratorLike, randn
 from .images import decode_images
-from .stepping import at_step, check_stochastic, predicted_x0, step_parameters, timestep_index
+from .stepping import (at_step, check_stochastic, init_noise_sigma, predicted_x0, scale_input,
+                       step_parameters, timestep_index)
 
 
 class DiffusersProcess:
@@ -136,14 +137,14 @@ class DiffusersProcess:
     def prior(self, n: int, generator: GeneratorLike = None) -> torch.Tensor:
         """x_T [n, C, H, W]: standard normal scaled by the scheduler's init_noise_sigma."""
         x = randn((n, *self.sample_shape), generator, device=self.device)
-        return (x * float(self.scheduler.init_noise_sigma)).to(self.dtype)
+        return (x * init_noise_sigma(self.scheduler)).to(self.dtype)
 
     def model(self, x: torch.Tensor, t: Any) -> torch.Tensor:
         """The (CFG-combined) UNet prediction [B, C, H, W] at timestep t."""
         k = self._k(t)
         tt = self._t[k]
         with at_step(self.scheduler, k):
-            x_in = self.scheduler.scale_model_input(x, tt)
+            x_in = scale_input(self.scheduler, x, tt)
         b = x.shape[0]
         if self.prompt_embeds is None:
             return self.unet(x_in, tt, return_dict=False)[0]

@@ -56,8 +56,8 @@ from ..selection import select
 from ..values import LearnedValue, PosteriorMean
 from .images import decode_images
 from .replay import UNetReplay
-from .stepping import (at_step, check_order, check_stochastic, deterministic_error, predicted_x0,
-                       step_parameters, timestep_index)
+from .stepping import (at_step, check_order, check_stochastic, deterministic_error, init_noise_sigma,
+                       predicted_x0, scale_input, step_parameters, timestep_index)
 
 
 class SVDDScheduler(SchedulerMixin, ConfigMixin):
@@ -178,6 +178,8 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         return set_timesteps
 
     def scale_model_input(self, sample: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if not hasattr(self.base, "scale_model_input"):
+            return sample
         return self.base.scale_model_input(sample, *args, **kwargs)
 
     def set_begin_index(self, begin_index: int = 0) -> None:
@@ -193,7 +195,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
 
     @property
     def init_noise_sigma(self) -> float:
-        return self.base.init_noise_sigma
+        return init_noise_sigma(self.base)
 
     @property
     def order(self) -> int:
@@ -308,7 +310,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
                 "pass value=svdd.LearnedValue(fn)"
             )
         with at_step(self.base, k + 1):
-            child_input = self.base.scale_model_input(children, t_next)
+            child_input = scale_input(self.base, children, t_next)
         calls, rows = self.replay.calls, self.replay.rows
         child_out = self.replay.replay(model_output, timestep, children, child_input, t_next,
                                        self.config.num_candidates, self.config.max_batch)

@@ -71,6 +71,18 @@ def timestep_index(timesteps: list[float]) -> dict[float, int]:
     return index
 
 
+def init_noise_sigma(scheduler: Any) -> float:
+    """The prior's standard deviation (1 for schedulers without `init_noise_sigma`, e.g. flow matching)."""
+    return float(getattr(scheduler, "init_noise_sigma", 1.0))
+
+
+def scale_input(scheduler: Any, x: torch.Tensor, t: Any) -> torch.Tensor:
+    """`scheduler.scale_model_input(x, t)`, or x for schedulers without one (flow matching)."""
+    if hasattr(scheduler, "scale_model_input"):
+        return scheduler.scale_model_input(x, t)
+    return x
+
+
 def _throwaway_generator(device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(0)
 
@@ -162,14 +174,13 @@ def check_stochastic(scheduler: Any, step_kwargs: dict[str, Any] | None = None,
         probe.set_timesteps(10)
     t = probe.timesteps[0]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn((1, *shape), generator=g).expand(2, *shape).clone() * float(probe.init_noise_sigma)
+    x = torch.randn((1, *shape), generator=g).expand(2, *shape).clone() * init_noise_sigma(probe)
     eps = torch.randn((1, *shape), generator=g).expand(2, *shape).clone()
     kwargs = dict(step_kwargs or {})
     if "generator" in step_parameters(probe):
         kwargs["generator"] = torch.Generator().manual_seed(1)
     with at_step(probe, 0):
-        x_in = probe.scale_model_input(x, t)
-        del x_in
+        scale_input(probe, x, t)
         prev = probe.step(eps, t, x, return_dict=True, **kwargs).prev_sample
     if torch.equal(prev[0], prev[1]):
         raise deterministic_error(scheduler, step_kwargs)
