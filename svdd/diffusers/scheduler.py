@@ -267,6 +267,8 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         if isinstance(generator, (list, tuple)):
             check_generator(list(generator), b)
             generator = list(generator)
+        if float(timestep) not in self._index:
+            raise ValueError(f"timestep {float(timestep)} is not in the schedule set by set_timesteps")
         k = self._index[float(timestep)]
         last = k == len(self._index) - 1
 
