@@ -1,0 +1,77 @@
+"""Train the SVDD-MC value network for `JPEGCompressibility()` on rollouts of the shipped DDPM.
+
+Rollouts: `svdd.value_training.collect_rollouts` on the pretrained DDPM (through the
+`svdd.diffusers` adapter, `--steps` DDPM inference steps), keeping the state x_t at every step;
+targets are r(x_0) of each rollout. A held-out set of rollouts (other seed) gives the validation
+Pearson correlation per timestep (`svdd.value_training.value_correlation`). 1 CPU thread.
+Writes `weights/value_jpeg.pt` and `weights/value_jpeg.json`.
+
+    python -m domains.images.train_value --train 1024 --val 256 --steps 50
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from svdd.value_training import collect_rollouts, fit_value, value_correlation
+
+from .pretrained import DDPM_DIR, load_pretrained
+from .process import make_process
+from .rewards import JPEGCompressibility
+from .value import WEIGHTS_DIR, ValueNet
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", type=int, default=1024, help="training rollouts")
+    p.add_argument("--val", type=int, default=256, help="held-out rollouts")
+    p.add_argument("--steps", type=int, default=50, help="DDPM inference steps per rollout")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-batch", type=int, default=256)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    t0 = time.time()
+
+    process = make_process(load_pretrained(), num_inference_steps=args.steps)
+    reward = JPEGCompressibility()
+    train = collect_rollouts(process, reward, args.train, generator=torch.Generator().manual_seed(args.seed),
+                             max_batch=args.max_batch)
+    val = collect_rollouts(process, reward, args.val, generator=torch.Generator().manual_seed(args.seed + 1),
+                           max_batch=args.max_batch)
+    t_roll = time.time() - t0
+    y = train.rewards[torch.isfinite(train.rewards)]
+    net = ValueNet(y_mean=float(y.mean()), y_std=float(y.std()))
+    losses = fit_value(net, train, epochs=args.epochs, lr=args.lr, batch_size=128,
+                       generator=torch.Generator().manual_seed(args.seed + 2))
+    corr = value_correlation(net, val)
+    times = [float(t) for t in val.times]
+    state = {"state_dict": net.state_dict(), "config": net.config}
+    torch.save(state, WEIGHTS_DIR / "value_jpeg.pt")
+    meta = {
+        "reward": reward.name, "num_train_rollouts": len(train), "num_val_rollouts": len(val),
+        "num_train_states": len(train) * len(train.states), "inference_steps": args.steps,
+        "train_reward_mean": float(y.mean()), "train_reward_std": float(y.std()),
+        "epochs": args.epochs, "lr": args.lr, "train_losses": losses,
+        "val_times": times, "val_correlation": [None if np.isnan(c) else float(c) for c in corr],
+        "params": sum(q.numel() for q in net.parameters()), "seed": args.seed,
+        "rollout_seconds": round(t_roll, 1), "total_seconds": round(time.time() - t0, 1),
+        "pretrained": str(DDPM_DIR.relative_to(WEIGHTS_DIR.parent.parent.parent)), "torch": torch.__version__,
+        "command": "python -m domains.images.train_value " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+    }
+    (WEIGHTS_DIR / "value_jpeg.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print("validation correlation per timestep:")
+    for t, c in zip(times, corr):
+        print(f"  t={t:6.0f}  r={c:+.3f}")
+
+
+if __name__ == "__main__":
+    main()

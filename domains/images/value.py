@@ -1,0 +1,88 @@
+"""A time-conditioned CNN value network for SVDD-MC on the images domain.
+
+`ValueNet(x_t, t) -> values [n]`: x_t float [n, 1, 32, 32] (the DDPM's noisy state, roughly
+unit scale), t float [n] (the DDPM timestep, 0..999, as `svdd.LearnedValue` passes it). Trained
+by `python -m domains.images.train_value` on rollouts of the pretrained model; outputs are in the
+reward's units (an affine de-normalization with the training targets' mean/std is built in).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+VALUES = {"jpeg": "value_jpeg"}
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding: t float [n] -> [n, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+class _Block(nn.Module):
+    """conv -> GroupNorm -> + time shift -> SiLU, then optional 2x downsampling."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int, down: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm = nn.GroupNorm(8, c_out)
+        self.t_proj = nn.Linear(t_dim, c_out)
+        self.pool = nn.AvgPool2d(2) if down else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.conv(x)) + self.t_proj(temb)[:, :, None, None]
+        return self.pool(nn.functional.silu(h))
+
+
+class ValueNet(nn.Module):
+    """Four conv blocks (32 -> 16 -> 8 -> 4 px), global average pool, MLP head; ~0.1 M params."""
+
+    def __init__(self, width: int = 32, t_dim: int = 64, y_mean: float = 0.0, y_std: float = 1.0):
+        super().__init__()
+        self.config = {"width": width, "t_dim": t_dim}
+        self.t_dim = t_dim
+        self.t_mlp = nn.Sequential(nn.Linear(t_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+        self.blocks = nn.ModuleList([
+            _Block(1, width, t_dim, down=True), _Block(width, 2 * width, t_dim, down=True),
+            _Block(2 * width, 2 * width, t_dim, down=True), _Block(2 * width, 2 * width, t_dim, down=False)])
+        self.head = nn.Sequential(nn.Linear(2 * width + t_dim, 64), nn.SiLU(), nn.Linear(64, 1))
+        self.register_buffer("y_mean", torch.tensor(float(y_mean)))
+        self.register_buffer("y_std", torch.tensor(float(y_std)))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x float [n, 1, 32, 32], t float [n] (or a scalar) -> values float [n] in reward units."""
+        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
+        temb = self.t_mlp(timestep_embedding(t, self.t_dim))
+        h = x
+        for block in self.blocks:
+            h = block(h, temb)
+        h = torch.cat([h.mean(dim=(2, 3)), temb], dim=-1)
+        return self.y_mean + self.y_std * self.head(h)[:, 0]
+
+
+def load_value(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> ValueNet:
+    """The shipped MC value network for `reward` ("jpeg": `JPEGCompressibility()`), eval mode.
+
+    Use it as `svdd.LearnedValue(load_value("jpeg"))`.
+    """
+    if reward not in VALUES:
+        raise ValueError(f"no shipped value network for {reward!r}; available: {sorted(VALUES)}")
+    path = Path(weights_dir) / f"{VALUES[reward]}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; train it with `python -m domains.images.train_value`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = ValueNet(**state["config"])
+    net.load_state_dict(state["state_dict"])
+    return net.eval()
+
+
+def value_metadata(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> dict:
+    """The training record (rollouts, validation correlation per timestep, ...) of a shipped value net."""
+    return json.loads((Path(weights_dir) / f"{VALUES[reward]}.json").read_text())
