@@ -1,0 +1,36 @@
+"""FASTA output of generated sequences, with their rewards in the record descriptions (Biopython)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def write_fasta(path: str | Path, sequences: Sequence[str], rewards: Sequence[float] | np.ndarray | None = None,
+                *, prefix: str = "sample", reward_name: str = "reward") -> Path:
+    """Write `sequences` to a FASTA file at `path`: ids `{prefix}_{i}`, description `{reward_name}=<value>`.
+
+    `rewards` (optional) must have one value per sequence; NaN is written as "nan".
+    Returns the path.
+    """
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+    from Bio import SeqIO
+
+    sequences = list(sequences)
+    if rewards is not None:
+        rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        if rewards.shape[0] != len(sequences):
+            raise ValueError(f"{len(sequences)} sequences but {rewards.shape[0]} rewards; give one reward per sequence")
+    records = []
+    for i, s in enumerate(sequences):
+        if not isinstance(s, str):
+            raise TypeError(f"sequence {i} is {type(s).__name__}; write_fasta writes str sequences")
+        desc = f"{reward_name}={rewards[i]:.6g}" if rewards is not None else ""
+        records.append(SeqRecord(Seq(s), id=f"{prefix}_{i}", description=desc))
+    path = Path(path)
+    with open(path, "w") as handle:
+        SeqIO.write(records, handle, "fasta")
+    return path

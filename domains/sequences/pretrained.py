@@ -1,0 +1,63 @@
+"""Loading the shipped models offline: pretrained masked diffusion models and value networks.
+
+| name          | what                                                         | file                 |
+|---------------|--------------------------------------------------------------|----------------------|
+| "dna-ars1"    | masked diffusion over 150-bp ARS1 variants, tokens A C G T    | weights/dna-ars1.pt  |
+| "rna-hairpin" | masked diffusion over miRBase hairpins 50-100 nt, A C G U + pad, windows of 100 | weights/rna-hairpin.pt |
+
+Value networks (SVDD-MC), for `svdd.LearnedValue`: "dna-ars1-activity" (ARS1Activity of the
+final sample, regressed on rollouts of "dna-ars1").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import svdd
+from svdd.masked import MaskedDiffusion
+from svdd.masked_nets import load_net
+
+from .alphabet import DNA, RNA, Alphabet, decoder
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+MODELS: dict[str, tuple[str, Alphabet]] = {
+    "dna-ars1": ("dna-ars1.pt", DNA),
+    "rna-hairpin": ("rna-hairpin.pt", RNA),
+}
+VALUES = {"dna-ars1-activity": "dna-ars1-activity-value.pt"}
+DEFAULT_STEPS = 32
+
+
+def _weights(file: str, what: str) -> Path:
+    path = WEIGHTS / file
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the shipped {what} weights should be in the repository "
+                                "(retrain with `make train-sequences`)")
+    return path
+
+
+def load_pretrained(name: str, num_steps: int = DEFAULT_STEPS) -> MaskedDiffusion:
+    """The pretrained masked diffusion model `name` ("dna-ars1" | "rna-hairpin") as a process.
+
+    `num_steps`: reverse steps K (the paper uses 128; 32 keeps CPU sampling cheap). Its `decode`
+    returns strings: "ACGT" DNA of 150 bp, or "ACGU" RNA with the pads dropped (<= 100 nt).
+    `process.alphabet` encodes user sequences (clear errors for invalid characters).
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
+    file, alphabet = MODELS[name]
+    net, meta = load_net(_weights(file, name))
+    process = MaskedDiffusion(net, vocab_size=net.config["vocab_size"], length=net.config["length"],
+                              num_steps=num_steps, decode=decoder(alphabet))
+    process.alphabet = alphabet
+    process.metadata = meta
+    return process
+
+
+def load_value(name: str = "dna-ars1-activity", *, max_batch: int | None = 2048) -> svdd.LearnedValue:
+    """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, L] at times t."""
+    if name not in VALUES:
+        raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")
+    net, _ = load_net(_weights(VALUES[name], name))
+    net.name = name  # the name svdd reports (svdd.rewards.reward_name)
+    return svdd.LearnedValue(net, max_batch=max_batch)
