@@ -1,0 +1,50 @@
+"""Picklable toy jobs for the batch-generation tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from dataclasses import dataclass
+
+import torch
+
+from svdd.toys import MaskedToy, all_sequences
+
+
+def weighted_sum(seqs):
+    return [1.0 * s[0] + 0.7 * s[1] + 0.4 * s[2] for s in seqs]
+
+
+@dataclass(frozen=True)
+class ToyJob:
+    """The masked toy with the weighted-sum reward. `die_after` > 0 kills this process (SIGKILL)
+    on that reward call; `fail_on_two` makes the reward raise on sequences starting with 2;
+    `bad_output` makes it return one value too few."""
+
+    die_after: int = 0
+    fail_on_two: bool = False
+    bad_output: bool = False
+
+    def build(self):
+        probs = torch.ones(27, dtype=torch.float64)
+        probs[all_sequences(3, 3)[:, 0] == 1] = 3.0
+        calls = {"n": 0}
+
+        def reward(seqs):
+            calls["n"] += 1
+            if self.die_after and calls["n"] >= self.die_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fail_on_two and any(s[0] == 2 for s in seqs):
+                raise ValueError("cannot score a leading 2")
+            values = weighted_sum(seqs)
+            return values[:-1] if self.bad_output else values
+
+        return MaskedToy(probs, vocab_size=3, length=3, num_steps=3), reward, None
+
+    def encode(self, obj, index, out_dir):
+        return "".join(map(str, obj))
+
+
+def nan_if_invalid(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
