@@ -1,0 +1,155 @@
+"""Domains by name, for the command line: their pretrained processes, rewards and value networks.
+
+    svdd generate dna --reward ars1 ...          # a shipped reward by name
+    svdd generate rna --reward mfe=ensemble ...  # name=argument
+    svdd generate images --reward mypkg.rewards:sharpness ...   # any module:callable
+
+Everything here is looked up by strings, so a `DomainJob` pickles cheaply to worker processes,
+which build the model themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _images_process(steps: int | None):
+    from domains.images import make_process
+
+    return make_process(num_inference_steps=steps or 50)
+
+
+def _dna_process(steps: int | None):
+    from domains.sequences import load_pretrained
+
+    return load_pretrained("dna-ars1", **({"num_steps": steps} if steps else {}))
+
+
+def _rna_process(steps: int | None):
+    from domains.sequences import load_pretrained
+
+    return load_pretrained("rna-hairpin", **({"num_steps": steps} if steps else {}))
+
+
+def _images_rewards() -> dict[str, Callable[[str | None], Any]]:
+    from domains.images import ClassifierReward, JPEGCompressibility
+
+    return {"jpeg": lambda arg: JPEGCompressibility(), "classifier": lambda arg: ClassifierReward(arg or "sneaker")}
+
+
+def _dna_rewards() -> dict[str, Callable[[str | None], Any]]:
+    from domains.sequences import ARS1Activity, GCContent, MotifScore
+
+    return {"ars1": lambda arg: ARS1Activity(), "gc": lambda arg: GCContent(),
+            "motif": lambda arg: MotifScore(arg) if arg else MotifScore()}
+
+
+def _rna_rewards() -> dict[str, Callable[[str | None], Any]]:
+    from domains.sequences import GCContent, RNAFold
+
+    return {"mfe": lambda arg: RNAFold(ensemble=arg == "ensemble"), "gc": lambda arg: GCContent()}
+
+
+def _images_values() -> dict[str, Callable[[], Any]]:
+    import svdd
+    from domains.images import load_value
+
+    return {"jpeg": lambda: svdd.LearnedValue(load_value("jpeg"))}
+
+
+def _dna_values() -> dict[str, Callable[[], Any]]:
+    from domains.sequences import load_value
+
+    return {"ars1": lambda: load_value("dna-ars1-activity")}
+
+
+def _rna_values() -> dict[str, Callable[[], Any]]:
+    from domains.sequences import load_value
+
+    return {"mfe": lambda: load_value("rna-hairpin-mfe")}
+
+
+def _write_fasta(out_dir: Path, samples: list, rewards: np.ndarray) -> None:
+    from domains.sequences import write_fasta
+
+    write_fasta(out_dir / "samples.fasta", samples, rewards)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """How the command line reaches one domain (all loaders are lazy)."""
+
+    process: Callable[[int | None], Any]
+    rewards: Callable[[], dict[str, Callable[[str | None], Any]]]
+    values: Callable[[], dict[str, Callable[[], Any]]]
+    finalize: Callable[[Path, list, np.ndarray], None] | None = None
+
+
+DOMAINS: dict[str, Domain] = {
+    "images": Domain(_images_process, _images_rewards, _images_values),
+    "dna": Domain(_dna_process, _dna_rewards, _dna_values, _write_fasta),
+    "rna": Domain(_rna_process, _rna_rewards, _rna_values, _write_fasta),
+}
+
+
+def get_domain(name: str) -> Domain:
+    if name not in DOMAINS:
+        raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(DOMAINS)}")
+    return DOMAINS[name]
+
+
+def resolve_reward(domain: str, spec: str) -> Any:
+    """The reward named by `spec`: a shipped one ("ars1", "classifier=bag") or "module:callable"
+    (a reward function, or a class/factory called with no arguments... if it is a class)."""
+    rewards = get_domain(domain).rewards()
+    name, _, arg = spec.partition("=")
+    if name in rewards:
+        return rewards[name](arg or None)
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot load custom reward {spec!r}: {exc}") from None
+        return obj() if isinstance(obj, type) else obj
+    raise ValueError(f"unknown reward {spec!r} for domain {domain!r}; shipped rewards: "
+                     f"{', '.join(sorted(rewards))} (name or name=argument), or module:callable")
+
+
+def resolve_value(domain: str, reward_spec: str, value: str) -> Any:
+    """None for PM ("pm"); the shipped MC value network of the reward for "mc"."""
+    if value == "pm":
+        return None
+    if value != "mc":
+        raise ValueError(f"value must be 'pm' (posterior mean) or 'mc' (shipped value network); got {value!r}")
+    values = get_domain(domain).values()
+    name = reward_spec.partition("=")[0]
+    if name not in values:
+        raise ValueError(f"no shipped MC value network for reward {reward_spec!r} in domain {domain!r}; "
+                         f"available for: {', '.join(sorted(values)) or 'none'}. Use --value pm")
+    return values[name]()
+
+
+@dataclass(frozen=True)
+class DomainJob:
+    """A picklable `svdd.runs.Job`: a domain's pretrained model with a reward and a value."""
+
+    domain: str
+    reward: str
+    value: str = "pm"
+    steps: int | None = None
+
+    def build(self):
+        return (get_domain(self.domain).process(self.steps), resolve_reward(self.domain, self.reward),
+                resolve_value(self.domain, self.reward, self.value))
+
+    def finalize(self, out_dir: Path, samples: list, rewards: np.ndarray) -> None:
+        write = get_domain(self.domain).finalize
+        if write is not None:
+            write(out_dir, samples, rewards)
