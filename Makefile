@@ -39,3 +39,4 @@ train-sequences: $(VENV)/.installed-sequences
 	OMP_NUM_THREADS=1 $(PY) -m domains.sequences.train_oracle
 	OMP_NUM_THREADS=1 $(PY) -m domains.sequences.train_rna
 	OMP_NUM_THREADS=1 $(PY) -m domains.sequences.train_value
+	OMP_NUM_THREADS=1 $(PY) -m domains.sequences.train_value --task rna

@@ -8,7 +8,7 @@ Methods (same seed, N samples, M candidates, K reverse steps):
   pretrained   ancestral sampling
   best_of_n    N·M pretrained samples, keep the top N (about the model calls of SVDD-PM)
   smc          N·M particles, PM value, weights exp(Δv/α) (α per task below), multinomial resampling
-  svdd_mc      SVDD with the shipped MC value network (ARS1 only)
+  svdd_mc      SVDD with the shipped MC value network
   svdd_pm      SVDD-PM (α = 0, argmax), the paper's main method
 
 For every row: median, 90th percentile and mean reward, ELBO under the pretrained model (nats per
@@ -43,7 +43,7 @@ from svdd.masked_training import elbo  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 TASKS = {
     "ars1": {"model": "dna-ars1", "reward": ARS1Activity, "smc_alpha": 0.1, "value": "dna-ars1-activity"},
-    "rna": {"model": "rna-hairpin", "reward": RNAFold, "smc_alpha": 1.0, "value": None},
+    "rna": {"model": "rna-hairpin", "reward": RNAFold, "smc_alpha": 1.0, "value": "rna-hairpin-mfe"},
 }
 
 
@@ -157,6 +157,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all)")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -171,6 +172,7 @@ def main(argv=None) -> None:
         if name == "ars1":
             oracle_test = {"pearson": reward.metadata.get("test_pearson"), "spearman": reward.metadata.get("test_spearman")}
         methods = ["pretrained", "best_of_n", "smc"] + (["svdd_mc"] if task["value"] else []) + ["svdd_pm"]
+        methods = [m for m in methods if args.methods is None or m in args.methods]
         raw[name] = {}
         for method in methods:
             res = run_method(process, reward, method, args, task)

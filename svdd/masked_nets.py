@@ -2,6 +2,7 @@
 
 - `ConvDenoiser(vocab_size, length)`: `(x_t Long[B, L], t float[B]) -> logits [B, L, V]`, the
   denoiser contract of `svdd.masked.MaskedDiffusion` (token ids 0..V-1, mask id V).
+- `TransformerDenoiser(vocab_size, length)`: the same contract, with self-attention (long-range pairs).
 - `ConvValue(vocab_size, length)`: `(x_t Long[B, L], t float[B]) -> values [B]`, an MC value
   network for `svdd.LearnedValue` trained with `svdd.value_training.fit_value`.
 
@@ -113,7 +114,41 @@ class ConvValue(nn.Module):
         return self.head(pooled)[:, 0]
 
 
-NETS = {"ConvDenoiser": ConvDenoiser, "ConvValue": ConvValue}
+class TransformerDenoiser(nn.Module):
+    """Denoiser `(x_t Long[B, L], t float[B]) -> logits float[B, L, V]`: a small pre-norm transformer.
+
+    Token + learned position embeddings; the time embedding is added at every position before
+    each layer. Attention sees the whole sequence, so it can model long-range pairs (RNA stems).
+    """
+
+    def __init__(self, vocab_size: int, length: int, channels: int = 128, num_layers: int = 4,
+                 num_heads: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.config = dict(vocab_size=vocab_size, length=length, channels=channels, num_layers=num_layers,
+                           num_heads=num_heads, dropout=dropout)
+        self.length = length
+        self.tokens = nn.Embedding(vocab_size + 1, channels)
+        self.position = nn.Parameter(torch.randn(length, channels) * 0.02)
+        self.time = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, channels))
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(channels, num_heads, 4 * channels, dropout, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(channels)
+        self.head = nn.Linear(channels, vocab_size)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.length:
+            raise ValueError(f"expected tokens of shape [B, {self.length}]; got {tuple(x.shape)}")
+        h = self.tokens(x) + self.position  # [B, L, C]
+        time = self.time(time_features(t.reshape(-1).to(h.device), h.shape[-1])).unsqueeze(1)  # [B, 1, C]
+        for layer in self.layers:
+            h = layer(h + time)
+        return self.head(self.norm(h))
+
+
+NETS = {"ConvDenoiser": ConvDenoiser, "ConvValue": ConvValue, "TransformerDenoiser": TransformerDenoiser}
 
 
 def save_net(net: nn.Module, path: str | Path, **metadata: Any) -> None:
@@ -131,7 +166,8 @@ def load_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if blob.get("class") not in NETS:
         raise ValueError(f"{path}: unknown network class {blob.get('class')!r}; expected one of {', '.join(NETS)}")
     config = dict(blob["config"])
-    config["dilations"] = tuple(config["dilations"])
+    if "dilations" in config:
+        config["dilations"] = tuple(config["dilations"])
     net = NETS[blob["class"]](**config)
     net.load_state_dict(blob["state_dict"])
     net.eval()

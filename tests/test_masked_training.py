@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from svdd.masked import MaskedDiffusion
-from svdd.masked_nets import ConvDenoiser, ConvValue, load_net, save_net
+from svdd.masked_nets import ConvDenoiser, ConvValue, TransformerDenoiser, load_net, save_net
 from svdd.masked_training import elbo, masked_loss, stratified_times, train_masked, validation_loss
 
 
@@ -111,7 +111,9 @@ def test_masked_loss_weights_masked_positions_by_one_over_t():
 
 
 def test_nets_round_trip_through_save_and_load(tmp_path):
-    for net in (small_net(), ConvValue(vocab_size=4, length=12, channels=16, num_blocks=1)):
+    nets = (small_net(), ConvValue(vocab_size=4, length=12, channels=16, num_blocks=1),
+            TransformerDenoiser(vocab_size=4, length=12, channels=16, num_layers=1, num_heads=2))
+    for net in nets:
         save_net(net, tmp_path / "n.pt", note="x")
         loaded, meta = load_net(tmp_path / "n.pt")
         x, t = torch.randint(0, 5, (2, 12)), torch.rand(2)

@@ -94,9 +94,10 @@ def test_pretrained_models_load_offline_and_sample_strings(name, length, letters
         assert all(len(s) == 150 for s in res.samples)
 
 
-def test_svdd_pm_model_calls_per_step_on_shipped_model():
+@pytest.mark.parametrize("name", ["dna-ars1", "rna-hairpin"])
+def test_svdd_pm_model_calls_per_step_on_shipped_model(name):
     n, m, k = 3, 4, 5
-    process = load_pretrained("dna-ars1", num_steps=k)
+    process = load_pretrained(name, num_steps=k)
     res = svdd.sample(process, GCContent(), method="svdd", num_samples=n, num_candidates=m,
                       generator=seeded(0), progress=False)
     # N on the first step, then N·M per step for the children of the k-1 non-final steps
@@ -104,13 +105,15 @@ def test_svdd_pm_model_calls_per_step_on_shipped_model():
     assert len(res.samples) == n and np.isfinite(res.rewards).all()
 
 
-def test_learned_value_loads_and_drives_svdd_mc():
-    value = load_value("dna-ars1-activity")
-    assert isinstance(value, svdd.LearnedValue)
-    process = load_pretrained("dna-ars1", num_steps=4)
+@pytest.mark.parametrize("value_name, model, reward", [("dna-ars1-activity", "dna-ars1", ARS1Activity),
+                                                        ("rna-hairpin-mfe", "rna-hairpin", RNAFold)])
+def test_learned_value_loads_and_drives_svdd_mc(value_name, model, reward):
+    value = load_value(value_name)
+    assert isinstance(value, svdd.LearnedValue) and repr(value) == f"LearnedValue({value_name})"
+    process = load_pretrained(model, num_steps=4)
     v = value(process.prior(2), 1.0)
     assert v.shape == (2,) and torch.isfinite(v).all()
-    res = svdd.sample(process, ARS1Activity(), value=value, num_samples=2, num_candidates=3,
+    res = svdd.sample(process, reward(), value=value, num_samples=2, num_candidates=3,
                       generator=seeded(0), progress=False)
     assert res.stats["model_calls"] == 2 * 4  # MC: one call per kept sample and step
 

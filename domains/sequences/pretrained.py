@@ -6,7 +6,8 @@
 | "rna-hairpin" | masked diffusion over miRBase hairpins 50-100 nt, A C G U + pad, windows of 100 | weights/rna-hairpin.pt |
 
 Value networks (SVDD-MC), for `svdd.LearnedValue`: "dna-ars1-activity" (ARS1Activity of the
-final sample, regressed on rollouts of "dna-ars1").
+final sample, regressed on rollouts of "dna-ars1"), "rna-hairpin-mfe" (RNAFold() = -MFE, on
+rollouts of "rna-hairpin").
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MODELS: dict[str, tuple[str, Alphabet]] = {
     "dna-ars1": ("dna-ars1.pt", DNA),
     "rna-hairpin": ("rna-hairpin.pt", RNA),
 }
-VALUES = {"dna-ars1-activity": "dna-ars1-activity-value.pt"}
+VALUES = {"dna-ars1-activity": "dna-ars1-activity-value.pt", "rna-hairpin-mfe": "rna-hairpin-mfe-value.pt"}
 DEFAULT_STEPS = 32
 
 
