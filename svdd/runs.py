@@ -256,19 +256,22 @@ def check_reward(job: Job, num: int = 2) -> None:
             raise
 
 
-def prepare_out_dir(out_dir: Path, settings: RunSettings) -> dict | None:
+def prepare_out_dir(out_dir: Path, settings: RunSettings, clean_temporary: bool = True) -> dict | None:
     """Create `out_dir` (checking it is writable) and return the existing run record, if any.
 
-    Raises if the directory holds a run made with other settings.
+    Raises if the directory holds a run made with other settings. `clean_temporary` removes the
+    temporary files of a run killed while writing (not with several ranks, which write at once).
     """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(out_dir / ".write-test", "ok")
-        (out_dir / ".write-test").unlink()
+        probe = out_dir / f".write-test-{os.getpid()}"
+        write_atomic(probe, "ok")
+        probe.unlink()
     except OSError as exc:
         raise PermissionError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from exc
-    for tmp in list(out_dir.glob("shards/*.tmp*")) + list(out_dir.glob("samples/*.tmp")):
-        tmp.unlink()  # leftovers of a run that was killed while writing
+    if clean_temporary:
+        for tmp in list(out_dir.glob("shards/*.tmp*")) + list(out_dir.glob("samples/*.tmp")):
+            tmp.unlink()  # leftovers of a run that was killed while writing
     record_path = out_dir / "run.json"
     if not record_path.exists():
         return None
@@ -301,27 +304,47 @@ def environment() -> dict[str, Any]:
             "processor": platform.machine(), "cpus": os.cpu_count()}
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process in a multi-process launch (`accelerate launch`,
+    `torchrun`: the RANK and WORLD_SIZE variables), else (0, 1)."""
+    try:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    except ValueError:
+        raise ValueError("RANK and WORLD_SIZE must be integers") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is not in [0, WORLD_SIZE={world})")
+    return rank, world
+
+
 def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: Executor | None = None,
              progress: bool = True, finalize: Callable[[Path, list, np.ndarray], None] | None = None,
-             log: Callable[[str], None] = print) -> RunSummary:
+             log: Callable[[str], None] = print, poll_s: float = 2.0) -> RunSummary | None:
     """Run (or resume) a sharded generation into `out_dir`.
 
     Writes `shards/`, then `samples.csv` (index, sample, reward) and `run.json` (settings, seed,
     versions, machine, compute counters summed over shards, reward failures, wall time). With an
     `executor`, shards run on it (each worker builds the job once); otherwise in this process.
     `finalize(out_dir, samples, rewards)` may write domain formats (FASTA, SMILES) at the end.
+
+    Launched as several processes (`accelerate launch`, `torchrun`; see `process_rank`), rank r
+    samples the shards k with k % world == r (the samples do not depend on the rank: seeds are
+    per sample), only rank 0 shows progress, and rank 0 waits for every shard, then writes the
+    outputs; the other ranks return None once their shards are written.
     """
     out_dir = Path(out_dir)
-    previous = prepare_out_dir(out_dir, settings)
+    rank, world = process_rank()
+    previous = prepare_out_dir(out_dir, settings, clean_temporary=world == 1)
     check_reward(job)
     record = {
+        "world_size": world,
         "settings": json.loads(json.dumps(asdict(settings), default=str)),
         "settings_digest": settings.digest(),
         "environment": environment(),
         "started": previous["started"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status": "running",
     }
-    write_atomic(out_dir / "run.json", json.dumps(record, indent=2))
+    if rank == 0:
+        write_atomic(out_dir / "run.json", json.dumps(record, indent=2))
 
     payloads: dict[int, dict] = {}
     todo = []
@@ -333,6 +356,8 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
             if why != "missing":
                 log(f"shard {k} is unusable ({why}); redoing it")
             todo.append(k)
+    todo = [k for k in todo if k % world == rank]
+    progress = progress and rank == 0
     done = sum(p["count"] for p in payloads.values())
     if done:
         log(f"resuming: {len(payloads)} of {settings.num_shards} shards already complete")
@@ -349,6 +374,15 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
                 bar.set_postfix(median_reward=f"{np.median(rewards_so_far):.4g}", refresh=False)
     finally:
         bar.close()
+    if rank != 0:
+        return None
+    while len(payloads) < settings.num_shards:  # other ranks are still sampling theirs
+        time.sleep(poll_s)
+        for k in range(settings.num_shards):
+            if k not in payloads:
+                payload, _ = read_shard(out_dir, settings, k)
+                if payload is not None:
+                    payloads[k] = payload
 
     ordered = [payloads[k] for k in range(settings.num_shards)]
     samples = [s for p in ordered for s in p["samples"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import multiprocessing
 import subprocess
 import sys
@@ -128,3 +129,25 @@ def test_unwritable_output_directory(tmp_path):
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="shard_size must be an integer >= 1"):
         settings(shard_size=0)
+
+
+def test_two_ranks_split_the_shards_and_rank_zero_merges(tmp_path):
+    """As under `accelerate launch --num_processes 2`: RANK/WORLD_SIZE split the shards."""
+    clean = quiet(ToyJob(), settings(), tmp_path / "clean")
+    out = tmp_path / "ranks"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(TESTS)!r})
+        from jobs import ToyJob
+        from svdd.runs import RunSettings, generate
+        s = RunSettings(num_samples=50, shard_size=8, num_candidates=4)
+        result = generate(ToyJob(), s, {str(out)!r}, progress=False, poll_s=0.2)
+        print("merged" if result is not None else "worker")
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"}) for r in (1, 0)]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outputs == ["worker", "merged"]
+    merged = (out / "samples.csv").read_text()
+    assert merged == (tmp_path / "clean" / "samples.csv").read_text()
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
