@@ -75,6 +75,18 @@ def _rna_values() -> dict[str, Callable[[], Any]]:
     return {"mfe": lambda: load_value("rna-hairpin-mfe")}
 
 
+def _images_value_net(process: Any) -> Any:
+    from domains.images import ValueNet
+
+    return ValueNet()
+
+
+def _sequence_value_net(process: Any) -> Any:
+    from svdd.masked_nets import ConvValue
+
+    return ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
+
+
 def _write_fasta(out_dir: Path, samples: list, rewards: np.ndarray) -> None:
     from domains.sequences import write_fasta
 
@@ -88,13 +100,14 @@ class Domain:
     process: Callable[[int | None], Any]
     rewards: Callable[[], dict[str, Callable[[str | None], Any]]]
     values: Callable[[], dict[str, Callable[[], Any]]]
+    value_net: Callable[[Any], Any]  # process -> an untrained value network net(x, t) -> [n]
     finalize: Callable[[Path, list, np.ndarray], None] | None = None
 
 
 DOMAINS: dict[str, Domain] = {
-    "images": Domain(_images_process, _images_rewards, _images_values),
-    "dna": Domain(_dna_process, _dna_rewards, _dna_values, _write_fasta),
-    "rna": Domain(_rna_process, _rna_rewards, _rna_values, _write_fasta),
+    "images": Domain(_images_process, _images_rewards, _images_values, _images_value_net),
+    "dna": Domain(_dna_process, _dna_rewards, _dna_values, _sequence_value_net, _write_fasta),
+    "rna": Domain(_rna_process, _rna_rewards, _rna_values, _sequence_value_net, _write_fasta),
 }
 
 
@@ -122,18 +135,43 @@ def resolve_reward(domain: str, spec: str) -> Any:
                      f"{', '.join(sorted(rewards))} (name or name=argument), or module:callable")
 
 
-def resolve_value(domain: str, reward_spec: str, value: str) -> Any:
-    """None for PM ("pm"); the shipped MC value network of the reward for "mc"."""
+def resolve_value(domain: str, reward_spec: str, value: str, process: Any = None) -> Any:
+    """None for PM ("pm"); the shipped MC value network of the reward for "mc"; or a value
+    network trained by `svdd train-value` (the path of its value.pt; needs the process)."""
     if value == "pm":
         return None
+    if value.endswith(".pt"):
+        return load_trained_value(value, domain, process)
     if value != "mc":
-        raise ValueError(f"value must be 'pm' (posterior mean) or 'mc' (shipped value network); got {value!r}")
+        raise ValueError(f"value must be 'pm' (posterior mean), 'mc' (the shipped value network) or the "
+                         f"path of a value.pt written by `svdd train-value`; got {value!r}")
     values = get_domain(domain).values()
     name = reward_spec.partition("=")[0]
     if name not in values:
         raise ValueError(f"no shipped MC value network for reward {reward_spec!r} in domain {domain!r}; "
                          f"available for: {', '.join(sorted(values)) or 'none'}. Use --value pm")
     return values[name]()
+
+
+def load_trained_value(path: str | Path, domain: str, process: Any = None) -> Any:
+    """A value network saved by `svdd train-value`, as `svdd.LearnedValue`."""
+    import torch
+
+    import svdd
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no value network at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("domain") != domain:
+        raise ValueError(f"{path} was trained for domain {state.get('domain')!r}, not {domain!r}")
+    if process is None:  # checking the path only
+        return None
+    net = get_domain(domain).value_net(process)
+    net.load_state_dict(state["state_dict"])
+    net.eval()
+    net.name = f"value({state.get('reward')})"
+    return svdd.LearnedValue(net)
 
 
 @dataclass(frozen=True)
@@ -146,8 +184,9 @@ class DomainJob:
     steps: int | None = None
 
     def build(self):
-        return (get_domain(self.domain).process(self.steps), resolve_reward(self.domain, self.reward),
-                resolve_value(self.domain, self.reward, self.value))
+        process = get_domain(self.domain).process(self.steps)
+        return (process, resolve_reward(self.domain, self.reward),
+                resolve_value(self.domain, self.reward, self.value, process))
 
     def finalize(self, out_dir: Path, samples: list, rewards: np.ndarray) -> None:
         write = get_domain(self.domain).finalize

@@ -9,7 +9,9 @@ NaN-reward rollouts are left out). Wrap the result as `svdd.LearnedValue(net)`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,11 +63,13 @@ def collect_rollouts(process: Any, reward: Callable, num_rollouts: int, *, gener
 def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, batch_size: int = 256,
               lr: float = 1e-3, weight_decay: float = 0.0, generator: torch.Generator | None = None,
               time_encoding: Callable[[Sequence[Any]], torch.Tensor] | None = None,
-              progress: bool = True) -> list[float]:
+              progress: bool = True, checkpoint: str | Path | None = None) -> list[float]:
     """Regress `net(x, t)` on the rollouts' rewards (MSE over all kept (state, time) pairs).
 
     `t` is given to the net as a tensor [batch] of the timestep values (or
     `time_encoding(times)` if given). Returns the mean training loss of each epoch.
+    With `checkpoint`, the net, the optimizer, the generator and the losses are saved there
+    (atomically) after every epoch, and a run that finds the file resumes after its last epoch.
     """
     ok = torch.isfinite(rollouts.rewards)
     if not ok.any():
@@ -76,9 +80,17 @@ def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, bat
     y_all = rollouts.rewards[ok].to(torch.float32).repeat(len(rollouts.states))  # [T·n]
     device = next(net.parameters()).device
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    losses = []
+    losses: list[float] = []
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        losses = list(state["losses"])
+        if generator is not None and state.get("generator") is not None:
+            generator.set_state(state["generator"])
     net.train()
-    bar = tqdm(range(epochs), desc="fit value", disable=not progress, leave=False)
+    bar = tqdm(range(len(losses), epochs), desc="fit value", disable=not progress, leave=False,
+               initial=len(losses), total=epochs)
     for _ in bar:
         order = torch.randperm(x_all.shape[0], generator=generator)
         total, count = 0.0, 0
@@ -93,8 +105,19 @@ def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, bat
             count += idx.numel()
         losses.append(total / count)
         bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+        if checkpoint is not None:
+            _save_checkpoint(Path(checkpoint), {
+                "net": net.state_dict(), "optimizer": opt.state_dict(), "losses": losses,
+                "generator": generator.get_state() if generator is not None else None})
     net.eval()
     return losses
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def _encode_times(times: Sequence[Any], time_encoding: Callable | None) -> torch.Tensor:

@@ -77,3 +77,24 @@ def test_ray_local_cluster_matches_process_pool(tmp_path):
     assert pool.exit_code == 0, pool.output
     assert ray.exit_code == 0, ray.output
     assert (tmp_path / "pool" / "samples.csv").read_text() == (tmp_path / "ray" / "samples.csv").read_text()
+
+
+def test_train_value_resumes_and_its_network_guides_generate(tmp_path):
+    args = ["train-value", "dna", "--reward", "gc", "--out", str(tmp_path / "v"), "--rollouts", "48",
+            "--held-out", "16", "--steps", "3", "--quiet"]
+    first = runner.invoke(app, [*args, "--epochs", "1"])
+    assert first.exit_code == 0, first.output
+    rollouts_mtime = (tmp_path / "v" / "rollouts.pt").stat().st_mtime
+    second = runner.invoke(app, [*args, "--epochs", "3"])  # continues from epoch 1's checkpoint
+    assert second.exit_code == 0, second.output
+    assert (tmp_path / "v" / "rollouts.pt").stat().st_mtime == rollouts_mtime  # reused, not redone
+    meta = json.loads((tmp_path / "v" / "value.json").read_text())
+    assert len(meta["train_loss"]) == 3 and meta["steps"] == 3
+    result = generate("dna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"),
+                      "--out", str(tmp_path / "gen"), *SMALL)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "gen" / "run.json").read_text())
+    assert record["stats"]["value_calls"] > 0
+    wrong = generate("rna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"),
+                     "--out", str(tmp_path / "gen2"), *SMALL)
+    assert wrong.exit_code == 2 and "trained for domain 'dna', not 'rna'" in wrong.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import svdd
@@ -45,3 +46,20 @@ def test_value_network_learns_the_reward_and_guides_sampling(mixture):
     assert (np.asarray(mc.samples) > 0).mean() > 0.95 and (np.asarray(pre.samples) > 0).mean() < 0.7
     assert np.median(mc.rewards) > np.median(pre.rewards) + 0.5
     assert mc.stats["model_calls"] == 128 * len(mixture.timesteps)
+
+
+def test_fit_value_resumes_from_its_checkpoint(mixture, tmp_path):
+    rollouts = collect_rollouts(mixture, near_two, 128, generator=seeded(0), every=4, progress=False)
+    torch.manual_seed(0)
+    straight = TinyValue()
+    straight_losses = fit_value(straight, rollouts, epochs=4, generator=seeded(1), progress=False)
+
+    torch.manual_seed(0)
+    first = TinyValue()
+    ckpt = tmp_path / "value.ckpt"
+    fit_value(first, rollouts, epochs=2, generator=seeded(1), progress=False, checkpoint=ckpt)
+    resumed = TinyValue()  # a fresh process: new weights, same checkpoint
+    losses = fit_value(resumed, rollouts, epochs=4, generator=seeded(1), progress=False, checkpoint=ckpt)
+    assert losses == pytest.approx(straight_losses)
+    for a, b in zip(resumed.parameters(), straight.parameters()):
+        assert torch.allclose(a, b)
