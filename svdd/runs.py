@@ -370,8 +370,12 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
             payloads[payload["shard"]] = payload
             rewards_so_far.extend(r for r in payload["rewards"] if r is not None)
             bar.update(payload["count"])
-            if rewards_so_far:
-                bar.set_postfix(median_reward=f"{np.median(rewards_so_far):.4g}", refresh=False)
+            median = f"{np.median(rewards_so_far):.4g}" if rewards_so_far else "nan"
+            bar.set_postfix(median_reward=median, refresh=False)
+            if not progress and rank == 0:
+                done += payload["count"]
+                log(f"shard {payload['shard']} written: {done}/{settings.num_samples} samples, "
+                    f"median reward {median}, {time.perf_counter() - start_time:.1f}s")
     finally:
         bar.close()
     if rank != 0:
