@@ -5,7 +5,7 @@ at 8x8 only; ~0.7 M parameters, ~3 MB) with `DDPMScheduler(num_train_timesteps=1
 epsilon prediction, MSE loss, AdamW, EMA of the weights (the EMA weights are what ships).
 Data: Debian `dataset-fashion-mnist` train split (60k), padded to 32x32, scaled to [-1, 1].
 Seed 0; 1 CPU thread. Resumable: a full checkpoint (model, EMA, optimizer, step, RNG) is written
-every `--ckpt-every` steps, and the EMA pipeline is exported with `save_pretrained` to
+every `--ckpt-every` steps (`--resume` continues from it), and the EMA pipeline is exported with `save_pretrained` to
 `weights/ddpm/` each time, so an interrupted run still leaves a usable model.
 
     python -m domains.images.train_ddpm --max-minutes 50
@@ -68,7 +68,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--ckpt", type=Path, default=Path("/tmp/svdd-images-ddpm-ckpt.pt"),
-                   help="full training state for resuming (not shipped)")
+                   help="full training state, written every --ckpt-every steps (not shipped)")
+    p.add_argument("--resume", action="store_true", help="continue from --ckpt if it exists")
     p.add_argument("--out", type=Path, default=DDPM_DIR)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -80,7 +81,7 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(args.seed)
     step, seconds = 0, 0.0
-    if args.ckpt.exists():
+    if args.resume and args.ckpt.exists():
         state = torch.load(args.ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])

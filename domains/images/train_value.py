@@ -1,12 +1,12 @@
 """Train the SVDD-MC value network for `JPEGCompressibility()` on rollouts of the shipped DDPM.
 
 Rollouts: `svdd.value_training.collect_rollouts` on the pretrained DDPM (through the
-`svdd.diffusers` adapter, `--steps` DDPM inference steps), keeping the state x_t at every step;
+`svdd.diffusers` adapter, `--steps` DDPM inference steps), keeping the state x_t at every `--every`-th step;
 targets are r(x_0) of each rollout. A held-out set of rollouts (other seed) gives the validation
 Pearson correlation per timestep (`svdd.value_training.value_correlation`). 1 CPU thread.
 Writes `weights/value_jpeg.pt` and `weights/value_jpeg.json`.
 
-    python -m domains.images.train_value --train 1024 --val 256 --steps 50
+    python -m domains.images.train_value --train 1024 --val 256 --steps 50 --every 2
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=1024, help="training rollouts")
     p.add_argument("--val", type=int, default=256, help="held-out rollouts")
     p.add_argument("--steps", type=int, default=50, help="DDPM inference steps per rollout")
+    p.add_argument("--every", type=int, default=2, help="keep the state of every k-th step")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -43,9 +44,9 @@ def main() -> None:
     process = make_process(load_pretrained(), num_inference_steps=args.steps)
     reward = JPEGCompressibility()
     train = collect_rollouts(process, reward, args.train, generator=torch.Generator().manual_seed(args.seed),
-                             max_batch=args.max_batch)
+                             every=args.every, max_batch=args.max_batch)
     val = collect_rollouts(process, reward, args.val, generator=torch.Generator().manual_seed(args.seed + 1),
-                           max_batch=args.max_batch)
+                           every=args.every, max_batch=args.max_batch)
     t_roll = time.time() - t0
     y = train.rewards[torch.isfinite(train.rewards)]
     net = ValueNet(y_mean=float(y.mean()), y_std=float(y.std()))
