@@ -117,17 +117,45 @@ def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: flo
     return Outcome(states[keep], trace, rewards[keep], [objects[i] for i in keep.tolist()])
 
 
+def selection_steps(select_steps: Any, num_steps: int) -> set[int]:
+    """The step indices k (0 = the first step) at which SVDD selects.
+
+    None: every step. An int e >= 1: every e-th step counted back from the last, so the last
+    step (clean candidates, scored by the reward) is always one. A collection of ints: those.
+    """
+    if select_steps is None:
+        return set(range(num_steps))
+    if isinstance(select_steps, int) and not isinstance(select_steps, bool):
+        if select_steps < 1:
+            raise ValueError(f"select_steps as an int is a period and must be >= 1; got {select_steps}")
+        return {k for k in range(num_steps) if (num_steps - 1 - k) % select_steps == 0}
+    try:
+        chosen = {int(k) for k in select_steps}
+    except (TypeError, ValueError):
+        raise TypeError("select_steps must be None, a period (int) or a collection of step indices; "
+                        f"got {select_steps!r}") from None
+    outside = sorted(k for k in chosen if not 0 <= k < num_steps)
+    if outside:
+        raise ValueError(f"select_steps {outside} are outside the {num_steps} steps (indices 0..{num_steps - 1})")
+    return chosen
+
+
 def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-         generator: GeneratorLike, resample_fraction: float = 0.0, **options: Any) -> Outcome:
+         generator: GeneratorLike, resample_fraction: float = 0.0, select_steps: Any = None,
+         **options: Any) -> Outcome:
     """SVDD: at each step draw M children per sample, score them, keep one (softmax(v/α); argmax at α=0).
 
     PM scores the children with one batched model call on all N·M of them and keeps the winner's
     output for its next transition; MC scores them with the learned value and makes one model
     call per kept sample. Clean children (last step) are scored by the reward.
     `resample_fraction` > 0 turns this into SVDD-R (see `svdd_r`).
+    `select_steps` (see `selection_steps`) restricts selection to some steps, with plain
+    pretrained transitions (N model calls, no value calls) in between: a sparse schedule for
+    expensive values such as docking.
     """
     _no_options("svdd", options)
     n, m = num_samples, num_candidates
+    selecting = selection_steps(select_steps, len(calls.process.timesteps))
     pm = isinstance(calls.value, PosteriorMean)
     child_gen = repeat_generators(generator, m)
     x = calls.prior(n, generator)
@@ -140,6 +168,10 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
             out = calls.model(x, t)
         if k == 0 and m > 1:
             _refuse_deterministic(calls, x, t, out)
+        if k not in selecting:  # a plain pretrained step
+            x, out = calls.transition(x, t, out, generator), None
+            trace.append({"t": t.item() if isinstance(t, torch.Tensor) else t, "selected": False})
+            continue
         children = calls.transition(batched.repeat_rows(x, m), t, batched.repeat_rows(out, m), child_gen)
         child_out = objects = None
         if t_next is None:
@@ -154,7 +186,7 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         index = first_row + choice.index.to(x.device)
         x, chosen = children[index], values[index.cpu()]
         out = batched.take(child_out, index) if pm and t_next is not None else None
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"selected": True}
         if resample_fraction:
             ancestors = _replace_worst(chosen, resample_fraction, alpha, generator)
             extra["resampled"] = int((ancestors != torch.arange(n)).sum())

@@ -323,3 +323,26 @@ def test_result_records_trace_and_config(masked_toy):
     assert res.config["method"] == "smc" and res.config["ess_threshold"] == 0.5
     assert res.stats["wall_time_s"] > 0
     assert "smc" in repr(res)
+
+
+def test_sparse_selection_schedule_costs_and_trace(masked_toy):
+    """select_steps=2 on 3 steps selects at steps 0 and 2 (the last), plain steps between."""
+    process = Recording(masked_toy)
+    res = sample(process, "svdd", select_steps=2)
+    t0, t1, t2 = masked_toy.timesteps
+    assert process.rows_at == {t0: N, t1: N * M, t2: N}  # step 1 reuses the winner's output
+    assert res.stats["reward_calls"] == 2 * N * M  # PM values at step 0 + clean candidates at step 2
+    assert [step.get("selected") for step in res.trace] == [True, False, True]
+
+
+def test_sparse_schedule_still_guides_and_validates(mixture):
+    K = len(mixture.timesteps)
+    sparse = sample(mixture, "svdd", reward=near_two, num_samples=64, num_candidates=8,
+                    select_steps=[K // 2, K - 1])
+    pre = sample(mixture, "pretrained", reward=near_two, num_samples=64)
+    assert np.median(sparse.rewards) > np.median(pre.rewards) + 0.3
+    assert sparse.stats["model_calls"] == K * 64 + 64 * 8 - 64  # one step of N·M instead of N
+    with pytest.raises(ValueError, match=r"select_steps \[20\] are outside the 20 steps"):
+        sample(mixture, "svdd", reward=near_two, select_steps=[3, 20])
+    with pytest.raises(ValueError, match="period and must be >= 1"):
+        sample(mixture, "svdd", reward=near_two, select_steps=0)
