@@ -126,6 +126,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
             lines.append(f"- {task}: SVDD-PM median {pm['median']:.3f} vs pretrained 90th percentile "
                          f"{pre['p90']:.3f} ({'met' if pm['median'] > pre['p90'] else 'NOT met'}); vs Best-of-N "
                          f"median {bon['median']:.3f} ({'met' if pm['median'] > bon['median'] else 'NOT met'}).")
+        if pm:
+            for m, r in by.items():
+                if m != "svdd_pm" and r["median"] > pm["median"]:
+                    lines.append(f"- {task}: {m} has a HIGHER median reward than SVDD-PM ({r['median']:.3f} vs "
+                                 f"{pm['median']:.3f}); its uniqueness is {r['unique']:.2f} and GC {r['gc_mean']:.2f}.")
+        for m, r in by.items():
+            if r["unique"] < 0.95:
+                lines.append(f"- {task}: {m} returns duplicates (uniqueness {r['unique']:.2f}): its resampling "
+                             "collapses the particles onto a few sequences.")
+    lines += ["", "ELBO caveat: the ELBO is a Monte-Carlo lower bound under the small pretrained conv model; a "
+              "low-complexity sequence (e.g. a G-run followed by a C-run) can get a higher ELBO than typical "
+              "samples, so read it together with uniqueness and GC content, not alone.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +171,12 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--methods", nargs="+", default=None, help="subset of methods (default: all)")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--render-only", action="store_true", help="rewrite sequences.md from sequences.json")
     args = ap.parse_args(argv)
+    if args.render_only:
+        saved = json.loads((args.out / "sequences.json").read_text())
+        (args.out / "sequences.md").write_text(markdown(saved["rows"], saved["meta"]))
+        return
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
