@@ -34,7 +34,7 @@ def test_generate_dna_writes_fasta_csv_and_run_record(tmp_path):
 
 
 def test_custom_reward_by_module_path(tmp_path):
-    result = generate("dna", "--reward", "tests.rewards_for_cli:count_a", "--out", str(tmp_path), *SMALL)
+    result = generate("dna", "--reward", "rewards_for_cli:count_a", "--out", str(tmp_path), *SMALL)
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "samples.csv").read_text().splitlines()[1:]
     for row in rows:
@@ -52,7 +52,7 @@ def test_custom_reward_by_module_path(tmp_path):
         (["dna", "--reward", "gc", "--value", "mc"], "no shipped MC value network for reward 'gc'"),
         (["dna", "--reward", "gc", "--option", "oops"], "--option takes key=value"),
         (["dna", "--reward", "gc", "--executor", "gpu"], "executor must be one of none, processes, ray"),
-        (["dna", "--reward", "tests.rewards_for_cli:wrong_length"], "returned 1 values for 2 objects"),
+        (["dna", "--reward", "rewards_for_cli:wrong_length"], "returned 1 values for 2 objects"),
     ],
 )
 def test_bad_arguments_fail_fast_with_a_clear_message(tmp_path, args, message):
