@@ -37,6 +37,12 @@ def _rna_process(steps: int | None):
     return load_pretrained("rna-hairpin", **({"num_steps": steps} if steps else {}))
 
 
+def _molecules_process(steps: int | None):
+    from domains.molecules import load_pretrained
+
+    return load_pretrained("moses-selfies", **({"num_steps": steps} if steps else {}))
+
+
 def _images_rewards() -> dict[str, Callable[[str | None], Any]]:
     from domains.images import ClassifierReward, JPEGCompressibility
 
@@ -54,6 +60,13 @@ def _rna_rewards() -> dict[str, Callable[[str | None], Any]]:
     from domains.sequences import GCContent, RNAFold
 
     return {"mfe": lambda arg: RNAFold(ensemble=arg == "ensemble"), "gc": lambda arg: GCContent()}
+
+
+def _molecules_rewards() -> dict[str, Callable[[str | None], Any]]:
+    from domains.molecules import QED, SA, Docking, LogP
+
+    return {"qed": lambda arg: QED(), "sa": lambda arg: SA(raw=arg == "raw"), "logp": lambda arg: LogP(),
+            "docking": lambda arg: Docking(arg or "PARP1")}
 
 
 def _images_values() -> dict[str, Callable[[], Any]]:
@@ -75,6 +88,12 @@ def _rna_values() -> dict[str, Callable[[], Any]]:
     return {"mfe": lambda: load_value("rna-hairpin-mfe")}
 
 
+def _molecules_values() -> dict[str, Callable[[], Any]]:
+    from domains.molecules import load_value
+
+    return {"docking": lambda: load_value("moses-selfies-docking")}
+
+
 def _images_value_net(process: Any) -> Any:
     from domains.images import ValueNet
 
@@ -93,6 +112,12 @@ def _write_fasta(out_dir: Path, samples: list, rewards: np.ndarray) -> None:
     write_fasta(out_dir / "samples.fasta", samples, rewards)
 
 
+def _write_smiles(out_dir: Path, samples: list, rewards: np.ndarray) -> None:
+    from domains.molecules import write_smiles_csv
+
+    write_smiles_csv(out_dir / "smiles.csv", samples, rewards)
+
+
 @dataclass(frozen=True)
 class Domain:
     """How the command line reaches one domain (all loaders are lazy)."""
@@ -108,6 +133,8 @@ DOMAINS: dict[str, Domain] = {
     "images": Domain(_images_process, _images_rewards, _images_values, _images_value_net),
     "dna": Domain(_dna_process, _dna_rewards, _dna_values, _sequence_value_net, _write_fasta),
     "rna": Domain(_rna_process, _rna_rewards, _rna_values, _sequence_value_net, _write_fasta),
+    "molecules": Domain(_molecules_process, _molecules_rewards, _molecules_values, _sequence_value_net,
+                        _write_smiles),
 }
 
 

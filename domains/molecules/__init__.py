@@ -1,0 +1,19 @@
+"""Molecules: a pretrained SELFIES masked diffusion model on MOSES, and RDKit / Vina rewards (offline).
+
+    from domains.molecules import load_pretrained, QED, SA, LogP, Docking
+    process = load_pretrained()                     # svdd.masked.MaskedDiffusion; decode -> SMILES
+    res = svdd.sample(process, QED(), num_samples=128, num_candidates=10)
+    write_smiles_csv("out.csv", res.samples, res.rewards)
+"""
+
+from .data import moses_smiles, sample_smiles
+from .docking import Docking, vina_score
+from .metrics import distribution_metrics, mean_pairwise_tanimoto_distance
+from .pretrained import load_pretrained, load_value
+from .rewards import QED, SA, LogP, MolWeight
+from .tokenizer import SelfiesTokenizer, canonical
+from .io import write_smiles_csv
+
+__all__ = ["load_pretrained", "load_value", "QED", "SA", "LogP", "MolWeight", "Docking", "vina_score",
+           "SelfiesTokenizer", "canonical", "moses_smiles", "sample_smiles", "write_smiles_csv",
+           "distribution_metrics", "mean_pairwise_tanimoto_distance"]

@@ -1,0 +1,59 @@
+"""Loading the shipped molecule models offline.
+
+| name            | what                                                                  | file                     |
+|-----------------|-----------------------------------------------------------------------|--------------------------|
+| "moses-selfies" | masked diffusion over SELFIES of MOSES molecules (L = 56, pad "[nop]") | weights/moses-selfies.pt |
+
+The SELFIES vocabulary is stored in the weights file's metadata, so one file is the whole model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from svdd.masked import MaskedDiffusion
+from svdd.masked_nets import load_net
+
+from .tokenizer import SelfiesTokenizer
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+MODELS = {"moses-selfies": "moses-selfies.pt"}
+VALUES: dict[str, str] = {"moses-selfies-docking": "moses-selfies-docking-value.pt"}
+DEFAULT_STEPS = 32
+
+
+def _weights(file: str, what: str) -> Path:
+    path = WEIGHTS / file
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the shipped {what} weights should be in the repository "
+                                "(retrain with `make train-molecules`)")
+    return path
+
+
+def load_pretrained(name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS) -> MaskedDiffusion:
+    """The pretrained masked diffusion model `name` as a `svdd.masked.MaskedDiffusion`.
+
+    `num_steps`: reverse steps K (32 keeps CPU sampling cheap). `decode` returns canonical SMILES
+    strings ("" when a sequence decodes to no atoms; rewards give NaN). `process.tokenizer`
+    (a `SelfiesTokenizer`) encodes SMILES to states Long[B, 56].
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
+    net, meta = load_net(_weights(MODELS[name], name))
+    tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
+    process = MaskedDiffusion(net, vocab_size=tokenizer.size, length=tokenizer.length, num_steps=num_steps,
+                              decode=tokenizer.decode)
+    process.tokenizer = tokenizer
+    process.metadata = meta
+    return process
+
+
+def load_value(name: str = "moses-selfies-docking", *, max_batch: int | None = 2048):
+    """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, 56] at times t."""
+    import svdd
+
+    if name not in VALUES:
+        raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")
+    net, _ = load_net(_weights(VALUES[name], name))
+    net.name = name
+    return svdd.LearnedValue(net, max_batch=max_batch)

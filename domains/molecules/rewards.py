@@ -1,0 +1,106 @@
+"""Molecule rewards on SMILES strings, following the `svdd.rewards` protocol.
+
+Each is a callable `list[str] -> np.ndarray[float64]`, always maximised. A string RDKit cannot
+parse (or the empty string) scores NaN and never raises.
+
+- `QED()`: RDKit quantitative estimate of drug-likeness, in [0, 1].
+- `SA()`: synthetic accessibility (Ertl & Schuffenhauer; RDKit Contrib `sascorer`). By default
+  reported as (10 - SA) / 9 in [0, 1] like the SVDD paper (higher = easier to make);
+  `SA(raw=True)` gives the raw score in [1, 10] where LOWER is better, negated so that the
+  reward is still maximised (i.e. -SA).
+- `LogP()`: Crippen logP.
+- `Docking(target="PARP1")`: negated AutoDock Vina score, see docking.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from rdkit import Chem, RDConfig, RDLogger
+
+
+def mol_from_smiles(smiles: object):
+    """An RDKit molecule with at least one atom, or None (no exception, no RDKit log spam)."""
+    if not isinstance(smiles, str) or not smiles:
+        return None
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(smiles)
+    except Exception:
+        return None
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    return mol
+
+
+def _score_each(smiles: Sequence[str], fn: Callable) -> np.ndarray:
+    out = np.full(len(smiles), np.nan)
+    for i, s in enumerate(smiles):
+        mol = mol_from_smiles(s)
+        if mol is None:
+            continue
+        try:
+            out[i] = float(fn(mol))
+        except Exception:  # an RDKit failure on one odd molecule is an invalid molecule
+            out[i] = np.nan
+    return out
+
+
+class QED:
+    """RDKit QED of each SMILES in [0, 1]; NaN for invalid SMILES."""
+
+    name = "QED"
+
+    def __call__(self, smiles: Sequence[str]) -> np.ndarray:
+        from rdkit.Chem import QED as _qed
+
+        return _score_each(smiles, _qed.qed)
+
+
+class LogP:
+    """Crippen logP of each SMILES; NaN for invalid SMILES."""
+
+    name = "LogP"
+
+    def __call__(self, smiles: Sequence[str]) -> np.ndarray:
+        from rdkit.Chem import Crippen
+
+        return _score_each(smiles, Crippen.MolLogP)
+
+
+def sascorer():
+    """The `sascorer` module shipped in RDKit Contrib (SA_Score)."""
+    path = os.path.join(RDConfig.RDContribDir, "SA_Score")
+    if path not in sys.path:
+        sys.path.append(path)
+    import sascorer as module
+
+    return module
+
+
+class SA:
+    """Synthetic accessibility. Default: (10 - SA) / 9 in [0, 1], higher = easier (the paper's
+    normalisation). `raw=True`: -SA with SA in [1, 10] (raw SA: lower is better, so negated to
+    keep the reward maximised). NaN for invalid SMILES."""
+
+    def __init__(self, raw: bool = False):
+        self.raw = bool(raw)
+        self.name = "-SA" if self.raw else "SA(normalised)"
+
+    def __call__(self, smiles: Sequence[str]) -> np.ndarray:
+        raw = _score_each(smiles, sascorer().calculateScore)
+        return -raw if self.raw else (10.0 - raw) / 9.0
+
+
+class MolWeight:
+    """Molecular weight (Da) of each SMILES; NaN for invalid SMILES (for reports)."""
+
+    name = "MolWt"
+
+    def __call__(self, smiles: Sequence[str]) -> np.ndarray:
+        from rdkit.Chem import Descriptors
+
+        return _score_each(smiles, Descriptors.MolWt)
