@@ -89,9 +89,7 @@ def _rna_values() -> dict[str, Callable[[], Any]]:
 
 
 def _molecules_values() -> dict[str, Callable[[], Any]]:
-    from domains.molecules import load_value
-
-    return {"docking": lambda: load_value("moses-selfies-docking")}
+    return {}  # no shipped MC value network yet (train one with `svdd train-value molecules ...`)
 
 
 def _images_value_net(process: Any) -> Any:

@@ -18,7 +18,7 @@ from .tokenizer import SelfiesTokenizer
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 MODELS = {"moses-selfies": "moses-selfies.pt"}
-VALUES: dict[str, str] = {"moses-selfies-docking": "moses-selfies-docking-value.pt"}
+VALUES: dict[str, str] = {}  # name -> file of shipped MC value networks (none yet)
 DEFAULT_STEPS = 32
 
 
