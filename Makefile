@@ -62,3 +62,6 @@ bench-images: $(VENV)/.installed-all
 train-molecules: $(VENV)/.installed-molecules
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps molsets==0.3.1
 	OMP_NUM_THREADS=1 $(PY) -m domains.molecules.train_pretrained
+	OMP_NUM_THREADS=1 $(VENV)/bin/svdd train-value molecules --reward docking --rollouts 128 --held-out 32 \
+		--steps 32 --every 4 --epochs 30 --out runs/molecules/dock-value
+	OMP_NUM_THREADS=1 $(PY) -m domains.molecules.export_value runs/molecules/dock-value moses-selfies-docking-value

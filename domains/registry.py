@@ -89,7 +89,9 @@ def _rna_values() -> dict[str, Callable[[], Any]]:
 
 
 def _molecules_values() -> dict[str, Callable[[], Any]]:
-    return {}  # no shipped MC value network yet (train one with `svdd train-value molecules ...`)
+    from domains.molecules import load_value
+
+    return {"docking": lambda: load_value("moses-selfies-docking")}
 
 
 def _images_value_net(process: Any) -> Any:

@@ -4,6 +4,10 @@
 |-----------------|-----------------------------------------------------------------------|--------------------------|
 | "moses-selfies" | masked diffusion over SELFIES of MOSES molecules (L = 56, pad "[nop]") | weights/moses-selfies.pt |
 
+Value network (SVDD-MC): "moses-selfies-docking", Docking("PARP1") (-Vina, exhaustiveness 1) of the
+final sample regressed on 128 rollouts of "moses-selfies" (K = 32, states every 4th step); weak:
+held-out correlation 0.0-0.35 on 32 rollouts (export_value.py).
+
 The SELFIES vocabulary is stored in the weights file's metadata, so one file is the whole model.
 """
 
@@ -18,7 +22,7 @@ from .tokenizer import SelfiesTokenizer
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 MODELS = {"moses-selfies": "moses-selfies.pt"}
-VALUES: dict[str, str] = {}  # name -> file of shipped MC value networks (none yet)
+VALUES: dict[str, str] = {"moses-selfies-docking": "moses-selfies-docking-value.pt"}  # see export_value.py
 DEFAULT_STEPS = 32
 
 
