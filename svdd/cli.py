@@ -45,7 +45,7 @@ def _parse_options(options: list[str]) -> dict:
 
 @app.command()
 def generate(
-    domain: str = typer.Argument(..., help="images | dna | rna"),
+    domain: str = typer.Argument(..., help="images | dna | rna | molecules"),
     reward: str = typer.Option(..., "--reward", "-r", help="a shipped reward (name or name=arg) or module:callable"),
     num_samples: int = typer.Option(..., "-n", "--num-samples", help="samples to generate"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory (resumes a run already there)"),
@@ -102,7 +102,7 @@ def generate(
 
 @app.command("train-value")
 def train_value(
-    domain: str = typer.Argument(..., help="images | dna | rna"),
+    domain: str = typer.Argument(..., help="images | dna | rna | molecules"),
     reward: str = typer.Option(..., "--reward", "-r", help="a shipped reward (name or name=arg) or module:callable"),
     out: Path = typer.Option(..., "--out", "-o", help="directory for rollouts, checkpoint and value.pt"),
     rollouts: int = typer.Option(1024, "--rollouts", help="pretrained rollouts to learn from"),
