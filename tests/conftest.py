@@ -46,3 +46,18 @@ def mixture() -> GaussianMixtureDiffusion:
 
 def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+class RowCounter:
+    """Counts a module's forward passes and the rows through them (a forward hook)."""
+
+    def __init__(self, module):
+        self.calls = self.rows = 0
+        self.handle = module.register_forward_hook(self)
+
+    def __call__(self, module, args, output):
+        self.calls += 1
+        self.rows += (output if isinstance(output, torch.Tensor) else output[0]).shape[0]
+
+    def remove(self):
+        self.handle.remove()

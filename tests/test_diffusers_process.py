@@ -17,6 +17,8 @@ import svdd  # noqa: E402
 from svdd.diffusers import DiffusersProcess, SVDDPipeline  # noqa: E402
 from svdd.diffusers.tiny import tiny_unet  # noqa: E402
 
+from conftest import RowCounter  # noqa: E402
+
 torch.set_num_threads(1)
 
 
@@ -34,19 +36,6 @@ def unet():
     return tiny_unet()
 
 
-class RowCounter:
-    """Counts UNet forward passes and rows through a forward hook."""
-
-    def __init__(self, unet):
-        self.calls = self.rows = 0
-        self.handle = unet.register_forward_hook(self)
-
-    def __call__(self, module, args, output):
-        self.calls += 1
-        self.rows += (output if isinstance(output, torch.Tensor) else output[0]).shape[0]
-
-    def remove(self):
-        self.handle.remove()
 
 
 STOCHASTIC = [

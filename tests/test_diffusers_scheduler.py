@@ -21,6 +21,8 @@ from svdd.diffusers import DiffusersProcess, SVDDScheduler  # noqa: E402
 from svdd.diffusers.replay import ReplayError  # noqa: E402
 from svdd.diffusers.tiny import tiny_unet  # noqa: E402
 
+from conftest import RowCounter  # noqa: E402
+
 torch.set_num_threads(1)
 
 
@@ -32,17 +34,6 @@ def seeded(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-class RowCounter:
-    def __init__(self, unet):
-        self.calls = self.rows = 0
-        self.handle = unet.register_forward_hook(self)
-
-    def __call__(self, module, args, output):
-        self.calls += 1
-        self.rows += (output if isinstance(output, torch.Tensor) else output[0]).shape[0]
-
-    def remove(self):
-        self.handle.remove()
 
 
 @pytest.fixture

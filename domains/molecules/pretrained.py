@@ -18,6 +18,7 @@ from pathlib import Path
 from svdd.masked import MaskedDiffusion
 from svdd.masked_nets import load_net
 
+from ..weights import shipped
 from .tokenizer import SelfiesTokenizer
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -27,11 +28,7 @@ DEFAULT_STEPS = 32
 
 
 def _weights(file: str, what: str) -> Path:
-    path = WEIGHTS / file
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the shipped {what} weights should be in the repository "
-                                "(retrain with `make train-molecules`)")
-    return path
+    return shipped(WEIGHTS, file, what, "train-molecules")
 
 
 def load_pretrained(name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS) -> MaskedDiffusion:

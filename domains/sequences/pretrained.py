@@ -18,6 +18,7 @@ import svdd
 from svdd.masked import MaskedDiffusion
 from svdd.masked_nets import load_net
 
+from ..weights import shipped
 from .alphabet import DNA, RNA, Alphabet, decoder
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -30,11 +31,7 @@ DEFAULT_STEPS = 32
 
 
 def _weights(file: str, what: str) -> Path:
-    path = WEIGHTS / file
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the shipped {what} weights should be in the repository "
-                                "(retrain with `make train-sequences`)")
-    return path
+    return shipped(WEIGHTS, file, what, "train-sequences")
 
 
 def load_pretrained(name: str, num_steps: int = DEFAULT_STEPS) -> MaskedDiffusion:
