@@ -48,7 +48,12 @@ def sample(
         generator: None, a torch.Generator, or a list of N generators (one per sample: sample i's
             randomness then depends on generator[i] alone, for the methods where rows don't
             interact: pretrained, svdd, dps).
-        max_batch: most rows per model call (bounds memory; results do not depend on it).
+        max_batch: most rows per model call; svdd, svdd_r and best_of_n also hold the candidates
+            of only max(1, max_batch // M) samples at a time, so peak memory is bounded by this
+            knob rather than by M (smc holds its N·M particles by design). With a per-sample
+            generator list the samples do not depend on it; with one generator a max_batch below
+            N·M makes those methods draw their random numbers group by group (same distribution,
+            other samples). Model-call counts never depend on it.
         progress: show a tqdm progress bar over the denoising steps.
         **options: method options: `resample_fraction` (svdd_r), `resampling` and
             `ess_threshold` (smc), `guidance_scale` (dps).

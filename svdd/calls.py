@@ -39,6 +39,9 @@ class Calls:
             "value_calls": 0,
             "fallback_rows": 0,
             "model_time_s": 0.0,
+            "prior_time_s": 0.0,
+            "transition_time_s": 0.0,
+            "denoise_time_s": 0.0,
             "reward_time_s": 0.0,
             "decode_time_s": 0.0,
             "value_time_s": 0.0,
@@ -82,12 +85,16 @@ class Calls:
         return batched.cat(outs) if outs else None
 
     def prior(self, n: int, generator: GeneratorLike) -> torch.Tensor:
+        start_time = time.perf_counter()
         x = self.process.prior(n, generator)
+        self.stats["prior_time_s"] += time.perf_counter() - start_time
         _check_rows(x, n, f"{type(self.process).__name__}.prior")
         return x
 
     def transition(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor:
+        start_time = time.perf_counter()
         x_prev = self.process.transition(x, t, out, generator)
+        self.stats["transition_time_s"] += time.perf_counter() - start_time
         _check_rows(x_prev, x.shape[0], f"{type(self.process).__name__}.transition")
         if x_prev.shape[1:] != x.shape[1:]:
             raise ValueError(
@@ -134,7 +141,9 @@ class Calls:
         """
         self.stats["value_calls"] += x.shape[0]
         if isinstance(self.value, PosteriorMean):
+            start_time = time.perf_counter()
             x0_hat = self.process.denoised(x, t, out)
+            self.stats["denoise_time_s"] += time.perf_counter() - start_time
             _check_rows(x0_hat, x.shape[0], f"{type(self.process).__name__}.denoised")
             return self.score(self.value.reward, self.decode(x0_hat))
         start_time = time.perf_counter()

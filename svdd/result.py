@@ -22,7 +22,10 @@ class Result:
     stats: compute counters: `model_calls` (item-level denoiser evaluations), `model_batches`,
         `reward_calls` (objects passed to the reward), `value_calls` (intermediate states
         scored), `fallback_rows` (selections where no candidate had a valid value),
-        `model_time_s`, `reward_time_s`, `value_time_s`, `wall_time_s`.
+        and seconds spent inside each kind of call: `model_time_s`, `prior_time_s`,
+        `transition_time_s`, `denoise_time_s` (PM's x0 prediction), `decode_time_s`,
+        `reward_time_s`, `value_time_s` (learned values), with `wall_time_s` for the whole call;
+        wall time minus their sum is the sampler's own overhead.
     config: the method and its settings, for the record.
     """
 

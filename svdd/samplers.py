@@ -25,7 +25,7 @@ import torch
 from . import batched
 from .calls import Calls
 from .rewards import is_differentiable, reward_name
-from .rng import GeneratorLike, repeat_generators
+from .rng import GeneratorLike, repeat_generators, select_generators
 from .selection import RESAMPLING_METHODS, effective_sample_size, resample, select, tilted_log_weights
 from .values import PosteriorMean
 
@@ -106,15 +106,28 @@ def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: flo
               generator: GeneratorLike, **options: Any) -> Outcome:
     """Draw N·M pretrained samples and keep the N with the highest reward (NaN ranks last).
 
-    With a per-sample generator list, sample i's M draws all come from generator[i].
+    With a per-sample generator list, sample i's M draws all come from generator[i]. With
+    `max_batch`, the pool is drawn for groups of samples in turn (`candidate_groups`) and only
+    the best N so far are kept, so memory does not grow with M.
     """
     _no_options("best_of_n", options)
     n, m = num_samples, num_candidates
-    states, trace = _ancestral(calls, n * m, repeat_generators(generator, m), f"best_of_n (N*M={n * m})")
-    rewards, objects = calls.score_clean(states)
-    ranked = torch.where(torch.isnan(rewards), torch.full_like(rewards, -torch.inf), rewards)
-    keep = torch.sort(torch.argsort(ranked, descending=True, stable=True)[:n]).values
-    return Outcome(states[keep], trace, rewards[keep], [objects[i] for i in keep.tolist()])
+    best_states = best_rewards = best_index = None
+    best_objects: list[Any] = []
+    trace: list[dict[str, Any]] = []
+    for rows in candidate_groups(n, m, calls.max_batch):
+        gens = repeat_generators(select_generators(generator, rows), m)
+        states, trace = _ancestral(calls, len(rows) * m, gens, f"best_of_n (N*M={n * m})")
+        rewards, objects = calls.score_clean(states)
+        index = torch.arange(len(rows) * m) + int(rows[0]) * m  # positions in the whole pool
+        if best_states is not None:  # earlier (lower pool index) first: ties keep the earlier draw
+            states, rewards = torch.cat([best_states, states]), torch.cat([best_rewards, rewards])
+            index, objects = torch.cat([best_index, index]), best_objects + objects
+        ranked = torch.where(torch.isnan(rewards), torch.full_like(rewards, -torch.inf), rewards)
+        keep = torch.sort(torch.argsort(ranked, descending=True, stable=True)[:n]).values
+        best_states, best_rewards, best_index = states[keep.to(states.device)], rewards[keep], index[keep]
+        best_objects = [objects[i] for i in keep.tolist()]
+    return Outcome(best_states, trace, best_rewards, best_objects)
 
 
 def selection_steps(select_steps: Any, num_steps: int) -> set[int]:
@@ -148,6 +161,9 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     PM scores the children with one batched model call on all N·M of them and keeps the winner's
     output for its next transition; MC scores them with the learned value and makes one model
     call per kept sample. Clean children (last step) are scored by the reward.
+    With `max_batch` set, the children are made, scored and selected for groups of
+    max(1, max_batch // M) samples at a time, so at most about max_batch candidates are held at
+    once whatever M is (see `candidate_groups`).
     `resample_fraction` > 0 turns this into SVDD-R (see `svdd_r`).
     `select_steps` (see `selection_steps`) restricts selection to some steps, with plain
     pretrained transitions (N model calls, no value calls) in between: a sparse schedule for
@@ -157,12 +173,10 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     n, m = num_samples, num_candidates
     selecting = selection_steps(select_steps, len(calls.process.timesteps))
     pm = isinstance(calls.value, PosteriorMean)
-    child_gen = repeat_generators(generator, m)
     x = calls.prior(n, generator)
     out = None
     trace: list[dict[str, Any]] = []
     rewards = samples = None
-    first_row = torch.arange(n, device=x.device) * m
     for k, t, t_next in _steps(calls, f"svdd (M={m})" if not resample_fraction else f"svdd_r (M={m})"):
         if out is None:
             out = calls.model(x, t)
@@ -172,33 +186,71 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
             x, out = calls.transition(x, t, out, generator), None
             trace.append({"t": t.item() if isinstance(t, torch.Tensor) else t, "selected": False})
             continue
-        children = calls.transition(batched.repeat_rows(x, m), t, batched.repeat_rows(out, m), child_gen)
-        child_out = objects = None
-        if t_next is None:
-            values, objects = calls.score_clean(children, calls.clean_reward)
-        elif pm:
-            child_out = calls.model(children, t_next)
-            values = calls.value_of(children, t_next, child_out)
-        else:
-            values = calls.value_of(children, t_next, None)
-        choice = select(values.view(n, m), alpha, generator)
-        calls.stats["fallback_rows"] += choice.fallback_rows
-        index = first_row + choice.index.to(x.device)
-        x, chosen = children[index], values[index.cpu()]
-        out = batched.take(child_out, index) if pm and t_next is not None else None
+        groups = candidate_groups(n, m, calls.max_batch, x.device)
+        kept = [_best_children(calls, x, t, t_next, out, m, alpha, generator, pm)] if len(groups) == 1 else [
+            _best_children(calls, x[rows], t, t_next, batched.take(out, rows), m, alpha,
+                           select_generators(generator, rows), pm) for rows in groups]
+        x = torch.cat([g.states for g in kept])
+        chosen = torch.cat([g.values for g in kept])
+        out = batched.cat([g.out for g in kept]) if pm and t_next is not None else None
+        objects = [o for g in kept for o in g.objects] if t_next is None else None
         extra: dict[str, Any] = {"selected": True}
         if resample_fraction:
             ancestors = _replace_worst(chosen, resample_fraction, alpha, generator)
             extra["resampled"] = int((ancestors != torch.arange(n)).sum())
             x, chosen = x[ancestors.to(x.device)], chosen[ancestors]
             out = batched.take(out, ancestors) if out is not None else None
-            index = index[ancestors.to(index.device)]
+            objects = [objects[i] for i in ancestors.tolist()] if objects is not None else None
         if objects is not None:
-            samples = [objects[i] for i in index.tolist()]
+            samples = objects
             if calls.clean_reward is calls.reward:
                 rewards = chosen
         _record(calls, trace, t, chosen, **extra)
     return Outcome(x, trace, rewards, samples)
+
+
+def candidate_groups(n: int, m: int, max_batch: int | None, device: Any = None) -> list[torch.Tensor]:
+    """Row indices LongTensor[g] of the sample groups whose N·M candidates are handled together.
+
+    One group of all N samples without `max_batch`; otherwise groups of max(1, max_batch // M)
+    samples, so a group holds at most max(M, max_batch) candidates. With one torch.Generator the
+    groups draw from its stream one after another, so a different `max_batch` gives different
+    (equally distributed) samples; with one generator per sample the samples do not depend on it.
+    """
+    size = n if max_batch is None else max(1, max_batch // m)
+    return [torch.arange(s, min(s + size, n), device=device) for s in range(0, n, size)]
+
+
+class _Kept(NamedTuple):
+    """The winning child of each sample in a group: states [g, ...], values float64 [g],
+    model outputs at the next time (PM, else None), decoded objects (last step, else None)."""
+
+    states: torch.Tensor
+    values: torch.Tensor
+    out: Any
+    objects: list[Any] | None
+
+
+def _best_children(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: int, alpha: float,
+                   generator: GeneratorLike, pm: bool) -> _Kept:
+    """Draw M children of each of the g samples x [g, ...], score them and keep one per sample."""
+    g = x.shape[0]
+    children = calls.transition(batched.repeat_rows(x, m), t, batched.repeat_rows(out, m),
+                                repeat_generators(generator, m))
+    child_out = objects = None
+    if t_next is None:
+        values, objects = calls.score_clean(children, calls.clean_reward)
+    elif pm:
+        child_out = calls.model(children, t_next)
+        values = calls.value_of(children, t_next, child_out)
+    else:
+        values = calls.value_of(children, t_next, None)
+    choice = select(values.view(g, m), alpha, generator)
+    calls.stats["fallback_rows"] += choice.fallback_rows
+    index = torch.arange(g, device=children.device) * m + choice.index.to(children.device)
+    return _Kept(children[index], values[index.cpu()],
+                 batched.take(child_out, index) if child_out is not None else None,
+                 [objects[i] for i in index.tolist()] if objects is not None else None)
 
 
 def svdd_r(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,

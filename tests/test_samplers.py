@@ -79,8 +79,44 @@ def test_pm_model_calls_are_batched_not_looped_over_m(mixture):
     K = len(mixture.timesteps)
     assert res.stats["model_batches"] == K  # one batched call per step, N·M rows each
     chunked = sample(mixture, "svdd", reward=near_two, num_samples=N, num_candidates=M, max_batch=5)
-    assert chunked.stats["model_batches"] == math.ceil(N / 5) + (K - 1) * math.ceil(N * M / 5)
+    # max_batch 5 < 2·M: groups of one sample, whose M = 4 children are one model call each
+    assert chunked.stats["model_batches"] == math.ceil(N / 5) + (K - 1) * N
+    wider = sample(mixture, "svdd", reward=near_two, num_samples=N, num_candidates=M, max_batch=8)
+    assert wider.stats["model_batches"] == math.ceil(N / 8) + (K - 1) * math.ceil(N / 2)
     assert chunked.stats["model_calls"] == res.stats["model_calls"]
+
+
+class LargestBatch(Recording):
+    """Records the most rows any transition or reward call saw at once."""
+
+    def __init__(self, process):
+        super().__init__(process)
+        self.largest = 0
+
+    def transition(self, x, t, out, generator=None):
+        self.largest = max(self.largest, x.shape[0])
+        return self.process.transition(x, t, out, generator)
+
+
+@pytest.mark.parametrize("method", ["svdd", "svdd_r", "best_of_n"])
+def test_max_batch_bounds_the_candidates_held_at_once(masked_toy, method):
+    n, m = 12, 8
+    free = LargestBatch(masked_toy)
+    sample(free, method, num_samples=n, num_candidates=m)
+    bounded = LargestBatch(masked_toy)
+    scored = []
+
+    def reward(seqs):
+        scored.append(len(seqs))
+        return weighted_sum(seqs)
+
+    res = sample(bounded, method, reward=reward, num_samples=n, num_candidates=m, max_batch=20)
+    assert free.largest == n * m
+    assert bounded.largest == (20 // m) * m  # groups of 2 samples: 16 candidates at a time
+    assert max(scored) <= 20
+    unbounded = sample(masked_toy, method, num_samples=n, num_candidates=m)
+    assert res.stats["model_calls"] == unbounded.stats["model_calls"]
+    assert res.stats["reward_calls"] == unbounded.stats["reward_calls"]
 
 
 def test_mc_costs_one_model_call_per_sample_and_step(masked_toy, chain, toy_rewards):
@@ -144,9 +180,17 @@ def test_best_of_n_keeps_the_top_rewards(masked_toy):
 def test_same_seed_same_samples_and_chunking_does_not_matter(method, toy, request):
     process = request.getfixturevalue(toy)
     reward = weighted_sum if toy == "masked_toy" else near_two
-    a = sample(process, method, reward=reward, generator=seeded(3))
-    b = sample(process, method, reward=reward, generator=seeded(3), max_batch=5)
-    c = sample(process, method, reward=reward, generator=seeded(4))
+    # svdd, svdd_r and best_of_n handle the candidates group by group under max_batch: their
+    # samples are max_batch-invariant with one generator per sample (smc's resampling couples the
+    # batch, so it takes one generator; only its model calls are chunked)
+    per_sample = method in ("best_of_n", "svdd", "svdd_r")
+
+    def gen(seed):
+        return [seeded(seed * 100 + i) for i in range(N)] if per_sample else seeded(seed)
+
+    a = sample(process, method, reward=reward, generator=gen(3))
+    b = sample(process, method, reward=reward, generator=gen(3), max_batch=5)
+    c = sample(process, method, reward=reward, generator=gen(4))
     assert torch.equal(a.states, b.states)
     assert np.array_equal(a.rewards, b.rewards, equal_nan=True)
     if toy == "mixture":  # continuous: another seed gives other samples
