@@ -1,12 +1,14 @@
-"""Train the SVDD-MC value network for `JPEGCompressibility()` on rollouts of the shipped DDPM.
+"""Train an SVDD-MC value network (`--reward jpeg` or `--reward shirt`) on rollouts of the shipped DDPM.
 
 Rollouts: `svdd.value_training.collect_rollouts` on the pretrained DDPM (through the
 `svdd.diffusers` adapter, `--steps` DDPM inference steps), keeping the state x_t at every `--every`-th step;
 targets are r(x_0) of each rollout. A held-out set of rollouts (other seed) gives the validation
 Pearson correlation per timestep (`svdd.value_training.value_correlation`). 1 CPU thread.
-Writes `weights/value_jpeg.pt` and `weights/value_jpeg.json`.
+Writes `weights/value_<reward>.pt` and `weights/value_<reward>.json`. Rewards: `jpeg` is
+`JPEGCompressibility()`, a Fashion-MNIST class name (e.g. `shirt`) is `ClassifierReward(name)`.
 
-    python -m domains.images.train_value --train 1024 --val 256 --steps 50 --every 2
+    python -m domains.images.train_value --reward jpeg --train 1024 --val 256 --steps 50 --every 2
+    python -m domains.images.train_value --reward shirt --train 1024 --val 256 --steps 50 --every 2
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from svdd.value_training import collect_rollouts, fit_value, value_correlation
 
 from .pretrained import DDPM_DIR, load_pretrained
 from .process import make_process
-from .rewards import JPEGCompressibility
+from .rewards import ClassifierReward, JPEGCompressibility
 from .value import WEIGHTS_DIR, ValueNet
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reward", default="jpeg", help="jpeg, or a Fashion-MNIST class name (log p(class))")
     p.add_argument("--train", type=int, default=1024, help="training rollouts")
     p.add_argument("--val", type=int, default=256, help="held-out rollouts")
     p.add_argument("--steps", type=int, default=50, help="DDPM inference steps per rollout")
@@ -42,7 +45,7 @@ def main() -> None:
     t0 = time.time()
 
     process = make_process(load_pretrained(), num_inference_steps=args.steps)
-    reward = JPEGCompressibility()
+    reward = JPEGCompressibility() if args.reward == "jpeg" else ClassifierReward(args.reward)
     train = collect_rollouts(process, reward, args.train, generator=torch.Generator().manual_seed(args.seed),
                              every=args.every, max_batch=args.max_batch)
     val = collect_rollouts(process, reward, args.val, generator=torch.Generator().manual_seed(args.seed + 1),
@@ -55,7 +58,7 @@ def main() -> None:
     corr = value_correlation(net, val)
     times = [float(t) for t in val.times]
     state = {"state_dict": net.state_dict(), "config": net.config}
-    torch.save(state, WEIGHTS_DIR / "value_jpeg.pt")
+    torch.save(state, WEIGHTS_DIR / f"value_{args.reward}.pt")
     meta = {
         "reward": reward.name, "num_train_rollouts": len(train), "num_val_rollouts": len(val),
         "num_train_states": len(train) * len(train.states), "inference_steps": args.steps,
@@ -68,7 +71,7 @@ def main() -> None:
         "command": "python -m domains.images.train_value " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
     }
-    (WEIGHTS_DIR / "value_jpeg.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (WEIGHTS_DIR / f"value_{args.reward}.json").write_text(json.dumps(meta, indent=2) + "\n")
     print("validation correlation per timestep:")
     for t, c in zip(times, corr):
         print(f"  t={t:6.0f}  r={c:+.3f}")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-VALUES = {"jpeg": "value_jpeg"}
+VALUES = {"jpeg": "value_jpeg", "shirt": "value_shirt"}
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
