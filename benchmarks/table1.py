@@ -274,7 +274,7 @@ def run_rows(rows: list[str], methods: list[str], out: Path, seed: int, quick: b
             if path.exists() and not force:
                 stored = json.loads(path.read_text())
                 if stored.get("settings") == settings(task, method, seed):
-                    print(f"{name}/{method}: kept {path.relative_to(ROOT)}", flush=True)
+                    print(f"{name}/{method}: kept {path}", flush=True)
                     continue
             todo.append(method)
         if not todo:

@@ -175,6 +175,28 @@ def train_value(
                f"held-out correlation {min(finite) if finite else float('nan'):.3f}..{max(finite) if finite else float('nan'):.3f}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context,
+          table: str = typer.Argument(..., help="table1 | curves | performance | images | sequences | molecules "
+                                                 "| generate_scaling"),
+          ) -> None:
+    """Re-run a benchmark table (extra options such as --quick go to it); needs a source checkout.
+
+    Results, plots and the command that made them go to benchmarks/results/ of the checkout.
+    """
+    import subprocess
+    import sys
+
+    tables = ("table1", "curves", "performance", "images", "sequences", "molecules", "generate_scaling")
+    if table not in tables:
+        _fail(f"unknown benchmark table {table!r}; choose one of {', '.join(tables)}")
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__main__.py").exists():
+        _fail(f"svdd bench runs the scripts in benchmarks/ of a source checkout; none next to {root}. "
+              "Install from a clone (pip install -e .) to use it.")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "benchmarks", table, *ctx.args], cwd=root))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     app()
