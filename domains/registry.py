@@ -73,7 +73,8 @@ def _images_values() -> dict[str, Callable[[], Any]]:
     import svdd
     from domains.images import load_value
 
-    return {"jpeg": lambda: svdd.LearnedValue(load_value("jpeg"))}
+    return {"jpeg": lambda: svdd.LearnedValue(load_value("jpeg")),
+            "classifier=shirt": lambda: svdd.LearnedValue(load_value("shirt"))}
 
 
 def _dna_values() -> dict[str, Callable[[], Any]]:
@@ -91,7 +92,8 @@ def _rna_values() -> dict[str, Callable[[], Any]]:
 def _molecules_values() -> dict[str, Callable[[], Any]]:
     from domains.molecules import load_value
 
-    return {"docking": lambda: load_value("moses-selfies-docking")}
+    return {"docking": lambda: load_value("moses-selfies-docking"), "qed": lambda: load_value("moses-selfies-qed"),
+            "sa": lambda: load_value("moses-selfies-sa")}
 
 
 def _images_value_net(process: Any) -> Any:
@@ -173,7 +175,7 @@ def resolve_value(domain: str, reward_spec: str, value: str, process: Any = None
         raise ValueError(f"value must be 'pm' (posterior mean), 'mc' (the shipped value network) or the "
                          f"path of a value.pt written by `svdd train-value`; got {value!r}")
     values = get_domain(domain).values()
-    name = reward_spec.partition("=")[0]
+    name = reward_spec if reward_spec in values else reward_spec.partition("=")[0]
     if name not in values:
         raise ValueError(f"no shipped MC value network for reward {reward_spec!r} in domain {domain!r}; "
                          f"available for: {', '.join(sorted(values)) or 'none'}. Use --value pm")
