@@ -23,7 +23,11 @@ from .tokenizer import SelfiesTokenizer
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 MODELS = {"moses-selfies": "moses-selfies.pt"}
-VALUES: dict[str, str] = {"moses-selfies-docking": "moses-selfies-docking-value.pt"}  # see export_value.py
+VALUES: dict[str, str] = {  # see export_value.py
+    "moses-selfies-docking": "moses-selfies-docking-value.pt",
+    "moses-selfies-qed": "moses-selfies-qed-value.pt",
+    "moses-selfies-sa": "moses-selfies-sa-value.pt",
+}
 DEFAULT_STEPS = 32
 
 
