@@ -187,7 +187,7 @@ def make_task(name: str, quick: bool) -> Task:
                               build=lambda t: _molecules(t, "qed"), not_applicable={"dps": discrete}),
         "molecules_sa": dict(reward_label="SA ((10-SA)/9)", num_samples=128, num_candidates=10, num_steps=32,
                              smc_alpha=0.02, build=lambda t: _molecules(t, "sa"), not_applicable={"dps": discrete}),
-        "molecules_docking": dict(reward_label="PARP1 docking (-Vina kcal/mol)", num_samples=16, num_candidates=4,
+        "molecules_docking": dict(reward_label="PARP1 docking (-Vina kcal/mol)", num_samples=8, num_candidates=4,
                                   num_steps=32, smc_alpha=0.2, resample_fraction=0.125,
                                   build=lambda t: _molecules(t, "docking"), not_applicable={"dps": discrete},
                                   options={"svdd_pm": {"select_steps": 16}, "svdd_r": {"select_steps": 16}}),
