@@ -240,6 +240,9 @@ def _best_children(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any,
     child_out = objects = None
     if t_next is None:
         values, objects = calls.score_clean(children, calls.clean_reward)
+    elif m == 1:  # nothing to choose from: no value calls (PM still needs the model output)
+        child_out = calls.model(children, t_next) if pm else None
+        return _Kept(children, torch.full((g,), torch.nan, dtype=torch.float64), child_out, None)
     elif pm:
         child_out = calls.model(children, t_next)
         values = calls.value_of(children, t_next, child_out)

@@ -119,6 +119,15 @@ def test_max_batch_bounds_the_candidates_held_at_once(masked_toy, method):
     assert res.stats["reward_calls"] == unbounded.stats["reward_calls"]
 
 
+def test_one_candidate_is_pretrained_sampling_without_value_calls(masked_toy):
+    res = sample(masked_toy, "svdd", num_candidates=1)
+    pre = sample(masked_toy, "pretrained")
+    assert torch.equal(res.states, pre.states)
+    assert res.stats["value_calls"] == 0
+    assert res.stats["reward_calls"] == N  # the clean samples only
+    assert res.stats["fallback_rows"] == 0
+
+
 def test_mc_costs_one_model_call_per_sample_and_step(masked_toy, chain, toy_rewards):
     seen = []
 
