@@ -16,7 +16,7 @@ import inspect
 import sys
 from pathlib import Path
 
-TABLES = ("table1", "curves", "performance", "images", "sequences", "molecules", "generate_scaling")
+TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling")
 
 
 def main(argv: list[str] | None = None) -> None:

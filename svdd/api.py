@@ -19,6 +19,9 @@ from .samplers import METHODS
 from .values import LearnedValue, PosteriorMean
 
 
+CPU_MODEL_CHUNK = 64  # rows per model call under max_batch="auto" without CUDA
+
+
 def sample(
     process: Any,
     reward: Callable[[list[Any]], Any],
@@ -28,7 +31,7 @@ def sample(
     num_candidates: int = 10,
     alpha: float = 0.0,
     generator: GeneratorLike = None,
-    max_batch: int | None = None,
+    max_batch: int | None | str = "auto",
     progress: bool = True,
     **options: Any,
 ) -> Result:
@@ -48,7 +51,11 @@ def sample(
         generator: None, a torch.Generator, or a list of N generators (one per sample: sample i's
             randomness then depends on generator[i] alone, for the methods where rows don't
             interact: pretrained, svdd, dps).
-        max_batch: most rows per model call; svdd, svdd_r and best_of_n also hold the candidates
+        max_batch: "auto" (the default): model calls in chunks of `CPU_MODEL_CHUNK` rows when no
+            CUDA device is present (a CPU runs a denoiser 2-3x slower per row on batches of
+            hundreds of rows than on ~64, benchmarks/results/performance_chunk.md), unchunked
+            otherwise; samples are the same as with None. None: no chunking at all.
+            An int: most rows per model call; svdd, svdd_r and best_of_n also hold the candidates
             of only max(1, max_batch // M) samples at a time, so peak memory is bounded by this
             knob rather than by M (smc holds its N·M particles by design). With a per-sample
             generator list the samples do not depend on it; with one generator a max_batch below
@@ -70,7 +77,12 @@ def sample(
     _check_count("num_candidates", num_candidates)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {alpha!r}")
-    if max_batch is not None:
+    model_chunk = None
+    if max_batch == "auto":
+        max_batch, model_chunk = None, (None if torch.cuda.is_available() else CPU_MODEL_CHUNK)
+    elif max_batch is not None:
+        if isinstance(max_batch, str):
+            raise ValueError(f"max_batch must be 'auto', None or an integer >= 1; got {max_batch!r}")
         _check_count("max_batch", max_batch)
     check_generator(generator, num_samples)
     if value is None:
@@ -81,7 +93,7 @@ def sample(
             f"{type(value).__name__} (wrap a network or function fn(x, t) as svdd.LearnedValue(fn))"
         )
 
-    calls = Calls(process, reward, value, max_batch, progress=progress)
+    calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk)
     start = time.perf_counter()
     with torch.no_grad():
         outcome = METHODS[method](
@@ -103,6 +115,7 @@ def sample(
         "value": repr(value),
         "reward": reward_name(reward),
         "max_batch": max_batch,
+        "model_chunk": calls.model_chunk,
         "num_steps": len(process.timesteps),
         **options,
     }

@@ -22,16 +22,17 @@ from .values import LearnedValue, PosteriorMean
 
 
 class Calls:
-    """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `max_batch`."""
+    """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`."""
 
     def __init__(self, process: Any, reward: Callable, value: PosteriorMean | LearnedValue,
-                 max_batch: int | None, progress: bool = False):
+                 max_batch: int | None, progress: bool = False, model_chunk: int | None = None):
         self.process = process
         self.progress = progress
         self._bar: Any = None
         self.reward = reward
         self.value = value
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # bounds the candidates held at once (svdd, svdd_r, best_of_n)
+        self.model_chunk = model_chunk or max_batch  # most rows per process.model call
         self.stats: dict[str, Any] = {
             "model_calls": 0,
             "model_batches": 0,
@@ -64,9 +65,9 @@ class Calls:
     # -- the process -------------------------------------------------------------------------
 
     def model(self, x: torch.Tensor, t: Any) -> Any:
-        """`process.model` on x [B, ...] in chunks of at most `max_batch` rows -> out (batch B)."""
+        """`process.model` on x [B, ...] in chunks of at most `model_chunk` rows -> out (batch B)."""
         n = x.shape[0]
-        step = self.max_batch or max(n, 1)
+        step = self.model_chunk or max(n, 1)
         outs = []
         start_time = time.perf_counter()
         for start in range(0, n, step):

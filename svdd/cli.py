@@ -57,7 +57,9 @@ def generate(
     steps: Optional[int] = typer.Option(None, "--steps", help="denoising steps (default: the domain's)"),
     seed: int = typer.Option(0, "--seed"),
     shard_size: int = typer.Option(64, "--shard-size", help="samples per shard (the unit of resumption)"),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="most rows per model call"),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch",
+                                            help="most rows per model call and candidates held at once "
+                                                 "(default: 64-row model calls on a CPU)"),
     executor: str = typer.Option("none", "--executor", help="none | processes | ray"),
     workers: int = typer.Option(2, "--workers", help="worker processes (processes, local ray)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster address"),
@@ -177,7 +179,7 @@ def train_value(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context,
-          table: str = typer.Argument(..., help="table1 | curves | performance | images | sequences | molecules "
+          table: str = typer.Argument(..., help="table1 | curves | performance | chunk_size | images | sequences | molecules "
                                                  "| generate_scaling"),
           ) -> None:
     """Re-run a benchmark table (extra options such as --quick go to it); needs a source checkout.
@@ -187,7 +189,7 @@ def bench(ctx: typer.Context,
     import subprocess
     import sys
 
-    tables = ("table1", "curves", "performance", "images", "sequences", "molecules", "generate_scaling")
+    tables = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling")
     if table not in tables:
         _fail(f"unknown benchmark table {table!r}; choose one of {', '.join(tables)}")
     root = Path(__file__).resolve().parents[1]

@@ -196,7 +196,8 @@ def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int) -> d
     failures_before = reward.failures
     res = sample(process, reward, method=settings.method, value=value, num_samples=count,
                  num_candidates=settings.num_candidates, alpha=settings.alpha,
-                 generator=sample_generators(settings.seed, start, count), max_batch=settings.max_batch,
+                 generator=sample_generators(settings.seed, start, count),
+                 max_batch=settings.max_batch if settings.max_batch is not None else "auto",
                  progress=False, **settings.options)
     encode = getattr(job, "encode", None) or encode_sample
     samples = [encode(obj, start + i, out_dir) for i, obj in enumerate(res.samples)]

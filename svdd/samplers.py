@@ -370,7 +370,7 @@ def dps(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         raise TypeError("dps needs a continuous process (floating-point states); this one has "
                         f"{x.dtype} states. Use method='svdd' for discrete processes.")
     trace: list[dict[str, Any]] = []
-    step = calls.max_batch or num_samples
+    step = calls.model_chunk or num_samples
     for _, t, _ in _steps(calls, "dps"):
         outs, grads, guided = [], [], []
         for start in range(0, num_samples, step):

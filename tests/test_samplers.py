@@ -128,6 +128,18 @@ def test_one_candidate_is_pretrained_sampling_without_value_calls(masked_toy):
     assert res.stats["fallback_rows"] == 0
 
 
+def test_auto_chunks_model_calls_on_cpu_without_changing_samples(masked_toy):
+    n, m = 20, 8  # 160 candidate rows per step
+    auto = sample(masked_toy, "svdd", num_samples=n, num_candidates=m)  # max_batch="auto"
+    whole = sample(masked_toy, "svdd", num_samples=n, num_candidates=m, max_batch=None)
+    assert torch.equal(auto.states, whole.states)
+    K = len(masked_toy.timesteps)
+    assert whole.stats["model_batches"] == K
+    assert auto.stats["model_batches"] == 1 + (K - 1) * math.ceil(n * m / svdd.api.CPU_MODEL_CHUNK)
+    with pytest.raises(ValueError, match="'auto', None or an integer"):
+        sample(masked_toy, "svdd", max_batch="all")
+
+
 def test_mc_costs_one_model_call_per_sample_and_step(masked_toy, chain, toy_rewards):
     seen = []
 
