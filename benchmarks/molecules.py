@@ -167,11 +167,11 @@ def part_docking(args) -> None:
         reward = Docking("PARP1", exhaustiveness=1, timeout_s=60, executor=pool)
         # docking is the expensive part: select only at every `select_every`-th step (PM value)
         extra = {"svdd_pm": {"select_steps": args.select_every}}
-        rows = run_methods("docking_parp1", process, reward, args, extra)
+        rows = run_methods("docking_parp1" + (f"_{args.tag}" if args.tag else ""), process, reward, args, extra, methods=tuple(args.methods.split(",")))
     md = (f"PARP1, Vina exhaustiveness 1, N = {args.num_samples}, M = {args.num_candidates}, K = {args.steps}, "
           f"SVDD-PM selects every {args.select_every} steps, {args.workers} workers, seed {args.seed}. Reward = -Vina "
           "(kcal/mol, higher = better).\n\n" + table(rows) + "\n" + targets(rows))
-    save("docking", {"seed": args.seed, "num_samples": args.num_samples, "num_candidates": args.num_candidates,
+    save("docking" + (f"_{args.tag}" if args.tag else ""), {"seed": args.seed, "num_samples": args.num_samples, "num_candidates": args.num_candidates,
                      "num_steps": args.steps, "select_every": args.select_every, "rows": rows}, md)
 
 
@@ -186,6 +186,8 @@ def main(argv=None) -> None:
     ap.add_argument("--select-every", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default="pretrained,best_of_n,svdd_pm", help="docking: methods to run")
+    ap.add_argument("--tag", default="", help="docking: suffix of the result files (molecules_docking_<tag>.*)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.num_samples is None:
