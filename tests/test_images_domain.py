@@ -130,3 +130,25 @@ def test_mc_value_loads_and_scores_states():
     meta = value_metadata("jpeg")
     assert meta["num_train_rollouts"] >= 256
     assert np.nanmean(meta["val_correlation"][-5:]) > 0.5  # near t = 0 it predicts the reward
+
+
+def test_shirt_value_ships_with_its_training_record():
+    meta = value_metadata("shirt")
+    assert meta["reward"] == "log_p(shirt)" and meta["num_train_rollouts"] >= 256
+    assert np.nanmean(meta["val_correlation"][-5:]) > 0.5
+    values = svdd.LearnedValue(load_value("shirt"))(torch.zeros(3, 1, 32, 32), 100)
+    assert values.shape == (3,) and torch.isfinite(values).all()
+
+
+def test_negative_elbo_ranks_model_samples_above_noise(pipe):
+    from domains.images.likelihood import negative_elbo
+
+    samples = svdd.sample(make_process(pipe, num_inference_steps=10), JPEGCompressibility(), method="pretrained",
+                          num_samples=3, generator=torch.Generator().manual_seed(0), progress=False).states
+    uniform = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    ours = negative_elbo(pipe, samples.clamp(-1, 1), num_times=8)
+    theirs = negative_elbo(pipe, uniform, num_times=8)
+    assert ours.shape == (3,) and (ours > 0).all()
+    assert ours.max() < theirs.min()  # uniform noise is far less likely under the DDPM
+    with pytest.raises(ValueError, match=r"\[n, C, H, W\]"):
+        negative_elbo(pipe, torch.zeros(3, 32, 32))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +161,16 @@ def test_shipped_docking_value_network_drives_svdd_mc(process):
     # a cheap final reward keeps the test fast; the value scores the intermediate states
     res = svdd.sample(process, QED(), value=value, num_samples=2, num_candidates=3, generator=seeded(0), progress=False)
     assert res.stats["model_calls"] == 2 * process.num_steps  # MC: one call per kept sample and step
+
+
+@pytest.mark.parametrize("reward", ["qed", "sa"])
+def test_shipped_qed_and_sa_value_networks_resolve_for_the_cli(process, reward):
+    from domains.registry import resolve_value
+
+    value = resolve_value("molecules", reward, "mc")
+    assert isinstance(value, svdd.LearnedValue)
+    v = value(process.prior(3), 0.5)
+    assert v.shape == (3,) and torch.isfinite(v).all()
+    meta = json.loads((Path(__file__).resolve().parents[1] / "domains" / "molecules" / "weights"
+                       / f"moses-selfies-{reward}-value.json").read_text())
+    assert meta["reward"] == reward and meta["rollouts"] >= 1024  # the training-set size is recorded
