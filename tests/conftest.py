@@ -48,6 +48,11 @@ def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def brightness(images) -> list[float]:
+    """Mean pixel value of each image (a reward for the diffusers tests)."""
+    return [float(img.mean()) for img in images]
+
+
 class RowCounter:
     """Counts a module's forward passes and the rows through them (a forward hook)."""
 

@@ -17,25 +17,14 @@ import svdd  # noqa: E402
 from svdd.diffusers import DiffusersProcess, SVDDPipeline  # noqa: E402
 from svdd.diffusers.tiny import tiny_unet  # noqa: E402
 
-from conftest import RowCounter  # noqa: E402
+from conftest import RowCounter, brightness, seeded  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-def brightness(images):
-    """Mean pixel value of each image in [0, 1]."""
-    return [float(img.mean()) for img in images]
-
-
-def seeded(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture(scope="module")
 def unet():
     return tiny_unet()
-
-
 
 
 STOCHASTIC = [

@@ -21,19 +21,9 @@ from svdd.diffusers import DiffusersProcess, SVDDScheduler  # noqa: E402
 from svdd.diffusers.replay import ReplayError  # noqa: E402
 from svdd.diffusers.tiny import tiny_unet  # noqa: E402
 
-from conftest import RowCounter  # noqa: E402
+from conftest import RowCounter, brightness, seeded  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-def brightness(images):
-    return [float(img.mean()) for img in images]
-
-
-def seeded(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
 
 
 @pytest.fixture

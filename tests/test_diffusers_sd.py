@@ -19,15 +19,9 @@ from svdd.diffusers import DiffusersProcess, SVDDScheduler  # noqa: E402
 from svdd.diffusers.replay import ReplayError, UNetReplay  # noqa: E402
 from svdd.diffusers.tiny import tiny_stable_diffusion  # noqa: E402
 
+from conftest import brightness, seeded  # noqa: E402
+
 torch.set_num_threads(1)
-
-
-def brightness(images):
-    return [float(img.mean()) for img in images]
-
-
-def seeded(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture
