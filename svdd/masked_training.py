@@ -13,6 +13,7 @@ of times, for reporting the naturalness of generated sequences as the paper does
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -186,6 +187,27 @@ def elbo(process: MaskedDiffusion, x0: torch.Tensor, *, num_times: int = 16, see
             weighted.append((ce / rows_t[sl]).to(torch.float64).cpu())
     nelbo = torch.cat(weighted).view(b, num_times).mean(dim=-1)
     return -nelbo
+
+
+def save_training_run(net: torch.nn.Module, log: TrainLog, out: Path, *, train: torch.Tensor, val: torch.Tensor,
+                      started: float, **metadata: Any) -> dict[str, Any]:
+    """Save a denoiser trained by `train_masked` with its record -> the record.
+
+    Writes `net` with `metadata` plus the data sizes (train/val Long[B, L]), final losses, wall
+    times, parameter count and torch version to `out` (`save_net`), and the same record with the
+    loss curves to `out` with suffix .json. `started` is the `time.time()` before training.
+    """
+    from .masked_nets import save_net
+
+    meta = {**metadata, "train_size": int(train.shape[0]), "val_size": int(val.shape[0]),
+            "final_train_nelbo_per_token": log.train_loss[-1], "final_val_nelbo_per_token": log.val_loss[-1],
+            "train_wall_time_s": log.wall_time_s, "this_run_s": time.time() - started, **denoiser_summary(net),
+            "torch": str(torch.__version__)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_net(net, out, **meta)
+    out.with_suffix(".json").write_text(json.dumps({**meta, "train_loss": log.train_loss, "val_loss": log.val_loss},
+                                                   indent=1))
+    return meta
 
 
 def denoiser_summary(denoiser: torch.nn.Module) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 
 import pytest
 import torch
 
 from svdd.masked import MaskedDiffusion
 from svdd.masked_nets import ConvDenoiser, ConvValue, TransformerDenoiser, load_net, save_net
-from svdd.masked_training import elbo, masked_loss, stratified_times, train_masked, validation_loss
+from svdd.masked_training import (elbo, masked_loss, save_training_run, stratified_times, train_masked,
+                                  validation_loss)
 
 
 def toy_corpus(n: int = 256, length: int = 12, seed: int = 0) -> torch.Tensor:
@@ -69,6 +72,23 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert log.step == 40 and len(log.train_loss) == 2
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_training_run_is_saved_with_its_record(tmp_path):
+    data = toy_corpus()
+    net = small_net()
+    started = time.time()
+    log = train_masked(net, data[:48], mask_index=4, steps=20, batch_size=16, log_every=10, val_data=data[48:],
+                       progress=False)
+    out = tmp_path / "weights" / "toy.pt"
+    meta = save_training_run(net, log, out, train=data[:48], val=data[48:], started=started, data="toy", seed=0)
+    loaded, stored = load_net(out)
+    assert stored == meta and stored["data"] == "toy" and stored["train_size"] == 48
+    assert stored["val_size"] == data.shape[0] - 48 and stored["final_val_nelbo_per_token"] == log.val_loss[-1]
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["train_loss"] == log.train_loss and len(record["val_loss"]) == 2
+    for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_training_rejects_masked_or_float_data():

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svdd.masked_nets import ConvDenoiser, save_net
-from svdd.masked_training import denoiser_summary, train_masked
+from svdd.masked_nets import ConvDenoiser
+from svdd.masked_training import save_training_run, train_masked
 
 from .alphabet import DNA
 from .data import ars1_path, load_ars1
@@ -49,18 +49,9 @@ def main(argv=None) -> None:
     start = time.time()
     log = train_masked(net, train, mask_index=4, steps=args.steps, batch_size=args.batch_size, lr=2e-3,
                        val_data=val, log_every=250, checkpoint=args.checkpoint, seed=args.seed)
-    meta = {
-        "data": f"ARS1 library, {ars1_path().name} in the logomaker wheel",
-        "train_size": int(train.shape[0]), "val_size": int(val.shape[0]), "seed": args.seed,
-        "steps": args.steps, "batch_size": args.batch_size,
-        "final_train_nelbo_per_token": log.train_loss[-1], "final_val_nelbo_per_token": log.val_loss[-1],
-        "train_wall_time_s": log.wall_time_s, "this_run_s": time.time() - start, **denoiser_summary(net),
-        "torch": str(torch.__version__),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_net(net, args.out, **meta)
-    Path(args.out.with_suffix(".json")).write_text(json.dumps({**meta, "train_loss": log.train_loss,
-                                                               "val_loss": log.val_loss}, indent=1))
+    meta = save_training_run(net, log, args.out, train=train, val=val, started=start,
+                             data=f"ARS1 library, {ars1_path().name} in the logomaker wheel", seed=args.seed,
+                             steps=args.steps, batch_size=args.batch_size)
     print(json.dumps(meta, indent=1))
 
 
