@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -49,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
+from benchmarks.provenance import machine_and_versions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 FULL = {"num_samples": 64, "steps": 32, "candidates": [1, 2, 4, 8, 16], "alpha_m": 10,
@@ -163,14 +162,7 @@ def part_alpha(task: Task, cfg: dict, seed: int, smc: bool) -> list[dict]:
 # --------------------------------------------------------------------------------------------- output
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
-    for pkg in ("torch", "numpy", "rdkit", "selfies", "ViennaRNA", "matplotlib"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
+    out = machine_and_versions(("torch", "numpy", "rdkit", "selfies", "ViennaRNA", "matplotlib"))
     try:
         out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                            check=True).stdout.strip()

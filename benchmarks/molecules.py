@@ -14,10 +14,7 @@ the command, seed, versions and machine. The MOSES data come from `pip install -
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
+from benchmarks.provenance import machine_and_versions  # noqa: E402
 from domains.molecules import (QED, SA, Docking, LogP, canonical, distribution_metrics, load_pretrained,  # noqa: E402
                                mean_pairwise_tanimoto_distance, moses_smiles, write_smiles_csv)
 
@@ -36,14 +34,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-           "torch_threads": torch.get_num_threads()}
-    for pkg in ("torch", "rdkit", "selfies", "vina", "meeko", "dockstring", "molsets", "fcd_torch"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return machine_and_versions(("torch", "rdkit", "selfies", "vina", "meeko", "dockstring", "molsets", "fcd_torch"))
 
 
 def save(part: str, payload: dict, md: str) -> None:

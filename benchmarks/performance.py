@@ -44,7 +44,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
-import importlib.metadata  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -65,6 +64,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
+from benchmarks.provenance import machine_and_versions  # noqa: E402
 from svdd import rng  # noqa: E402
 from svdd.selection import select  # noqa: E402
 
@@ -190,15 +190,8 @@ def warm_up(process: Any, reward: Any) -> None:
 
 def versions() -> dict[str, Any]:
     """Python, torch, platform, core count, torch threads and the domain libraries' versions."""
-    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                           "machine": platform.machine(), "processor": _cpu_model(), "cpu_count": os.cpu_count(),
-                           "torch_threads": torch.get_num_threads(),
-                           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
-    for pkg in ("torch", "numpy", "diffusers", "rdkit", "selfies", "ViennaRNA", "psutil"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
+    out = machine_and_versions(("torch", "numpy", "diffusers", "rdkit", "selfies", "ViennaRNA", "psutil"))
+    out["processor"] = _cpu_model()
     return out
 
 

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.metadata
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
+from benchmarks.provenance import machine_and_versions  # noqa: E402
 from domains.sequences import ARS1Activity, GCContent, RNAFold, load_pretrained, load_value, write_fasta  # noqa: E402
 from svdd.masked_training import elbo  # noqa: E402
 
@@ -87,14 +85,7 @@ def summarize(name: str, method: str, res, process, args) -> dict:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    for pkg in ("torch", "numpy", "ViennaRNA", "biopython", "logomaker", "pyjaspar"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return machine_and_versions(("torch", "numpy", "ViennaRNA", "biopython", "logomaker", "pyjaspar"))
 
 
 def markdown(rows: list[dict], meta: dict) -> str:

@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -55,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
+from benchmarks.provenance import machine_and_versions  # noqa: E402
 from benchmarks.metrics import cosine_distance, median_p90, one_hot_distance, uniqueness  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -256,13 +255,8 @@ def cell_path(out: Path, task: str, method: str) -> Path:
 
 
 def environment() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-           "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg()}
-    for pkg in ("torch", "diffusers", "rdkit", "selfies", "vina", "ViennaRNA", "numpy"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
+    out = machine_and_versions(("torch", "diffusers", "rdkit", "selfies", "vina", "ViennaRNA", "numpy"))
+    out["loadavg"] = os.getloadavg()
     return out
 
 
