@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
+from benchmarks.metrics import one_hot_distance, uniqueness  # noqa: E402
 from benchmarks.provenance import machine_and_versions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -99,20 +100,9 @@ class Task:
             canon = [canonical(s) for s in samples]
             valid = [c for c in canon if c]
             return {"diversity": mean_pairwise_tanimoto_distance(samples), "valid": len(valid) / len(canon),
-                    "unique": len(set(valid)) / max(len(valid), 1)}
-        return {"diversity": hamming_diversity(self.process.alphabet.encode(samples, length=self.process.length)),
-                "valid": 1.0, "unique": len(set(samples)) / len(samples)}
-
-
-def hamming_diversity(tokens: torch.Tensor) -> float:
-    """Mean over pairs i < j of the fraction of positions where sequences i and j differ (padded to one
-    length, so for variable-length RNA a length difference counts as mismatches)."""
-    x = np.asarray(tokens)
-    n = x.shape[0]
-    if n < 2:
-        return float("nan")
-    d = (x[:, None, :] != x[None, :, :]).mean(-1)
-    return float(d[np.triu_indices(n, 1)].mean())
+                    "unique": uniqueness(valid)}
+        return {"diversity": one_hot_distance(self.process.alphabet.encode(samples, length=self.process.length)),
+                "valid": 1.0, "unique": uniqueness(samples)}
 
 
 # --------------------------------------------------------------------------------------------- runs
