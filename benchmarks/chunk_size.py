@@ -30,9 +30,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def domains(quick: bool) -> dict:
-    from domains.images import JPEGCompressibility, load_pretrained as load_ddpm, make_process
-    from domains.molecules import QED, load_pretrained as load_molecules
-    from domains.sequences import ARS1Activity, load_pretrained as load_sequences
+    from svdd.domains.images import JPEGCompressibility, load_pretrained as load_ddpm, make_process
+    from svdd.domains.molecules import QED, load_pretrained as load_molecules
+    from svdd.domains.sequences import ARS1Activity, load_pretrained as load_sequences
 
     steps = 8 if quick else 32
     return {

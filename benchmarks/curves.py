@@ -71,7 +71,7 @@ class Task:
     def __init__(self, name: str, steps: int):
         self.name = name
         if name in ("dna", "rna"):
-            from domains.sequences import ARS1Activity, RNAFold, load_pretrained, load_value
+            from svdd.domains.sequences import ARS1Activity, RNAFold, load_pretrained, load_value
 
             model, reward, value, smc_alpha = {
                 "dna": ("dna-ars1", ARS1Activity, "dna-ars1-activity", 0.1),
@@ -83,7 +83,7 @@ class Task:
             self.smc_alpha = smc_alpha
             self.reward_label = {"dna": "ARS1Activity (standardised)", "rna": "-MFE (kcal/mol)"}[name]
         elif name == "qed":
-            from domains.molecules import QED, load_pretrained
+            from svdd.domains.molecules import QED, load_pretrained
 
             self.process = load_pretrained(num_steps=steps)
             self.reward = QED()
@@ -95,7 +95,7 @@ class Task:
 
     def diversity(self, samples: list) -> dict:
         if self.name == "qed":
-            from domains.molecules import canonical, mean_pairwise_tanimoto_distance
+            from svdd.domains.molecules import canonical, mean_pairwise_tanimoto_distance
 
             canon = [canonical(s) for s in samples]
             valid = [c for c in canon if c]

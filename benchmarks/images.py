@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 import svdd
-from domains.images import (CLASS_NAMES, ClassifierReward, JPEGCompressibility, load_pretrained,
+from svdd.domains.images import (CLASS_NAMES, ClassifierReward, JPEGCompressibility, load_pretrained,
                             load_value, value_metadata)
-from domains.images.process import make_process
+from svdd.domains.images.process import make_process
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

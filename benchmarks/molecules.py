@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
 from benchmarks.provenance import machine_and_versions  # noqa: E402
-from domains.molecules import (QED, SA, Docking, LogP, canonical, distribution_metrics, load_pretrained,  # noqa: E402
+from svdd.domains.molecules import (QED, SA, Docking, LogP, canonical, distribution_metrics, load_pretrained,  # noqa: E402
                                mean_pairwise_tanimoto_distance, moses_smiles, write_smiles_csv)
 
 RESULTS = ROOT / "benchmarks" / "results"

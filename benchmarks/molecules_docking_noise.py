@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from domains.molecules.data import sample_smiles  # noqa: E402
-from domains.molecules.docking import vina_score  # noqa: E402
+from svdd.domains.molecules.data import sample_smiles  # noqa: E402
+from svdd.domains.molecules.docking import vina_score  # noqa: E402
 
 OLAPARIB = "O=C(c1cc(Cc2n[nH]c(=O)c3ccccc23)ccc1F)N1CCN(C(=O)C2CC2)CC1"
 SETTINGS = [(1, 0), (1, 1), (1, 2), (4, 0), (8, 0), (8, 1)]

@@ -135,15 +135,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
 def load_domain(name: str, steps: int) -> tuple[Any, Any]:
     """(process, reward) of a domain, loaded offline from the committed weights, with K = `steps`."""
     if name in ("dna", "rna"):
-        from domains.sequences import ARS1Activity, RNAFold, load_pretrained
+        from svdd.domains.sequences import ARS1Activity, RNAFold, load_pretrained
         if name == "dna":
             return load_pretrained("dna-ars1", num_steps=steps), ARS1Activity()
         return load_pretrained("rna-hairpin", num_steps=steps), RNAFold()
     if name == "molecules":
-        from domains.molecules import QED, load_pretrained
+        from svdd.domains.molecules import QED, load_pretrained
         return load_pretrained(num_steps=steps), QED()
     if name == "images":
-        from domains.images import JPEGCompressibility, load_pretrained, make_process
+        from svdd.domains.images import JPEGCompressibility, load_pretrained, make_process
         return make_process(load_pretrained(), num_inference_steps=steps), JPEGCompressibility()
     raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(DOMAIN_LABELS)}")
 

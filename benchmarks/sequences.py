@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
 from benchmarks.provenance import machine_and_versions  # noqa: E402
-from domains.sequences import ARS1Activity, GCContent, RNAFold, load_pretrained, load_value, write_fasta  # noqa: E402
+from svdd.domains.sequences import ARS1Activity, GCContent, RNAFold, load_pretrained, load_value, write_fasta  # noqa: E402
 from svdd.masked_training import elbo  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

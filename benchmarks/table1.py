@@ -94,10 +94,10 @@ class Task:
 
 
 def _images(task: Task, reward_name: str) -> None:
-    from domains.images import ClassifierReward, JPEGCompressibility, load_classifier, load_pretrained, load_value
-    from domains.images.likelihood import negative_elbo
-    from domains.images.process import make_process
-    from domains.images.rewards import to_classifier_input
+    from svdd.domains.images import ClassifierReward, JPEGCompressibility, load_classifier, load_pretrained, load_value
+    from svdd.domains.images.likelihood import negative_elbo
+    from svdd.domains.images.process import make_process
+    from svdd.domains.images.rewards import to_classifier_input
 
     pipe = load_pretrained()
     task.process = make_process(pipe, num_inference_steps=task.num_steps)
@@ -135,7 +135,7 @@ def _masked_naturalness(process, res) -> dict:
 
 
 def _molecules(task: Task, reward_name: str) -> None:
-    from domains.molecules import QED, SA, Docking, canonical, load_pretrained, load_value, \
+    from svdd.domains.molecules import QED, SA, Docking, canonical, load_pretrained, load_value, \
         mean_pairwise_tanimoto_distance
 
     task.process = load_pretrained(num_steps=task.num_steps)
@@ -162,7 +162,7 @@ def _molecules(task: Task, reward_name: str) -> None:
 
 
 def _sequences(task: Task, model: str, value: str, reward_cls: Callable) -> None:
-    from domains.sequences import load_pretrained, load_value
+    from svdd.domains.sequences import load_pretrained, load_value
 
     task.process = load_pretrained(model, num_steps=task.num_steps)
     task.reward = reward_cls()
@@ -173,7 +173,7 @@ def _sequences(task: Task, model: str, value: str, reward_cls: Callable) -> None
 
 def make_task(name: str, quick: bool) -> Task:
     """The settings of row `name` (full or --quick)."""
-    from domains.sequences import ARS1Activity, RNAFold
+    from svdd.domains.sequences import ARS1Activity, RNAFold
 
     discrete = "the states are discrete (no gradient to follow)"
     no_surrogate = "JPEG size has no differentiable surrogate here"

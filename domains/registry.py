@@ -20,50 +20,50 @@ import numpy as np
 
 
 def _images_process(steps: int | None):
-    from domains.images import make_process
+    from svdd.domains.images import make_process
 
     return make_process(num_inference_steps=steps or 50)
 
 
 def _dna_process(steps: int | None):
-    from domains.sequences import load_pretrained
+    from svdd.domains.sequences import load_pretrained
 
     return load_pretrained("dna-ars1", **({"num_steps": steps} if steps else {}))
 
 
 def _rna_process(steps: int | None):
-    from domains.sequences import load_pretrained
+    from svdd.domains.sequences import load_pretrained
 
     return load_pretrained("rna-hairpin", **({"num_steps": steps} if steps else {}))
 
 
 def _molecules_process(steps: int | None):
-    from domains.molecules import load_pretrained
+    from svdd.domains.molecules import load_pretrained
 
     return load_pretrained("moses-selfies", **({"num_steps": steps} if steps else {}))
 
 
 def _images_rewards() -> dict[str, Callable[[str | None], Any]]:
-    from domains.images import ClassifierReward, JPEGCompressibility
+    from svdd.domains.images import ClassifierReward, JPEGCompressibility
 
     return {"jpeg": lambda arg: JPEGCompressibility(), "classifier": lambda arg: ClassifierReward(arg or "sneaker")}
 
 
 def _dna_rewards() -> dict[str, Callable[[str | None], Any]]:
-    from domains.sequences import ARS1Activity, GCContent, MotifScore
+    from svdd.domains.sequences import ARS1Activity, GCContent, MotifScore
 
     return {"ars1": lambda arg: ARS1Activity(), "gc": lambda arg: GCContent(),
             "motif": lambda arg: MotifScore(arg) if arg else MotifScore()}
 
 
 def _rna_rewards() -> dict[str, Callable[[str | None], Any]]:
-    from domains.sequences import GCContent, RNAFold
+    from svdd.domains.sequences import GCContent, RNAFold
 
     return {"mfe": lambda arg: RNAFold(ensemble=arg == "ensemble"), "gc": lambda arg: GCContent()}
 
 
 def _molecules_rewards() -> dict[str, Callable[[str | None], Any]]:
-    from domains.molecules import QED, SA, Docking, LogP
+    from svdd.domains.molecules import QED, SA, Docking, LogP
 
     return {"qed": lambda arg: QED(), "sa": lambda arg: SA(raw=arg == "raw"), "logp": lambda arg: LogP(),
             "docking": lambda arg: Docking(arg or "PARP1")}
@@ -71,33 +71,33 @@ def _molecules_rewards() -> dict[str, Callable[[str | None], Any]]:
 
 def _images_values() -> dict[str, Callable[[], Any]]:
     import svdd
-    from domains.images import load_value
+    from svdd.domains.images import load_value
 
     return {"jpeg": lambda: svdd.LearnedValue(load_value("jpeg")),
             "classifier=shirt": lambda: svdd.LearnedValue(load_value("shirt"))}
 
 
 def _dna_values() -> dict[str, Callable[[], Any]]:
-    from domains.sequences import load_value
+    from svdd.domains.sequences import load_value
 
     return {"ars1": lambda: load_value("dna-ars1-activity")}
 
 
 def _rna_values() -> dict[str, Callable[[], Any]]:
-    from domains.sequences import load_value
+    from svdd.domains.sequences import load_value
 
     return {"mfe": lambda: load_value("rna-hairpin-mfe")}
 
 
 def _molecules_values() -> dict[str, Callable[[], Any]]:
-    from domains.molecules import load_value
+    from svdd.domains.molecules import load_value
 
     return {"docking": lambda: load_value("moses-selfies-docking"), "qed": lambda: load_value("moses-selfies-qed"),
             "sa": lambda: load_value("moses-selfies-sa")}
 
 
 def _images_value_net(process: Any) -> Any:
-    from domains.images import ValueNet
+    from svdd.domains.images import ValueNet
 
     return ValueNet()
 
@@ -109,13 +109,13 @@ def _sequence_value_net(process: Any) -> Any:
 
 
 def _write_fasta(out_dir: Path, samples: list, rewards: np.ndarray) -> None:
-    from domains.sequences import write_fasta
+    from svdd.domains.sequences import write_fasta
 
     write_fasta(out_dir / "samples.fasta", samples, rewards)
 
 
 def _write_smiles(out_dir: Path, samples: list, rewards: np.ndarray) -> None:
-    from domains.molecules import write_smiles_csv
+    from svdd.domains.molecules import write_smiles_csv
 
     write_smiles_csv(out_dir / "smiles.csv", samples, rewards)
 

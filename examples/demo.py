@@ -14,8 +14,8 @@ import time
 import torch
 
 import svdd
-from domains.images import ClassifierReward, make_process
-from domains.sequences import ARS1Activity, load_pretrained
+from svdd.domains.images import ClassifierReward, make_process
+from svdd.domains.sequences import ARS1Activity, load_pretrained
 
 
 def compare(name: str, process, reward, num_samples: int, num_candidates: int) -> None:

@@ -8,7 +8,7 @@
 2. the drop-in scheduler: `pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=...)`;
 3. `SVDDPipeline(unet, scheduler)(reward=...)`.
 
-The reward is JPEG compressibility (the SVDD paper's image reward) from `domains.images` when
+The reward is JPEG compressibility (the SVDD paper's image reward) from `svdd.domains.images` when
 available, else the mean brightness of the image.
 """
 
@@ -35,7 +35,7 @@ def load(tiny: bool):
     """(pipeline, reward, description): the shipped model and JPEG reward when available."""
     if not tiny:
         try:
-            from domains.images import JPEGCompressibility, load_pretrained
+            from svdd.domains.images import JPEGCompressibility, load_pretrained
 
             return load_pretrained(), JPEGCompressibility(), "shipped Fashion-MNIST DDPM, JPEG compressibility"
         except (ImportError, FileNotFoundError, OSError) as exc:

@@ -67,7 +67,7 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="log lines instead of a progress bar"),
 ) -> None:
     """Generate samples with their rewards into OUT: shards/, samples.csv (+ FASTA or PNGs), run.json."""
-    from domains.registry import DomainJob, get_domain, resolve_reward, resolve_value
+    from svdd.domains.registry import DomainJob, get_domain, resolve_reward, resolve_value
     from svdd.executors import make_executor
     from svdd.rewards import RewardError
     from svdd.runs import RunSettings, generate as run_generate
@@ -127,7 +127,7 @@ def train_value(
 
     import torch
 
-    from domains.registry import get_domain, resolve_reward
+    from svdd.domains.registry import get_domain, resolve_reward
     from svdd.runs import environment, write_atomic
     from svdd.value_training import Rollouts, collect_rollouts, fit_value, value_correlation
 

@@ -18,7 +18,7 @@ def test_bench_refuses_an_unknown_table():
 
 
 def test_table1_quick_writes_cells_with_intervals_and_reuses_them(tmp_path):
-    pytest.importorskip("domains.sequences")
+    pytest.importorskip("svdd.domains.sequences")
     cmd = [sys.executable, "-m", "svdd.cli", "bench", "table1", "--quick", "--rows", "dna_ars1",
            "--methods", "pretrained,svdd_pm,svdd_r", "--out", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -12,7 +12,7 @@ PIL = pytest.importorskip("PIL", reason="the images domain needs the `images` ex
 from PIL import Image  # noqa: E402
 
 import svdd  # noqa: E402
-from domains.images import (  # noqa: E402
+from svdd.domains.images import (  # noqa: E402
     CLASS_NAMES, DDPM_DIR, ClassifierReward, JPEGCompressibility, load_pretrained, load_value,
     make_process, value_metadata)
 
@@ -141,7 +141,7 @@ def test_shirt_value_ships_with_its_training_record():
 
 
 def test_negative_elbo_ranks_model_samples_above_noise(pipe):
-    from domains.images.likelihood import negative_elbo
+    from svdd.domains.images.likelihood import negative_elbo
 
     samples = svdd.sample(make_process(pipe, num_inference_steps=10), JPEGCompressibility(), method="pretrained",
                           num_samples=3, generator=torch.Generator().manual_seed(0), progress=False).states

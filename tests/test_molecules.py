@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import svdd
-from domains.molecules import (QED, SA, Docking, LogP, SelfiesTokenizer, canonical, load_pretrained,
+from svdd.domains.molecules import (QED, SA, Docking, LogP, SelfiesTokenizer, canonical, load_pretrained,
                                mean_pairwise_tanimoto_distance, sample_smiles, write_smiles_csv)
 
 from conftest import seeded
@@ -68,7 +68,7 @@ def test_qed_sa_logp_match_rdkit_on_known_molecules():
     from rdkit.Chem import QED as rdqed
     from rdkit.Chem import Crippen
 
-    from domains.molecules.rewards import sascorer
+    from svdd.domains.molecules.rewards import sascorer
 
     mols = [Chem.MolFromSmiles(s) for s in (BENZENE, ASPIRIN)]
     np.testing.assert_allclose(QED()([BENZENE, ASPIRIN]), [rdqed.qed(m) for m in mols], atol=1e-9)
@@ -152,7 +152,7 @@ def test_cli_generate_molecules_writes_a_smiles_csv(tmp_path):
 
 
 def test_shipped_docking_value_network_drives_svdd_mc(process):
-    from domains.molecules import load_value
+    from svdd.domains.molecules import load_value
 
     value = load_value("moses-selfies-docking")
     assert isinstance(value, svdd.LearnedValue) and value.fn.config["length"] == 56
@@ -165,7 +165,7 @@ def test_shipped_docking_value_network_drives_svdd_mc(process):
 
 @pytest.mark.parametrize("reward", ["qed", "sa"])
 def test_shipped_qed_and_sa_value_networks_resolve_for_the_cli(process, reward):
-    from domains.registry import resolve_value
+    from svdd.domains.registry import resolve_value
 
     value = resolve_value("molecules", reward, "mc")
     assert isinstance(value, svdd.LearnedValue)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import svdd
-from domains.sequences import (DNA, RNA, ARS1Activity, GCContent, MotifScore, RNAFold, load_pretrained,
+from svdd.domains.sequences import (DNA, RNA, ARS1Activity, GCContent, MotifScore, RNAFold, load_pretrained,
                                load_value, write_fasta)
 from svdd.masked_training import elbo
 
@@ -119,7 +119,7 @@ def test_learned_value_loads_and_drives_svdd_mc(value_name, model, reward):
 
 
 def test_elbo_prefers_library_sequences_over_shuffled_ones():
-    from domains.sequences.data import load_ars1
+    from svdd.domains.sequences.data import load_ars1
 
     process = load_pretrained("dna-ars1")
     x0 = DNA.encode(load_ars1(limit=16).sequences)

@@ -1,6 +1,6 @@
 """Images domain: a Fashion-MNIST DDPM, JPEG-compressibility and classifier rewards, an MC value net.
 
-    from domains.images import load_pretrained, JPEGCompressibility, ClassifierReward, load_value
+    from svdd.domains.images import load_pretrained, JPEGCompressibility, ClassifierReward, load_value
     pipe = load_pretrained()                  # diffusers DDPMPipeline, offline, 1x32x32
     r = JPEGCompressibility()                 # -(JPEG kB at quality 95), the paper's reward
     c = ClassifierReward("sneaker")           # log p(sneaker | x) under the shipped CNN

@@ -2,7 +2,7 @@
 
 Input: float [n, 1, 32, 32] in [-1, 1] (the DDPM's space; images in [0, 1] are mapped by the
 reward). Output: logits [n, 10] over `CLASS_NAMES`. Weights: `weights/classifier.pt`, trained by
-`python -m domains.images.train_classifier`.
+`python -m svdd.domains.images.train_classifier`.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def load_classifier(path: Path | str = CLASSIFIER_PATH) -> FashionCNN:
     """The shipped classifier in eval mode (CPU)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found; train it with `python -m domains.images.train_classifier`")
+        raise FileNotFoundError(f"{path} not found; train it with `python -m svdd.domains.images.train_classifier`")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = FashionCNN(**state.get("config", {}))
     net.load_state_dict(state["state_dict"])

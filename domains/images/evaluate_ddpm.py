@@ -5,7 +5,7 @@ top class the shipped classifier assigns probability >= 0.8 (the issue's bar: at
 class histogram and the median JPEG compressibility. 1 CPU thread. Writes
 `benchmarks/results/images_pretrained_quality.json`.
 
-    python -m domains.images.evaluate_ddpm --steps 100 --n 256 --seed 123
+    python -m svdd.domains.images.evaluate_ddpm --steps 100 --n 256 --seed 123
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def main() -> None:
         "jpeg_median": float(np.median(res.rewards)), "n": args.n, "inference_steps": args.steps,
         "seed": args.seed, "ddpm_train_steps": json.loads((DDPM_DIR / "training.json").read_text())["step"],
         "seconds": round(time.time() - t0, 1), "torch": torch.__version__,
-        "command": f"python -m domains.images.evaluate_ddpm --steps {args.steps} --n {args.n} --seed {args.seed}",
+        "command": f"python -m svdd.domains.images.evaluate_ddpm --steps {args.steps} --n {args.n} --seed {args.seed}",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

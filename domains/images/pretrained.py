@@ -10,7 +10,7 @@ def load_pretrained(path: Path | str = DDPM_DIR):
     """A diffusers `DDPMPipeline` (UNet2DModel + DDPMScheduler(1000)) read from local files only.
 
     Its images are 1x32x32 Fashion-MNIST-like clothing; `pipe.unet` works on [-1, 1] states.
-    Trained by `python -m domains.images.train_ddpm` (see `weights/ddpm/training.json`).
+    Trained by `python -m svdd.domains.images.train_ddpm` (see `weights/ddpm/training.json`).
     """
     from diffusers import DDPMPipeline
     from diffusers.utils import logging
@@ -18,7 +18,7 @@ def load_pretrained(path: Path | str = DDPM_DIR):
     path = Path(path)
     if not (path / "model_index.json").exists():
         raise FileNotFoundError(f"no DDPM pipeline at {path} (model_index.json missing); "
-                                "train it with `python -m domains.images.train_ddpm`")
+                                "train it with `python -m svdd.domains.images.train_ddpm`")
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()  # silence the "accelerate is missing" notice
     logging.disable_progress_bar()

@@ -2,7 +2,7 @@
 
 Both follow the `svdd.rewards` protocol: `reward(images: list) -> np.ndarray float64 [n]`,
 always maximized; an invalid image (a non-finite value) scores NaN and never crashes the batch;
-an object that is not an image raises a `TypeError` naming it (see `domains.images.images`).
+an object that is not an image raises a `TypeError` naming it (see `svdd.domains.images.images`).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Data: Debian `dataset-fashion-mnist` (60k train / 10k test), padded to 32x32, scaled to [-1, 1].
 Seed 0, 1 CPU thread. Writes `weights/classifier.pt` and `weights/classifier.json` (test accuracy).
 
-    python -m domains.images.train_classifier [--epochs 4]
+    python -m svdd.domains.images.train_classifier [--epochs 4]
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def main() -> None:
     meta = {"test_accuracy": acc, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
             "seed": args.seed, "data": f"Debian dataset-fashion-mnist ({DATA_DIR})",
             "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__,
-            "command": "python -m domains.images.train_classifier " + " ".join(
+            "command": "python -m svdd.domains.images.train_classifier " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
     CLASSIFIER_PATH.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta, indent=2))

@@ -8,7 +8,7 @@ Seed 0; 1 CPU thread. Resumable: a full checkpoint (model, EMA, optimizer, step,
 every `--ckpt-every` steps (`--resume` continues from it), and the EMA pipeline is exported with `save_pretrained` to
 `weights/ddpm/` each time, so an interrupted run still leaves a usable model.
 
-    python -m domains.images.train_ddpm --max-minutes 50
+    python -m svdd.domains.images.train_ddpm --max-minutes 50
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def main() -> None:
                 "ema_decay": args.ema_decay, "seed": args.seed, "threads": args.threads,
                 "data": f"Debian dataset-fashion-mnist train split ({DATA_DIR}), padded to 32x32, [-1, 1]",
                 "unet_config": UNET_CONFIG, "torch": torch.__version__,
-                "command": "python -m domains.images.train_ddpm (resumed invocations add steps)"}
+                "command": "python -m svdd.domains.images.train_ddpm (resumed invocations add steps)"}
 
     def checkpoint() -> None:
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),

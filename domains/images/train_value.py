@@ -7,8 +7,8 @@ Pearson correlation per timestep (`svdd.value_training.value_correlation`). 1 CP
 Writes `weights/value_<reward>.pt` and `weights/value_<reward>.json`. Rewards: `jpeg` is
 `JPEGCompressibility()`, a Fashion-MNIST class name (e.g. `shirt`) is `ClassifierReward(name)`.
 
-    python -m domains.images.train_value --reward jpeg --train 1024 --val 256 --steps 50 --every 2
-    python -m domains.images.train_value --reward shirt --train 1024 --val 256 --steps 50 --every 2
+    python -m svdd.domains.images.train_value --reward jpeg --train 1024 --val 256 --steps 50 --every 2
+    python -m svdd.domains.images.train_value --reward shirt --train 1024 --val 256 --steps 50 --every 2
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def main() -> None:
         "params": sum(q.numel() for q in net.parameters()), "seed": args.seed,
         "rollout_seconds": round(t_roll, 1), "total_seconds": round(time.time() - t0, 1),
         "pretrained": str(DDPM_DIR.relative_to(WEIGHTS_DIR.parent.parent.parent)), "torch": torch.__version__,
-        "command": "python -m domains.images.train_value " + " ".join(
+        "command": "python -m svdd.domains.images.train_value " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
     }
     (WEIGHTS_DIR / f"value_{args.reward}.json").write_text(json.dumps(meta, indent=2) + "\n")

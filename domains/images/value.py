@@ -2,7 +2,7 @@
 
 `ValueNet(x_t, t) -> values [n]`: x_t float [n, 1, 32, 32] (the DDPM's noisy state, roughly
 unit scale), t float [n] (the DDPM timestep, 0..999, as `svdd.LearnedValue` passes it). Trained
-by `python -m domains.images.train_value` on rollouts of the pretrained model; outputs are in the
+by `python -m svdd.domains.images.train_value` on rollouts of the pretrained model; outputs are in the
 reward's units (an affine de-normalization with the training targets' mean/std is built in).
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def load_value(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> V
         raise ValueError(f"no shipped value network for {reward!r}; available: {sorted(VALUES)}")
     path = Path(weights_dir) / f"{VALUES[reward]}.pt"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found; train it with `python -m domains.images.train_value`")
+        raise FileNotFoundError(f"{path} not found; train it with `python -m svdd.domains.images.train_value`")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = ValueNet(**state["config"])
     net.load_state_dict(state["state_dict"])

@@ -1,6 +1,6 @@
 """Molecules: a pretrained SELFIES masked diffusion model on MOSES, and RDKit / Vina rewards (offline).
 
-    from domains.molecules import load_pretrained, QED, SA, LogP, Docking
+    from svdd.domains.molecules import load_pretrained, QED, SA, LogP, Docking
     process = load_pretrained()                     # svdd.masked.MaskedDiffusion; decode -> SMILES
     res = svdd.sample(process, QED(), num_samples=128, num_candidates=10)
     write_smiles_csv("out.csv", res.samples, res.rewards)

@@ -4,14 +4,14 @@ The shipped docking value network was made with (about 12 min on one core, 160 V
 
     svdd train-value molecules --reward docking --rollouts 128 --held-out 32 --steps 32 --every 4 \\
         --epochs 30 --out runs/molecules/dock-value
-    python -m domains.molecules.export_value runs/molecules/dock-value moses-selfies-docking-value
+    python -m svdd.domains.molecules.export_value runs/molecules/dock-value moses-selfies-docking-value
 
 The QED and SA value networks (12,288 rollouts each, states of every 8th step; about 25 min each
 on a shared core; held-out correlation at most 0.28 for QED and 0.48 for SA, so weak):
 
     svdd train-value molecules --reward qed --rollouts 12288 --held-out 512 --every 8 --epochs 6 \
         --steps 32 --out runs/molecules/qed-value-12k
-    python -m domains.molecules.export_value runs/molecules/qed-value-12k moses-selfies-qed-value
+    python -m svdd.domains.molecules.export_value runs/molecules/qed-value-12k moses-selfies-qed-value
     (the same with sa)
 
 It converts `value.pt` (a state dict for the registry's ConvValue) to `save_net` format, keeping the

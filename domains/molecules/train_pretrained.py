@@ -6,7 +6,7 @@ wheel (`pip install --no-deps molsets`; read by path, see data.py). A random sub
 the pad "[nop]"; molecules longer than L = 56 symbols are dropped (MOSES max is about 50).
 2,000 further molecules are the validation set. Denoiser: `svdd.masked_nets.ConvDenoiser`.
 
-    python -m domains.molecules.train_pretrained      # ~25 min on one CPU core (make train-molecules)
+    python -m svdd.domains.molecules.train_pretrained      # ~25 min on one CPU core (make train-molecules)
 """
 
 from __future__ import annotations

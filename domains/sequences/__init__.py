@@ -1,6 +1,6 @@
 """DNA and RNA: pretrained masked diffusion models, reward oracles, value networks (all offline).
 
-    from domains.sequences import load_pretrained, ARS1Activity, MotifScore, GCContent, RNAFold
+    from svdd.domains.sequences import load_pretrained, ARS1Activity, MotifScore, GCContent, RNAFold
     process = load_pretrained("dna-ars1")          # svdd.masked.MaskedDiffusion; decode -> "ACGT" strings
     res = svdd.sample(process, ARS1Activity(), num_samples=128, num_candidates=10)
     write_fasta("out.fa", res.samples, res.rewards)

@@ -5,7 +5,7 @@ A random subset (seed 0) of `--train-size` variants is the training set and 2,00
 variants the validation set; the read counts are not used (the model learns the library's
 sequence distribution, not its activity).
 
-    python -m domains.sequences.train_dna            # ~10 min on one CPU core
+    python -m svdd.domains.sequences.train_dna            # ~10 min on one CPU core
 """
 
 from __future__ import annotations

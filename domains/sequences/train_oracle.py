@@ -7,7 +7,7 @@ Reported on the test split: Pearson and Spearman correlation of prediction vs en
 test variants and on the better-measured ones (library_ct + selected_ct >= 10), whose
 enrichment is less dominated by read-count noise.
 
-    python -m domains.sequences.train_oracle         # ~8 min on one CPU core
+    python -m svdd.domains.sequences.train_oracle         # ~8 min on one CPU core
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ extracted by `make train-sequences` to build/seqkit-examples/. Kept: 50-100 nt, 
 model also learns where a sequence ends; decoding drops the pads. Split (seed 0): 95% train,
 5% validation.
 
-    python -m domains.sequences.train_rna [--hairpins PATH]   # ~10 min on one CPU core
+    python -m svdd.domains.sequences.train_rna [--hairpins PATH]   # ~10 min on one CPU core
 """
 
 from __future__ import annotations

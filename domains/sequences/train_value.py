@@ -9,7 +9,7 @@ ARS1Activity of the clean sample it led to (MSE regression, as the paper's code 
 A separate set of rollouts (another seed) measures the per-timestep Pearson correlation between
 the network and the final reward.
 
-    python -m domains.sequences.train_value [--task rna]     # ~8 min on one CPU core
+    python -m svdd.domains.sequences.train_value [--task rna]     # ~8 min on one CPU core
 """
 
 from __future__ import annotations
