@@ -30,7 +30,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def domains(quick: bool) -> dict:
-    from svdd.domains.images import JPEGCompressibility, load_pretrained as load_ddpm, make_process
+    from svdd.domains.images import JPEGCompressibility, load_pretrained as load_ddpm
     from svdd.domains.molecules import QED, load_pretrained as load_molecules
     from svdd.domains.sequences import ARS1Activity, load_pretrained as load_sequences
 
@@ -38,7 +38,7 @@ def domains(quick: bool) -> dict:
     return {
         "DNA ARS1": (lambda: load_sequences("dna-ars1", num_steps=steps), ARS1Activity),
         "molecules QED": (lambda: load_molecules(num_steps=steps), QED),
-        "images JPEG": (lambda: make_process(load_ddpm(), num_inference_steps=10 if quick else 50), JPEGCompressibility),
+        "images JPEG": (lambda: load_ddpm(num_steps=10 if quick else 50), JPEGCompressibility),
     }
 
 

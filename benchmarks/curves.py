@@ -101,7 +101,7 @@ class Task:
             valid = [c for c in canon if c]
             return {"diversity": mean_pairwise_tanimoto_distance(samples), "valid": len(valid) / len(canon),
                     "unique": uniqueness(valid)}
-        return {"diversity": one_hot_distance(self.process.alphabet.encode(samples, length=self.process.length)),
+        return {"diversity": one_hot_distance(self.process.tokenizer.encode(samples, length=self.process.length)),
                 "valid": 1.0, "unique": uniqueness(samples)}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from svdd.domains.registry import DomainJob  # noqa: E402
+from svdd.jobs import DomainJob  # noqa: E402
 from svdd.executors import process_pool  # noqa: E402
 from svdd.runs import RunSettings, environment, generate  # noqa: E402
 

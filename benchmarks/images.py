@@ -26,7 +26,6 @@ import torch
 import svdd
 from svdd.domains.images import (CLASS_NAMES, ClassifierReward, JPEGCompressibility, load_pretrained,
                             load_value, value_metadata)
-from svdd.domains.images.process import make_process
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -85,7 +84,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     n, m, seed = args.n, args.m, args.seed
 
-    process = make_process(load_pretrained(), num_inference_steps=args.steps)
+    process = load_pretrained(num_steps=args.steps)
     jpeg, clf = JPEGCompressibility(), ClassifierReward(args.class_)
     rows, table, grids = [], {}, []
 
@@ -104,7 +103,7 @@ def main() -> None:
     for reward in (jpeg, clf):
         methods = [("best_of_n", None), ("svdd", None)]
         if reward is jpeg:
-            methods.append(("svdd", svdd.LearnedValue(load_value("jpeg"), max_batch=512)))
+            methods.append(("svdd", svdd.LearnedValue(load_value("jpeg").fn, max_batch=512)))
         for method, value in methods:
             label = {"best_of_n": "best_of_n", "svdd": "svdd_pm" if value is None else "svdd_mc"}[method]
             res, wall = run(process, reward, method, n, m, seed, value=value)

@@ -143,8 +143,8 @@ def load_domain(name: str, steps: int) -> tuple[Any, Any]:
         from svdd.domains.molecules import QED, load_pretrained
         return load_pretrained(num_steps=steps), QED()
     if name == "images":
-        from svdd.domains.images import JPEGCompressibility, load_pretrained, make_process
-        return make_process(load_pretrained(), num_inference_steps=steps), JPEGCompressibility()
+        from svdd.domains.images import JPEGCompressibility, load_pretrained
+        return load_pretrained(num_steps=steps), JPEGCompressibility()
     raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(DOMAIN_LABELS)}")
 
 

@@ -66,7 +66,7 @@ def run_method(process, reward, method: str, args, task: dict) -> dict:
 def summarize(name: str, method: str, res, process, args) -> dict:
     r = np.asarray(res.rewards, dtype=np.float64)
     ok = np.isfinite(r)
-    x0 = process.alphabet.encode(res.samples, length=process.length)
+    x0 = process.tokenizer.encode(res.samples, length=process.length)
     ll = elbo(process, x0, num_times=16, seed=args.seed).numpy()
     lengths = np.array([len(s) for s in res.samples])
     return {

@@ -94,21 +94,20 @@ class Task:
 
 
 def _images(task: Task, reward_name: str) -> None:
-    from svdd.domains.images import ClassifierReward, JPEGCompressibility, load_classifier, load_pretrained, load_value
+    from svdd.domains.images import ClassifierReward, JPEGCompressibility, load_classifier, load_pipeline, load_pretrained, load_value
     from svdd.domains.images.likelihood import negative_elbo
-    from svdd.domains.images.process import make_process
     from svdd.domains.images.rewards import to_classifier_input
 
-    pipe = load_pretrained()
-    task.process = make_process(pipe, num_inference_steps=task.num_steps)
+    pipe = load_pipeline()
+    task.process = load_pretrained(num_steps=task.num_steps, pipeline=pipe)
     clf = load_classifier()
     embed = torch.nn.Sequential(clf.features, *list(clf.head)[:-1]).eval()  # 128-d penultimate layer
     if reward_name == "jpeg":
         task.reward = JPEGCompressibility()
-        task.mc_value = svdd.LearnedValue(load_value("jpeg"))
+        task.mc_value = load_value("jpeg")
     else:
         task.reward = ClassifierReward(reward_name)
-        task.mc_value = svdd.LearnedValue(load_value(reward_name))
+        task.mc_value = load_value(reward_name)
         index = task.reward.class_index
 
         def log_p(x0: torch.Tensor) -> torch.Tensor:  # x0_hat [n, 1, 32, 32] in [-1, 1]

@@ -14,8 +14,7 @@ import time
 import torch
 
 import svdd
-from svdd.domains.images import ClassifierReward, make_process
-from svdd.domains.sequences import ARS1Activity, load_pretrained
+from svdd.domains import images, sequences
 
 
 def compare(name: str, process, reward, num_samples: int, num_candidates: int) -> None:
@@ -33,9 +32,10 @@ def compare(name: str, process, reward, num_samples: int, num_candidates: int) -
 
 def main() -> None:
     print("svdd demo: pretrained vs reward-guided sampling (higher reward is better)")
-    compare("DNA (ARS1 variants), reward ARS1Activity", load_pretrained("dna-ars1"), ARS1Activity(), 32, 8)
-    compare("Images (Fashion-MNIST DDPM), reward log p(shirt)", make_process(num_inference_steps=20),
-            ClassifierReward("shirt"), 8, 4)
+    compare("DNA (ARS1 variants), reward ARS1Activity", sequences.load_pretrained("dna-ars1"),
+            sequences.ARS1Activity(), 32, 8)
+    compare("Images (Fashion-MNIST DDPM), reward log p(shirt)", images.load_pretrained(num_steps=20),
+            images.ClassifierReward("shirt"), 8, 4)
 
 
 if __name__ == "__main__":

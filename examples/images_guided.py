@@ -35,9 +35,9 @@ def load(tiny: bool):
     """(pipeline, reward, description): the shipped model and JPEG reward when available."""
     if not tiny:
         try:
-            from svdd.domains.images import JPEGCompressibility, load_pretrained
+            from svdd.domains.images import JPEGCompressibility, load_pipeline
 
-            return load_pretrained(), JPEGCompressibility(), "shipped Fashion-MNIST DDPM, JPEG compressibility"
+            return load_pipeline(), JPEGCompressibility(), "shipped Fashion-MNIST DDPM, JPEG compressibility"
         except (ImportError, FileNotFoundError, OSError) as exc:
             print(f"(no shipped image model: {exc}; using a tiny random UNet)")
     pipe = DDPMPipeline(unet=tiny_unet(), scheduler=DDPMScheduler())

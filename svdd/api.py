@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -13,7 +14,8 @@ import torch
 from .calls import Calls
 from .process import check_process
 from .result import Result
-from .rewards import reward_name
+from .options import check_options
+from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, check_generator
 from .samplers import METHODS
 from .values import LearnedValue, PosteriorMean
@@ -68,30 +70,11 @@ def sample(
     Returns:
         `svdd.Result` with `samples`, `rewards` [N], `states`, `trace`, `stats`, `config`.
     """
-    check_process(process)
-    if not callable(reward):
-        raise TypeError(f"reward must be callable list[obj] -> array[float]; got {type(reward).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    _check_count("num_samples", num_samples)
-    _check_count("num_candidates", num_candidates)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {alpha!r}")
-    model_chunk = None
-    if max_batch == "auto":
-        max_batch, model_chunk = None, (None if torch.cuda.is_available() else CPU_MODEL_CHUNK)
-    elif max_batch is not None:
-        if isinstance(max_batch, str):
-            raise ValueError(f"max_batch must be 'auto', None or an integer >= 1; got {max_batch!r}")
-        _check_count("max_batch", max_batch)
-    check_generator(generator, num_samples)
-    if value is None:
-        value = PosteriorMean(reward)
-    if not isinstance(value, (PosteriorMean, LearnedValue)):
-        raise TypeError(
-            "value must be None, svdd.PosteriorMean(reward) or svdd.LearnedValue(fn); got "
-            f"{type(value).__name__} (wrap a network or function fn(x, t) as svdd.LearnedValue(fn))"
-        )
+    checked = check_arguments(process, reward, method=method, value=value, num_samples=num_samples,
+                              num_candidates=num_candidates, alpha=alpha, generator=generator,
+                              max_batch=max_batch, options=options)
+    value, alpha, options = checked.value, checked.alpha, checked.options
+    max_batch, model_chunk = checked.max_batch, checked.model_chunk
 
     calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk)
     start = time.perf_counter()
@@ -129,6 +112,65 @@ def sample(
     )
 
 
-def _check_count(name: str, v: Any) -> None:
+def _check_count(name: str, v: Any, limit: int = 2**31 - 1) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+    if v > limit:
+        raise ValueError(f"{name} must be at most {limit}; got {v!r}")
+
+
+class CheckedArguments(NamedTuple):
+    """`svdd.sample`'s arguments after `check_arguments`: the value object (PM on the reward when
+    None was given), alpha as a float, the rows bound for candidates (`max_batch`) and for one
+    model call (`model_chunk`), and the method options normalised."""
+
+    value: Any
+    alpha: float
+    max_batch: int | None
+    model_chunk: int | None
+    options: dict[str, Any]
+
+
+def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: Any = None, num_samples: int = 64,
+                    num_candidates: int = 10, alpha: Any = 0.0, generator: GeneratorLike = None,
+                    max_batch: int | None | str = "auto", options: dict[str, Any] | None = None) -> CheckedArguments:
+    """Every check `svdd.sample` makes before sampling, without sampling: raises a ValueError or
+    TypeError naming the argument, the value given and what is accepted. `svdd generate` calls it
+    before it writes anything."""
+    check_process(process)
+    if not callable(reward):
+        raise TypeError(f"reward must be callable list[obj] -> array[float]; got {type(reward).__name__}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_count("num_samples", num_samples)
+    _check_count("num_candidates", num_candidates)
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {alpha!r}")
+    alpha = float(alpha)
+    model_chunk = None
+    if isinstance(max_batch, str):
+        if max_batch != "auto":
+            raise ValueError(f"max_batch must be 'auto', None or an integer >= 1; got {max_batch!r}")
+        max_batch, model_chunk = None, (None if torch.cuda.is_available() else CPU_MODEL_CHUNK)
+    elif max_batch is not None:
+        _check_count("max_batch", max_batch)
+        max_batch = int(max_batch)
+    check_generator(generator, num_samples)
+    if value is None:
+        value = PosteriorMean(reward)
+    if not isinstance(value, (PosteriorMean, LearnedValue)):
+        raise TypeError(
+            "value must be None, svdd.PosteriorMean(reward) or svdd.LearnedValue(fn); got "
+            f"{type(value).__name__} (wrap a network or function fn(x, t) as svdd.LearnedValue(fn))"
+        )
+    options = check_options(method, METHODS[method], dict(options or {}), len(process.timesteps))
+    if method == "smc" and alpha <= 0:
+        raise ValueError("smc needs alpha > 0: its weights are exp((v_{t-1} - v_t)/alpha)")
+    if method == "dps":
+        if not is_differentiable(reward) or not hasattr(reward, "tensor"):
+            raise TypeError(
+                f"dps needs a differentiable reward with a tensor(x0) method, such as "
+                f"svdd.rewards.TorchReward(fn); {reward_name(reward)!r} is a black box. "
+                "Use method='svdd' for black-box rewards."
+            )
+    return CheckedArguments(value, alpha, max_batch, model_chunk, options)

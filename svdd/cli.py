@@ -1,111 +1,204 @@
-"""The `svdd` command line: batch generation over the shipped domains.
+"""The `svdd` command line: batch generation on installed domains or on the user's own model.
 
     svdd generate molecules --reward qed --method svdd -M 10 -n 5000 --out runs/qed
     svdd generate dna --reward ars1 -n 1000 --out runs/ars1 --executor processes --workers 2
+    svdd generate --process my_model.py:make_process --reward my_model.py:score -n 64 --out runs/mine
+    svdd domains                      # the installed domains, their rewards and options
+
+Domains are plug-ins found through the `svdd.domains` entry-point group (`svdd.plugins`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shlex
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, NoReturn, Optional
 
 import typer
+
+from . import __version__
 
 app = typer.Typer(help="Reward-guided sampling from pretrained diffusion models (SVDD).",
                   no_args_is_help=True, add_completion=False)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"svdd {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _commands() -> None:
+def _commands(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                           help="print the version and exit")) -> None:
     """Reward-guided sampling from pretrained diffusion models (SVDD)."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(2)
 
 
-def _parse_options(options: list[str]) -> dict:
+def parse_option_value(raw: str) -> Any:
+    """A method option's value from the command line: JSON when it parses (numbers, lists such
+    as [28, 29, 30], null, true), otherwise the string itself."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _parse_options(options: list[str]) -> dict[str, Any]:
     parsed = {}
     for item in options:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             _fail(f"--option takes key=value (e.g. resample_fraction=0.05); got {item!r}")
-        for cast in (int, float):
-            try:
-                parsed[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            parsed[key] = raw
+        parsed[key] = parse_option_value(raw)
     return parsed
 
 
-@app.command()
+def _domain_options(args: list[str]) -> dict[str, str]:
+    """`--name value` / `--name=value` pairs left over by the common options (a domain's own)."""
+    parsed: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            _fail(f"unexpected argument {arg!r}")
+        name, sep, value = arg[2:].partition("=")
+        if not sep:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                _fail(f"option --{name} needs a value")
+            value = args[i + 1]
+            i += 1
+        parsed[name.replace("-", "_")] = value
+        i += 1
+    return parsed
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def generate(
-    domain: str = typer.Argument(..., help="images | dna | rna | molecules"),
-    reward: str = typer.Option(..., "--reward", "-r", help="a shipped reward (name or name=arg) or module:callable"),
+    ctx: typer.Context,
+    domain: Optional[str] = typer.Argument(None, help="an installed domain (see `svdd domains`); "
+                                                       "omit it with --process"),
+    reward: str = typer.Option(..., "--reward", "-r",
+                               help="a domain reward (name or name=arg), or module:callable / file.py:callable[=arg]"),
     num_samples: int = typer.Option(..., "-n", "--num-samples", help="samples to generate"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory (resumes a run already there)"),
+    process: Optional[str] = typer.Option(None, "--process", help="your own model: module:factory or "
+                                          "file.py:factory returning a svdd.DenoisingProcess"),
     method: str = typer.Option("svdd", "--method", help="pretrained | best_of_n | svdd | svdd_r | smc | dps"),
     num_candidates: int = typer.Option(10, "-M", "--num-candidates", help="M, candidates per sample and step"),
     alpha: float = typer.Option(0.0, "--alpha", help="temperature; 0 keeps the best candidate"),
-    value: str = typer.Option("pm", "--value", help="pm (posterior mean), mc (the shipped value network), "
-                              "or the value.pt of `svdd train-value`"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="denoising steps (default: the domain's)"),
+    value: str = typer.Option("pm", "--value", help="pm (posterior mean), mc (the domain's value network), "
+                              "the value.pt of `svdd train-value`, or module:callable"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="denoising steps (default: the model's)"),
     seed: int = typer.Option(0, "--seed"),
     shard_size: int = typer.Option(64, "--shard-size", help="samples per shard (the unit of resumption)"),
     max_batch: Optional[int] = typer.Option(None, "--max-batch",
                                             help="most rows per model call and candidates held at once "
                                                  "(default: 64-row model calls on a CPU)"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda when "
+                                         "available; each rank its own GPU under torchrun/accelerate)"),
+    table_format: str = typer.Option("csv", "--format", help="sample table: csv | parquet"),
     executor: str = typer.Option("none", "--executor", help="none | processes | ray"),
     workers: int = typer.Option(2, "--workers", help="worker processes (processes, local ray)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster address"),
     option: list[str] = typer.Option([], "--option", help="method option key=value, repeatable"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="log lines instead of a progress bar"),
 ) -> None:
-    """Generate samples with their rewards into OUT: shards/, samples.csv (+ FASTA or PNGs), run.json."""
-    from svdd.domains.registry import DomainJob, get_domain, resolve_reward, resolve_value
-    from svdd.executors import make_executor
-    from svdd.rewards import RewardError
-    from svdd.runs import RunSettings, generate as run_generate
-    from svdd.samplers import METHODS
+    """Generate samples with their rewards into OUT: shards/, the sample table, the domain's own
+    formats (FASTA, SDF, PNGs) and run.json. Domain options (e.g. --backbone FILE) follow the domain."""
+    from .executors import make_executor
+    from .jobs import DomainJob, ProcessJob, resolve_device
+    from .plugins import PluginError
+    from .rewards import RewardError
+    from .runs import RunSettings, generate as run_generate
 
-    if method not in METHODS:
-        _fail(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    extra = _domain_options(ctx.args)
     try:
+        if (domain is None) == (process is None):
+            raise ValueError("name a domain (svdd generate DOMAIN ...) or your own model (--process module:factory), "
+                             "not both" if domain and process else
+                             "name a domain (see `svdd domains`) or your own model with --process module:factory")
+        if steps is not None and steps < 1:
+            raise ValueError(f"--steps must be an integer >= 1; got {steps}")
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"--max-batch must be an integer >= 1; got {max_batch}")
+        if workers < 1:
+            raise ValueError(f"--workers must be an integer >= 1; got {workers}")
+        if not str(out).strip() or str(out) == ".":
+            raise ValueError(f"--out must name a directory for this run; got {str(out)!r}")
+        job: Any
+        if process is not None:
+            if extra:
+                raise ValueError(f"unknown option(s) {', '.join('--' + k for k in extra)}")
+            job = ProcessJob(process=process, reward=reward, value=value, steps=steps)
+            described = {"process": process}
+        else:
+            job = DomainJob(domain=str(domain), reward=reward, value=value, steps=steps,
+                            device=resolve_device(device), options=extra)
+            described = {"domain": domain, **({"options": extra} if extra else {})}
         settings = RunSettings(num_samples=num_samples, method=method, num_candidates=num_candidates, alpha=alpha,
                                seed=seed, shard_size=shard_size, max_batch=max_batch, options=_parse_options(option),
-                               description={"domain": domain, "reward": reward, "value": value, "steps": steps})
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0; got {alpha}")
-        get_domain(domain)
-        resolve_reward(domain, reward)  # unknown names fail here, before any model is loaded
-        resolve_value(domain, reward, value)
+                               description={**described, "reward": reward, "value": value, "steps": steps})
+        job.check()
         pool = make_executor(executor, workers, ray_address)
     except (ValueError, TypeError, ImportError) as exc:
         _fail(str(exc))
-    job = DomainJob(domain=domain, reward=reward, value=value, steps=steps)
     log = (lambda msg: typer.echo(msg, err=True))
+    command = shlex.join(["svdd", *sys.argv[1:]])
     try:
-        summary = run_generate(job, settings, out, executor=pool, progress=not quiet, finalize=job.finalize, log=log)
-    except (ValueError, TypeError, PermissionError, RewardError) as exc:
+        summary = run_generate(job, settings, out, executor=pool, progress=not quiet, log=log,
+                               table_format=table_format, command=command)
+    except (ValueError, TypeError, PermissionError, RewardError, PluginError) as exc:
         _fail(str(exc))
     finally:
         if pool is not None:
             pool.shutdown()
+    if summary is None:  # a rank other than 0 of a multi-process launch: rank 0 writes the outputs
+        typer.echo("this rank's shards are written; rank 0 merges the outputs")
+        return
     record = summary.record
-    typer.echo(f"{num_samples} samples in {out}: median reward {record['reward_median']}, "
-               f"p90 {record['reward_p90']}, invalid {record['invalid_samples']}, "
-               f"reward failures {record['reward_failures']}")
+    typer.echo(f"{num_samples} samples in {out}: median reward {_fmt(record['reward_median'])}, "
+               f"p90 {_fmt(record['reward_p90'])}, invalid {record['invalid_samples']}, "
+               f"reward failures {record['reward_failures']}; files: {', '.join(record['outputs'])}")
+
+
+def _fmt(x: float | None) -> str:
+    from .outputs import format_number
+
+    return "n/a" if x is None else format_number(x)
+
+
+@app.command("domains")
+def list_domains() -> None:
+    """List the installed domains, their rewards, value networks and options."""
+    from .plugins import PluginError, domain_names, load_domain
+
+    for name in domain_names():
+        try:
+            domain = load_domain(name)
+        except PluginError as exc:
+            typer.echo(f"{name}: unavailable ({exc})")
+            continue
+        typer.echo(f"{name}: {domain.summary}")
+        try:
+            typer.echo(f"  rewards: {', '.join(domain.rewards())}; --value mc for: {', '.join(domain.values()) or 'none'}")
+        except ImportError as exc:
+            typer.echo(f"  (needs packages that are not installed: {exc}; {domain.requires})")
+        if domain.options:
+            typer.echo("  options: " + "; ".join(f"--{k}: {v}" for k, v in domain.options.items()))
 
 
 @app.command("train-value")
 def train_value(
-    domain: str = typer.Argument(..., help="images | dna | rna | molecules"),
-    reward: str = typer.Option(..., "--reward", "-r", help="a shipped reward (name or name=arg) or module:callable"),
+    domain: str = typer.Argument(..., help="an installed domain (see `svdd domains`)"),
+    reward: str = typer.Option(..., "--reward", "-r", help="a domain reward (name or name=arg) or module:callable"),
     out: Path = typer.Option(..., "--out", "-o", help="directory for rollouts, checkpoint and value.pt"),
     rollouts: int = typer.Option(1024, "--rollouts", help="pretrained rollouts to learn from"),
     held_out: int = typer.Option(256, "--held-out", help="extra rollouts to measure the fit"),
@@ -123,24 +216,27 @@ def train_value(
     Resumable: the rollouts and a per-epoch checkpoint are kept in OUT, so rerunning the same
     command continues where it stopped. Use the result with `svdd generate ... --value OUT/value.pt`.
     """
-    import json
-
     import torch
 
-    from svdd.domains.registry import get_domain, resolve_reward
-    from svdd.runs import environment, write_atomic
-    from svdd.value_training import Rollouts, collect_rollouts, fit_value, value_correlation
+    from .plugins import PluginError, domain_reward, load_domain
+    from .runs import environment, write_atomic
+    from .value_training import Rollouts, collect_rollouts, fit_value, value_correlation
 
     try:
-        spec = get_domain(domain)
-        reward_fn = resolve_reward(domain, reward)
-        for name, v in (("rollouts", rollouts), ("held_out", held_out), ("epochs", epochs), ("every", every)):
+        spec = load_domain(domain)
+        reward_fn = domain_reward(spec, reward)
+        for name, v in (("rollouts", rollouts), ("held_out", held_out), ("epochs", epochs), ("every", every),
+                        ("batch_size", batch_size)):
             if v < 1:
-                raise ValueError(f"{name} must be >= 1; got {v}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {v}")
+        if steps is not None and steps < 1:
+            raise ValueError(f"--steps must be an integer >= 1; got {steps}")
+        if spec.value_net is None:
+            raise ValueError(f"domain {domain!r} defines no value network architecture to train")
         out.mkdir(parents=True, exist_ok=True)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, PluginError) as exc:
         _fail(str(exc))
-    process = spec.process(steps)
+    process = spec.load_process(steps=steps, device="cpu")
     settings = {"domain": domain, "reward": reward, "rollouts": rollouts, "held_out": held_out, "every": every,
                 "steps": len(process.timesteps), "seed": seed}
 
@@ -168,39 +264,13 @@ def train_value(
     corr = value_correlation(net, held)
     meta = {**settings, "epochs": epochs, "lr": lr, "batch_size": batch_size, "train_loss": losses,
             "held_out_correlation": {str(t): (None if c != c else float(c)) for t, c in zip(held.times, corr)},
-            "environment": environment()}
+            "command": shlex.join(["svdd", *sys.argv[1:]]), "environment": environment()}
     torch.save({"domain": domain, "reward": reward, "state_dict": net.state_dict(), "metadata": meta},
                out / "value.pt")
     write_atomic(out / "value.json", json.dumps(meta, indent=1))
     finite = [c for c in corr if c == c]
     typer.echo(f"value network in {out / 'value.pt'}: final train MSE {losses[-1]:.4g}, "
                f"held-out correlation {min(finite) if finite else float('nan'):.3f}..{max(finite) if finite else float('nan'):.3f}")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context,
-          table: str = typer.Argument(..., help="the table to re-run, e.g. table1, curves, performance "
-                                                 "(an unknown name lists them all)"),
-          ) -> None:
-    """Re-run a benchmark table (extra options such as --quick go to it); needs a source checkout.
-
-    Results, plots and the command that made them go to benchmarks/results/ of the checkout.
-    """
-    import importlib.util
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
-    entry = root / "benchmarks" / "__main__.py"
-    if not entry.exists():
-        _fail(f"svdd bench runs the scripts in benchmarks/ of a source checkout; none next to {root}. "
-              "Install from a clone (pip install -e .) to use it.")
-    spec = importlib.util.spec_from_file_location("svdd_benchmarks_entry", entry)
-    benchmarks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmarks)  # only reads its TABLES; the table itself runs in a subprocess
-    if table not in benchmarks.TABLES:
-        _fail(f"unknown benchmark table {table!r}; choose one of {', '.join(benchmarks.TABLES)}")
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "benchmarks", table, *ctx.args], cwd=root))
 
 
 def main() -> None:

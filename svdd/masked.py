@@ -30,7 +30,11 @@ class MaskedDiffusion:
         vocab_size: V, the number of real tokens; the mask token id is V.
         length: L, the sequence length.
         num_steps: K, the number of reverse steps (timesteps 1, 1 - 1/K, ..., 1/K).
-        decode: `tokens Long[B, L] -> list of B objects`; default: tuples of ints.
+        decode: `tokens Long[B, L] -> list of B objects`; default: `tokenizer.decode` when a
+            tokenizer is given, else tuples of ints.
+        tokenizer: optional object with `encode(objects, length=L) -> Long[B, L]` and
+            `decode(tokens) -> list`, for turning the user's own sequences into states.
+        metadata: optional record of how the model was made (data, seed, training settings).
     """
 
     def __init__(
@@ -42,6 +46,8 @@ class MaskedDiffusion:
         num_steps: int = 128,
         decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
         device: torch.device | str | None = None,
+        tokenizer: Any = None,
+        metadata: dict[str, Any] | None = None,
     ):
         for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
             if not isinstance(v, int) or v < 1:
@@ -54,6 +60,10 @@ class MaskedDiffusion:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.timesteps = [1.0 - k / num_steps for k in range(num_steps)]
         self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
+        self.tokenizer = tokenizer
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        if decode is None and tokenizer is not None:
+            decode = tokenizer.decode
         self._decode = decode
 
     # -- the DenoisingProcess protocol -------------------------------------------------------

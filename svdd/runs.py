@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .api import sample
+from .api import check_arguments, sample
+from .outputs import check_table_format, sample_text, write_staged, write_table
 from .rewards import Reward, RewardError, evaluate, reward_name
 
 SHARD_FORMAT = "svdd-shard/1"
@@ -46,8 +47,12 @@ class Job(Protocol):
     """What a run samples from. Must be picklable to run shards on a process pool or Ray.
 
     build() -> (process, reward, value): value may be None (PM on the reward).
+    Optional methods:
+    check() -> None: raise if a name the job holds does not resolve (before anything is built).
     encode(obj, index, out_dir) -> a JSON-able record of one sample (e.g. a string, or the
-        relative path of a PNG it wrote); optional, `encode_sample` is the default.
+        relative path of a PNG it wrote); `encode_sample` is the default.
+    columns(process, samples) -> {name: list}: extra per-sample columns of the sample table.
+    write(out_dir, samples, rewards, columns) -> [paths]: files in a domain's own formats.
     """
 
     def build(self) -> tuple[Any, Callable, Any]: ...
@@ -148,8 +153,17 @@ def shard_path(out_dir: Path, k: int) -> Path:
     return out_dir / "shards" / f"shard-{k:05d}.json"
 
 
-def _checksum(samples: list, rewards: list) -> str:
-    return hashlib.sha256(json.dumps([samples, rewards], sort_keys=True).encode()).hexdigest()
+def _checksum(samples: list, rewards: list, columns: dict) -> str:
+    return hashlib.sha256(json.dumps([samples, rewards, columns], sort_keys=True).encode()).hexdigest()
+
+
+def _json_number(v: Any) -> Any:
+    """A column value JSON can hold: NaN -> None, numpy scalars -> Python numbers."""
+    if isinstance(v, (np.floating, float)):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -177,10 +191,12 @@ def read_shard(out_dir: Path, settings: RunSettings, k: int) -> tuple[dict | Non
     for key, value in expected.items():
         if payload.get(key) != value:
             return None, f"{key} is {payload.get(key)!r}, expected {value!r}"
-    samples, rewards = payload.get("samples"), payload.get("rewards")
+    samples, rewards, columns = payload.get("samples"), payload.get("rewards"), payload.get("columns", {})
     if not isinstance(samples, list) or not isinstance(rewards, list) or len(samples) != count or len(rewards) != count:
         return None, "wrong number of samples"
-    if payload.get("checksum") != _checksum(samples, rewards):
+    if not isinstance(columns, dict) or any(not isinstance(v, list) or len(v) != count for v in columns.values()):
+        return None, "malformed columns"
+    if payload.get("checksum") != _checksum(samples, rewards, columns):
         return None, "checksum mismatch"
     missing = [s for s in samples if isinstance(s, str) and s.startswith("samples/") and not (out_dir / s).exists()]
     if missing:
@@ -202,9 +218,11 @@ def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int) -> d
     encode = getattr(job, "encode", None) or encode_sample
     samples = [encode(obj, start + i, out_dir) for i, obj in enumerate(res.samples)]
     rewards = [None if not math.isfinite(r) else float(r) for r in res.rewards]
+    columns = {name: [_json_number(v) for v in values]
+               for name, values in (job.columns(process, res.samples) if hasattr(job, "columns") else {}).items()}
     payload = {
         "format": SHARD_FORMAT, "settings": settings.digest(), "shard": k, "start": start, "count": count,
-        "samples": samples, "rewards": rewards, "checksum": _checksum(samples, rewards),
+        "samples": samples, "rewards": rewards, "columns": columns, "checksum": _checksum(samples, rewards, columns),
         "stats": {key: v for key, v in res.stats.items() if isinstance(v, (int, float))},
         "reward_failures": reward.failures - failures_before,
     }
@@ -243,11 +261,20 @@ class RunSummary:
     record: dict[str, Any]
 
 
-def check_reward(job: Job, num: int = 2) -> None:
-    """Fail fast: a few cheap pretrained samples through the reward, whose output must be one
-    number per object (a RewardError says what it returned). Exceptions on items are allowed
-    (they become NaN in the run)."""
-    process, reward, _ = job.build()
+def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
+    """Fail fast, before anything is written: the job's names resolve, the sampler accepts the
+    settings with the job's process and reward (`svdd.check_arguments`), and a few cheap
+    pretrained samples go through the reward, whose output must be one number per object (a
+    RewardError says what it returned). Exceptions on items are allowed (they become NaN)."""
+    if hasattr(job, "check"):
+        job.check()
+    process, reward, value = job.build()
+    count = min(settings.shard_size, settings.num_samples)
+    check_arguments(process, reward, method=settings.method, value=value, num_samples=count,
+                    num_candidates=settings.num_candidates, alpha=settings.alpha,
+                    generator=sample_generators(settings.seed, 0, count),
+                    max_batch=settings.max_batch if settings.max_batch is not None else "auto",
+                    options=settings.options)
     res = sample(process, lambda objs: [0.0] * len(objs), method="pretrained", num_samples=num,
                  num_candidates=1, generator=torch.Generator().manual_seed(0), progress=False)
     try:
@@ -318,14 +345,17 @@ def process_rank() -> tuple[int, int]:
 
 
 def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: Executor | None = None,
-             progress: bool = True, finalize: Callable[[Path, list, np.ndarray], None] | None = None,
-             log: Callable[[str], None] = print, poll_s: float = 2.0) -> RunSummary | None:
+             progress: bool = True, log: Callable[[str], None] = print, poll_s: float = 2.0,
+             table_format: str = "csv", command: str | None = None) -> RunSummary | None:
     """Run (or resume) a sharded generation into `out_dir`.
 
-    Writes `shards/`, then `samples.csv` (index, sample, reward) and `run.json` (settings, seed,
-    versions, machine, compute counters summed over shards, reward failures, wall time). With an
-    `executor`, shards run on it (each worker builds the job once); otherwise in this process.
-    `finalize(out_dir, samples, rewards)` may write domain formats (FASTA, SMILES) at the end.
+    Every check (the job's names, the sampler's settings, the reward's output, the table format)
+    runs before anything is written. Then writes `shards/`, the sample table `samples.csv` or
+    `samples.parquet` (`table_format`; index, sample, reward and the job's extra columns), the
+    job's own formats (`job.write`: FASTA, SDF) and `run.json` (settings, seed, the `command`
+    that started it, versions, machine, compute counters summed over shards, reward failures,
+    wall time). With an `executor`, shards run on it (each worker builds the job once);
+    otherwise in this process.
 
     Launched as several processes (`accelerate launch`, `torchrun`; see `process_rank`), rank r
     samples the shards k with k % world == r (the samples do not depend on the rank: seeds are
@@ -333,10 +363,14 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
     outputs; the other ranks return None once their shards are written.
     """
     out_dir = Path(out_dir)
+    if not str(out_dir).strip():
+        raise ValueError("the output directory is empty; name one (e.g. --out runs/my-run)")
     rank, world = process_rank()
+    check_table_format(table_format)
+    check_job(job, settings)
     previous = prepare_out_dir(out_dir, settings, clean_temporary=world == 1)
-    check_reward(job)
     record = {
+        "command": command,
         "world_size": world,
         "settings": json.loads(json.dumps(asdict(settings), default=str)),
         "settings_digest": settings.digest(),
@@ -392,15 +426,21 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
     ordered = [payloads[k] for k in range(settings.num_shards)]
     samples = [s for p in ordered for s in p["samples"]]
     rewards = np.array([np.nan if r is None else r for p in ordered for r in p["rewards"]], dtype=np.float64)
+    names = list(dict.fromkeys(name for p in ordered for name in p.get("columns", {})))
+    columns = {name: [v for p in ordered for v in p.get("columns", {}).get(name, [None] * p["count"])]
+               for name in names}
     totals: dict[str, float] = {}
     for p in ordered:
         for key, v in p["stats"].items():
             totals[key] = totals.get(key, 0) + v
-    _write_csv(out_dir / "samples.csv", samples, rewards)
-    if finalize is not None:
-        finalize(out_dir, samples, rewards)
+    table = {"index": list(range(len(samples))), "sample": [sample_text(x) for x in samples],
+             "reward": [None if np.isnan(r) else float(r) for r in rewards], **columns}
+    files = [write_table(out_dir / f"samples.{table_format}", table, table_format)]
+    if hasattr(job, "write"):
+        files += write_staged(out_dir, lambda staging: job.write(staging, samples, rewards, columns))
     ok = rewards[np.isfinite(rewards)]
     record.update({
+        "outputs": [str(f.relative_to(out_dir)) for f in files],
         "status": "complete",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_time_s_this_invocation": time.perf_counter() - start_time,
@@ -423,15 +463,3 @@ def _run_shards(job: Job, settings: RunSettings, out_dir: Path, todo: list[int],
         return
     n = len(todo)
     yield from executor.map(run_shard, [job] * n, [settings] * n, [str(out_dir)] * n, todo)
-
-
-def _write_csv(path: Path, samples: list, rewards: np.ndarray) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["index", "sample", "reward"])
-    for i, (s, r) in enumerate(zip(samples, rewards)):
-        writer.writerow([i, s if not isinstance(s, list) else " ".join(map(str, s)), "" if np.isnan(r) else repr(float(r))])
-    write_atomic(path, buf.getvalue())

@@ -52,17 +52,20 @@ class LearnedValue:
 
     needs_model_output = False
 
-    def __init__(self, fn: Callable[[torch.Tensor, Any], Any], *, max_batch: int | None = None):
+    def __init__(self, fn: Callable[[torch.Tensor, Any], Any], *, max_batch: int | None = None,
+                 name: str | None = None):
         if not callable(fn):
             raise TypeError(f"LearnedValue needs a callable fn(x, t); got {type(fn).__name__}")
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise ValueError(f"max_batch must be a positive int or None; got {max_batch!r}")
         self.fn = fn
         self.max_batch = max_batch
+        self._name = name
 
     @property
     def name(self) -> str:
-        return reward_name(self.fn)
+        """`name` if given, else the function's name (`svdd.rewards.reward_name`)."""
+        return self._name if self._name is not None else reward_name(self.fn)
 
     def __call__(self, x: torch.Tensor, t: Any) -> torch.Tensor:
         """Values float64 [n] for states x [n, ...] at time t (NaN allowed)."""

@@ -46,7 +46,7 @@ def test_custom_reward_by_module_path(tmp_path):
     "args, message",
     [
         (["dna", "--reward", "sweetness"], "unknown reward 'sweetness' for domain 'dna'; shipped rewards: ars1, gc, motif"),
-        (["proteins", "--reward", "x"], "unknown domain 'proteins'; choose one of images, dna, rna"),
+        (["weather", "--reward", "x"], "unknown domain 'weather'; installed domains: dna, images, molecules"),
         (["dna", "--reward", "gc", "-M", "0"], "num_candidates must be an integer >= 1"),
         (["dna", "--reward", "gc", "--method", "beam"], "unknown method 'beam'"),
         (["dna", "--reward", "gc", "--value", "mc"], "no shipped MC value network for reward 'gc'"),
@@ -59,7 +59,7 @@ def test_bad_arguments_fail_fast_with_a_clear_message(tmp_path, args, message):
     result = generate(*args, "--out", str(tmp_path / "out"), "-n", "4", "--steps", "3", "--quiet")
     assert result.exit_code == 2
     assert message in result.output
-    assert not (tmp_path / "out" / "shards").exists()
+    assert not (tmp_path / "out").exists()  # nothing written before every check passed
 
 
 def test_unwritable_output_directory(tmp_path):

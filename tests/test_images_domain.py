@@ -13,8 +13,8 @@ from PIL import Image  # noqa: E402
 
 import svdd  # noqa: E402
 from svdd.domains.images import (  # noqa: E402
-    CLASS_NAMES, DDPM_DIR, ClassifierReward, JPEGCompressibility, load_pretrained, load_value,
-    make_process, value_metadata)
+    CLASS_NAMES, DDPM_DIR, ClassifierReward, JPEGCompressibility, load_pipeline, load_pretrained, load_value,
+    value_metadata)
 
 
 def noise(n, seed=0, shape=(1, 32, 32)):
@@ -23,7 +23,7 @@ def noise(n, seed=0, shape=(1, 32, 32)):
 
 @pytest.fixture(scope="module")
 def pipe():
-    return load_pretrained()
+    return load_pipeline()
 
 
 def test_pretrained_loads_offline_from_the_repo(pipe, monkeypatch):
@@ -38,7 +38,7 @@ def test_pretrained_loads_offline_from_the_repo(pipe, monkeypatch):
 
 def test_missing_weights_are_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="model_index.json"):
-        load_pretrained(tmp_path)
+        load_pipeline(tmp_path)
     with pytest.raises(ValueError, match="available"):
         load_value("no-such-reward")
 
@@ -113,8 +113,9 @@ def test_pretrained_samples_decode_to_images(pipe):
 
 
 def test_guided_sampling_through_the_adapter(pipe):
-    process = make_process(pipe, num_inference_steps=3)
-    for method, value in (("pretrained", None), ("svdd", None), ("svdd", svdd.LearnedValue(load_value("jpeg")))):
+    process = load_pretrained(num_steps=3, pipeline=pipe)
+    assert process.pipeline is pipe
+    for method, value in (("pretrained", None), ("svdd", None), ("svdd", load_value("jpeg"))):
         res = svdd.sample(process, JPEGCompressibility(), method=method, value=value, num_samples=2,
                           num_candidates=2, generator=torch.Generator().manual_seed(0), progress=False)
         assert len(res.samples) == 2 and np.isfinite(res.rewards).all()
@@ -123,9 +124,10 @@ def test_guided_sampling_through_the_adapter(pipe):
 
 
 def test_mc_value_loads_and_scores_states():
-    net = load_value("jpeg")
+    value = load_value("jpeg")
+    assert isinstance(value, svdd.LearnedValue)
     x = torch.randn(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    values = svdd.LearnedValue(net)(x, 500)
+    values = value(x, 500)
     assert values.shape == (5,) and torch.isfinite(values).all()
     meta = value_metadata("jpeg")
     assert meta["num_train_rollouts"] >= 256
@@ -136,14 +138,14 @@ def test_shirt_value_ships_with_its_training_record():
     meta = value_metadata("shirt")
     assert meta["reward"] == "log_p(shirt)" and meta["num_train_rollouts"] >= 256
     assert np.nanmean(meta["val_correlation"][-5:]) > 0.5
-    values = svdd.LearnedValue(load_value("shirt"))(torch.zeros(3, 1, 32, 32), 100)
+    values = load_value("shirt")(torch.zeros(3, 1, 32, 32), 100)
     assert values.shape == (3,) and torch.isfinite(values).all()
 
 
 def test_negative_elbo_ranks_model_samples_above_noise(pipe):
     from svdd.domains.images.likelihood import negative_elbo
 
-    samples = svdd.sample(make_process(pipe, num_inference_steps=10), JPEGCompressibility(), method="pretrained",
+    samples = svdd.sample(load_pretrained(num_steps=10, pipeline=pipe), JPEGCompressibility(), method="pretrained",
                           num_samples=3, generator=torch.Generator().manual_seed(0), progress=False).states
     uniform = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     ours = negative_elbo(pipe, samples.clamp(-1, 1), num_times=8)

@@ -138,17 +138,28 @@ def test_write_smiles_csv_and_diversity(tmp_path):
     assert math.isnan(mean_pairwise_tanimoto_distance([ASPIRIN, "C1CC"]))
 
 
-def test_cli_generate_molecules_writes_a_smiles_csv(tmp_path):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_cli_generate_molecules_writes_a_table_and_an_sdf(tmp_path, fmt):
+    import pandas as pd
+    from rdkit import Chem
     from typer.testing import CliRunner
 
     from svdd.cli import app
 
     result = CliRunner().invoke(app, ["generate", "molecules", "--reward", "qed", "--out", str(tmp_path), "-n", "4",
-                                      "-M", "2", "--steps", "3", "--shard-size", "4", "--quiet"])
+                                      "-M", "2", "--steps", "3", "--shard-size", "4", "--quiet", "--format", fmt])
     assert result.exit_code == 0, result.output
-    lines = (tmp_path / "smiles.csv").read_text().splitlines()
-    assert lines[0] == "smiles,reward" and len(lines) == 5
-    assert all(0 <= float(line.rsplit(",", 1)[1]) <= 1 for line in lines[1:] if line.rsplit(",", 1)[1])
+    table = pd.read_csv(tmp_path / "samples.csv") if fmt == "csv" else pd.read_parquet(tmp_path / "samples.parquet")
+    assert list(table.columns[:3]) == ["index", "sample", "reward"] and len(table) == 4
+    assert table["reward"].dropna().between(0, 1).all()
+    assert not (tmp_path / "smiles.csv").exists()  # one table, not the same data under two names
+    records = [m for m in Chem.SDMolSupplier(str(tmp_path / "samples.sdf")) if m is not None]
+    assert len(records) >= 1
+    for mol in records:
+        i = mol.GetIntProp("index")
+        assert mol.GetProp("smiles") == table["sample"][i]
+        assert mol.GetDoubleProp("reward") == pytest.approx(table["reward"][i], rel=1e-6)
+    assert sorted(json.loads((tmp_path / "run.json").read_text())["outputs"]) == sorted([f"samples.{fmt}", "samples.sdf"])
 
 
 def test_shipped_docking_value_network_drives_svdd_mc(process):
@@ -165,9 +176,9 @@ def test_shipped_docking_value_network_drives_svdd_mc(process):
 
 @pytest.mark.parametrize("reward", ["qed", "sa"])
 def test_shipped_qed_and_sa_value_networks_resolve_for_the_cli(process, reward):
-    from svdd.domains.registry import resolve_value
+    from svdd.jobs import DomainJob
 
-    value = resolve_value("molecules", reward, "mc")
+    _, _, value = DomainJob("molecules", reward, value="mc", steps=2).build()
     assert isinstance(value, svdd.LearnedValue)
     v = value(process.prior(3), 0.5)
     assert v.shape == (3,) and torch.isfinite(v).all()

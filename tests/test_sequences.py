@@ -23,7 +23,7 @@ def test_invalid_characters_get_an_error_naming_the_character_and_the_alphabet()
     with pytest.raises(ValueError, match=r"invalid character 'T' .* accepted: A, C, G, U"):
         RNA.encode("ACGT")
     with pytest.raises(ValueError, match="has 4 letters; this model takes exactly 150"):
-        load_pretrained("dna-ars1").alphabet.encode("ACGT", length=150)
+        load_pretrained("dna-ars1").tokenizer.encode("ACGT", length=150)
     with pytest.raises(ValueError, match="unknown pretrained model 'dna'; choose one of dna-ars1, rna-hairpin"):
         load_pretrained("dna")
 

@@ -1,20 +1,21 @@
-"""Images domain: a Fashion-MNIST DDPM, JPEG-compressibility and classifier rewards, an MC value net.
+"""Images domain: a Fashion-MNIST DDPM, JPEG-compressibility and classifier rewards, MC value nets.
 
-    from svdd.domains.images import load_pretrained, JPEGCompressibility, ClassifierReward, load_value
-    pipe = load_pretrained()                  # diffusers DDPMPipeline, offline, 1x32x32
-    r = JPEGCompressibility()                 # -(JPEG kB at quality 95), the paper's reward
-    c = ClassifierReward("sneaker")           # log p(sneaker | x) under the shipped CNN
-    v = svdd.LearnedValue(load_value("jpeg")) # SVDD-MC value for JPEGCompressibility()
+    from svdd.domains.images import load_pretrained, load_value, JPEGCompressibility, ClassifierReward
+    process = load_pretrained()             # svdd.diffusers.DiffusersProcess, 1x32x32, offline
+    pipe = process.pipeline                 # the diffusers DDPMPipeline (or load_pipeline())
+    r = JPEGCompressibility()               # -(JPEG kB at quality 95), the paper's reward
+    c = ClassifierReward("sneaker")         # log p(sneaker | x) under the shipped CNN
+    v = load_value("jpeg")                  # svdd.LearnedValue: SVDD-MC value for JPEGCompressibility()
 
-All weights live in `domains/images/weights/` and were trained by the scripts in this package
-on the Debian `dataset-fashion-mnist` data (`make train-images`).
+All weights ship inside the package (`weights/`) and were trained by the scripts in this package
+on the Debian `dataset-fashion-mnist` data (`make train-images` in a clone).
 """
 from .classifier import FashionCNN, load_classifier
 from .data import CLASS_NAMES
-from .pretrained import DDPM_DIR, load_pretrained
-from .process import make_process
-from .rewards import ClassifierReward, JPEGCompressibility, class_index
-from .value import ValueNet, load_value, value_metadata
+from .pretrained import DDPM_DIR, load_pipeline, load_pretrained
+from .rewards import ClassifierReward, JPEGCompressibility, class_index, load_reward
+from .value import ValueNet, load_value, load_value_net, value_metadata
 
-__all__ = ["load_pretrained", "JPEGCompressibility", "ClassifierReward", "load_value", "ValueNet",
-           "value_metadata", "make_process", "load_classifier", "FashionCNN", "CLASS_NAMES", "class_index", "DDPM_DIR"]
+__all__ = ["load_pretrained", "load_pipeline", "load_value", "load_value_net", "load_reward", "JPEGCompressibility",
+           "ClassifierReward", "ValueNet", "value_metadata", "load_classifier", "FashionCNN", "CLASS_NAMES",
+           "class_index", "DDPM_DIR"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..weights import shipped
 from .data import CLASS_NAMES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -40,8 +41,10 @@ class FashionCNN(nn.Module):
 def load_classifier(path: Path | str = CLASSIFIER_PATH) -> FashionCNN:
     """The shipped classifier in eval mode (CPU)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; train it with `python -m svdd.domains.images.train_classifier`")
+    if path == CLASSIFIER_PATH:
+        shipped(WEIGHTS_DIR, "classifier.pt", "Fashion-MNIST classifier")
+    elif not path.exists():
+        raise FileNotFoundError(f"no classifier weights at {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = FashionCNN(**state.get("config", {}))
     net.load_state_dict(state["state_dict"])

@@ -20,8 +20,7 @@ import torch
 import svdd
 
 from .data import CLASS_NAMES
-from .pretrained import DDPM_DIR
-from .process import make_process
+from .pretrained import DDPM_DIR, load_pretrained
 from .rewards import ClassifierReward, JPEGCompressibility
 
 OUT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "images_pretrained_quality.json"
@@ -36,7 +35,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
-    res = svdd.sample(make_process(num_inference_steps=args.steps), JPEGCompressibility(), method="pretrained",
+    res = svdd.sample(load_pretrained(num_steps=args.steps), JPEGCompressibility(), method="pretrained",
                       num_samples=args.n, num_candidates=1, generator=torch.Generator().manual_seed(args.seed),
                       max_batch=256)
     probs = np.exp(ClassifierReward(0).log_probs(res.samples))

@@ -24,8 +24,8 @@ def negative_elbo(pipe: Any, x0: torch.Tensor, *, num_times: int = 16, seed: int
                   max_batch: int = 256) -> torch.Tensor:
     """Bound on -log p(x0) in bits per dimension, float64 [n] (lower = more natural).
 
-    pipe: the diffusers DDPMPipeline (`load_pretrained()`); x0: float [n, 1, 32, 32] in the
-    model's space [-1, 1] (`Result.states` of a sample from `make_process`).
+    pipe: the diffusers DDPMPipeline (`load_pipeline()`, or `load_pretrained().pipeline`); x0: float [n, 1, 32, 32] in the
+    model's space [-1, 1] (`Result.states` of a sample from `load_pretrained()`).
     """
     if x0.dim() != 4:
         raise ValueError(f"x0 must be [n, C, H, W]; got shape {tuple(x0.shape)}")

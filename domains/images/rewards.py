@@ -115,3 +115,19 @@ class ClassifierReward:
 
     def __repr__(self) -> str:
         return f"ClassifierReward({self.class_name!r})"
+
+
+def load_reward(spec: str):
+    """A reward by the name the command line uses: "jpeg", or "classifier=<class>" (default
+    "sneaker"; a class name or index, see `CLASS_NAMES`)."""
+    name, _, arg = spec.partition("=")
+    if name == "jpeg":
+        if arg:
+            raise ValueError(f"jpeg takes no argument; got {spec!r}")
+        return JPEGCompressibility()
+    if name == "classifier":
+        return ClassifierReward(arg or "sneaker")
+    raise ValueError(f"unknown image reward {spec!r}; choose jpeg or classifier=<class>")
+
+
+REWARD_NAMES = ("jpeg", "classifier")

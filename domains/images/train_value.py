@@ -22,7 +22,6 @@ import torch
 from svdd.value_training import collect_rollouts, fit_value, value_correlation
 
 from .pretrained import DDPM_DIR, load_pretrained
-from .process import make_process
 from .rewards import ClassifierReward, JPEGCompressibility
 from .value import WEIGHTS_DIR, ValueNet
 
@@ -44,7 +43,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     t0 = time.time()
 
-    process = make_process(load_pretrained(), num_inference_steps=args.steps)
+    process = load_pretrained(num_steps=args.steps)
     reward = JPEGCompressibility() if args.reward == "jpeg" else ClassifierReward(args.reward)
     train = collect_rollouts(process, reward, args.train, generator=torch.Generator().manual_seed(args.seed),
                              every=args.every, max_batch=args.max_batch)

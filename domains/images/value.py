@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..weights import shipped
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 VALUES = {"jpeg": "value_jpeg", "shirt": "value_shirt"}
 
@@ -67,20 +69,28 @@ class ValueNet(nn.Module):
         return self.y_mean + self.y_std * self.head(h)[:, 0]
 
 
-def load_value(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> ValueNet:
-    """The shipped MC value network for `reward` ("jpeg": `JPEGCompressibility()`), eval mode.
-
-    Use it as `svdd.LearnedValue(load_value("jpeg"))`.
-    """
+def load_value_net(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> ValueNet:
+    """The shipped MC value network for `reward` ("jpeg": `JPEGCompressibility()`; "shirt":
+    `ClassifierReward("shirt")`) as a plain `ValueNet` in eval mode (CPU)."""
     if reward not in VALUES:
         raise ValueError(f"no shipped value network for {reward!r}; available: {sorted(VALUES)}")
-    path = Path(weights_dir) / f"{VALUES[reward]}.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; train it with `python -m svdd.domains.images.train_value`")
+    if Path(weights_dir) == WEIGHTS_DIR:
+        path = shipped(WEIGHTS_DIR, f"{VALUES[reward]}.pt", f"{reward} value network")
+    else:
+        path = Path(weights_dir) / f"{VALUES[reward]}.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = ValueNet(**state["config"])
     net.load_state_dict(state["state_dict"])
     return net.eval()
+
+
+def load_value(reward: str = "jpeg", *, device: str | torch.device = "cpu"):
+    """The shipped MC value network for `reward` as `svdd.LearnedValue` (SVDD-MC)."""
+    import svdd
+
+    return svdd.LearnedValue(load_value_net(reward).to(device), name=f"value({reward})")
 
 
 def value_metadata(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> dict:

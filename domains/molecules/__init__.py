@@ -10,10 +10,10 @@ from .data import moses_smiles, sample_smiles
 from .docking import Docking, vina_score
 from .metrics import distribution_metrics, mean_pairwise_tanimoto_distance
 from .pretrained import load_pretrained, load_value
-from .rewards import QED, SA, LogP, MolWeight
+from .rewards import QED, SA, LogP, MolWeight, load_reward
 from .tokenizer import SelfiesTokenizer, canonical
-from .io import write_smiles_csv
+from .io import write_sdf, write_smiles_csv
 
-__all__ = ["load_pretrained", "load_value", "QED", "SA", "LogP", "MolWeight", "Docking", "vina_score",
+__all__ = ["load_pretrained", "load_value", "load_reward", "write_sdf", "QED", "SA", "LogP", "MolWeight", "Docking", "vina_score",
            "SelfiesTokenizer", "canonical", "moses_smiles", "sample_smiles", "write_smiles_csv",
            "distribution_metrics", "mean_pairwise_tanimoto_distance"]

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+import svdd
 from svdd.masked import MaskedDiffusion
 from svdd.masked_nets import load_net
 
@@ -31,34 +34,27 @@ VALUES: dict[str, str] = {  # see export_value.py
 DEFAULT_STEPS = 32
 
 
-def _weights(file: str, what: str) -> Path:
-    return shipped(WEIGHTS, file, what, "train-molecules")
-
-
-def load_pretrained(name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS) -> MaskedDiffusion:
+def load_pretrained(name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS,
+                    device: str | torch.device = "cpu") -> MaskedDiffusion:
     """The pretrained masked diffusion model `name` as a `svdd.masked.MaskedDiffusion`.
 
     `num_steps`: reverse steps K (32 keeps CPU sampling cheap). `decode` returns canonical SMILES
     strings ("" when a sequence decodes to no atoms; rewards give NaN). `process.tokenizer`
-    (a `SelfiesTokenizer`) encodes SMILES to states Long[B, 56].
+    (a `SelfiesTokenizer`) encodes SMILES to states Long[B, 56]; `process.metadata` records
+    how the model was trained.
     """
     if name not in MODELS:
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
-    net, meta = load_net(_weights(MODELS[name], name))
+    net, meta = load_net(shipped(WEIGHTS, MODELS[name], f"{name} model"))
     tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
-    process = MaskedDiffusion(net, vocab_size=tokenizer.size, length=tokenizer.length, num_steps=num_steps,
-                              decode=tokenizer.decode)
-    process.tokenizer = tokenizer
-    process.metadata = meta
-    return process
+    return MaskedDiffusion(net.to(device), vocab_size=tokenizer.size, length=tokenizer.length, num_steps=num_steps,
+                           tokenizer=tokenizer, metadata=meta, device=device)
 
 
-def load_value(name: str = "moses-selfies-docking", *, max_batch: int | None = 2048):
+def load_value(name: str = "moses-selfies-docking", *, max_batch: int | None = 2048,
+               device: str | torch.device = "cpu") -> svdd.LearnedValue:
     """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, 56] at times t."""
-    import svdd
-
     if name not in VALUES:
         raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")
-    net, _ = load_net(_weights(VALUES[name], name))
-    net.name = name
-    return svdd.LearnedValue(net, max_batch=max_batch)
+    net, _ = load_net(shipped(WEIGHTS, VALUES[name], f"{name} value network"))
+    return svdd.LearnedValue(net.to(device), max_batch=max_batch, name=name)

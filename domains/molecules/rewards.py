@@ -104,3 +104,31 @@ class MolWeight:
         from rdkit.Chem import Descriptors
 
         return _score_each(smiles, Descriptors.MolWt)
+
+
+def load_reward(spec: str):
+    """A reward by the name the command line uses: "qed", "sa" or "sa=raw", "logp",
+    "docking" or "docking=<DOCKSTRING target>" (default PARP1)."""
+    from .docking import Docking
+
+    name, _, arg = spec.partition("=")
+    table: dict[str, Callable[[str | None], object]] = {
+        "qed": lambda a: QED(),
+        "sa": lambda a: SA(raw=_sa_mode(a)),
+        "logp": lambda a: LogP(),
+        "docking": lambda a: Docking(a or "PARP1"),
+    }
+    if name not in table:
+        raise ValueError(f"unknown molecule reward {spec!r}; choose one of {', '.join(table)}")
+    return table[name](arg or None)
+
+
+REWARD_NAMES = ("qed", "sa", "logp", "docking")
+
+
+def _sa_mode(arg: str | None) -> bool:
+    if arg in (None, "normalised"):
+        return False
+    if arg == "raw":
+        return True
+    raise ValueError(f"sa takes no argument or =raw; got {arg!r}")

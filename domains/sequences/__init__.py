@@ -3,13 +3,14 @@
     from svdd.domains.sequences import load_pretrained, ARS1Activity, MotifScore, GCContent, RNAFold
     process = load_pretrained("dna-ars1")          # svdd.masked.MaskedDiffusion; decode -> "ACGT" strings
     res = svdd.sample(process, ARS1Activity(), num_samples=128, num_candidates=10)
+    load_reward("mfe=ensemble")                    # the rewards by their command-line names
     write_fasta("out.fa", res.samples, res.rewards)
 """
 
 from .alphabet import DNA, RNA, Alphabet
 from .fasta import write_fasta
 from .pretrained import load_pretrained, load_value
-from .rewards import ARS1Activity, GCContent, MotifScore, RNAFold
+from .rewards import ARS1Activity, GCContent, MotifScore, RNAFold, load_reward
 
-__all__ = ["load_pretrained", "load_value", "ARS1Activity", "MotifScore", "GCContent", "RNAFold",
+__all__ = ["load_pretrained", "load_value", "load_reward", "ARS1Activity", "MotifScore", "GCContent", "RNAFold",
            "write_fasta", "Alphabet", "DNA", "RNA"]

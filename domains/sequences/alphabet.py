@@ -8,7 +8,7 @@ The mask token of the diffusion model is id `size` (one past the last token) and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -99,10 +99,3 @@ def _short(seq: str, limit: int = 40) -> str:
 DNA = Alphabet("ACGT", name="DNA")
 RNA = Alphabet("ACGU", pad="-", name="RNA")
 
-
-def decoder(alphabet: Alphabet):
-    """A `decode` for `svdd.masked.MaskedDiffusion`: tokens Long[B, L] -> list of B strings."""
-    def decode(tokens: torch.Tensor) -> Sequence[str]:
-        return alphabet.decode(tokens)
-    decode.__qualname__ = f"decode_{alphabet.name}"
-    return decode

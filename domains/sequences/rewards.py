@@ -22,6 +22,7 @@ import torch
 
 from .alphabet import DNA
 from .oracle import load_oracle
+from ..weights import shipped
 from .pretrained import WEIGHTS
 
 
@@ -103,7 +104,11 @@ class ARS1Activity:
     name = "ARS1Activity"
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 2048):
-        self.net, self.metadata = load_oracle(Path(path) if path is not None else WEIGHTS / "ars1-oracle.pt")
+        if path is None:
+            path = shipped(WEIGHTS, "ars1-oracle.pt", "ARS1 activity oracle")
+        elif not Path(path).is_file():
+            raise FileNotFoundError(f"no ARS1 oracle weights at {path}")
+        self.net, self.metadata = load_oracle(Path(path))
         self.length = self.net.config["length"]
         self.batch_size = batch_size
 
@@ -155,9 +160,41 @@ class RNAFold:
         _, g = fc.pf()
         return float(g)
 
+    def fold(self, seq: str) -> tuple[str, float]:
+        """(dot-bracket MFE structure, MFE in kcal/mol) of one valid ACGU string."""
+        import RNA
+
+        structure, mfe = RNA.fold_compound(seq.upper(), self._md).mfe()
+        return structure, float(mfe)
+
     def __call__(self, seqs: Sequence[str]) -> np.ndarray:
         out = np.full(len(seqs), np.nan)
         for i, s in enumerate(seqs):
             if isinstance(s, str) and s and set(s.upper()) <= set("ACGU"):
                 out[i] = -self.energy(s.upper())
         return out
+
+
+REWARDS = {
+    "ars1": lambda arg: ARS1Activity(),
+    "motif": lambda arg: MotifScore(arg) if arg else MotifScore(),
+    "gc": lambda arg: GCContent(),
+    "mfe": lambda arg: RNAFold(ensemble=_mfe_mode(arg)),
+}
+
+
+def _mfe_mode(arg: str | None) -> bool:
+    if arg in (None, "mfe"):
+        return False
+    if arg == "ensemble":
+        return True
+    raise ValueError(f"mfe takes no argument or =ensemble; got {arg!r}")
+
+
+def load_reward(spec: str):
+    """A reward by the name the command line uses: "ars1", "motif" or "motif=MA0265.3",
+    "gc", "mfe" or "mfe=ensemble"."""
+    name, _, arg = spec.partition("=")
+    if name not in REWARDS:
+        raise ValueError(f"unknown sequence reward {spec!r}; choose one of {', '.join(REWARDS)}")
+    return REWARDS[name](arg or None)

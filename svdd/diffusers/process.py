@@ -50,6 +50,7 @@ class DiffusersProcess:
         guidance_scale: g, classifier-free guidance scale; 1 means no CFG.
         sample_shape: per-sample state shape [C, H, W]; default from `unet.config`.
         decode_batch: rows per `vae.decode` call.
+        pipeline: the pipeline the modules came from (`from_pipeline` sets it), kept for the user.
     """
 
     def __init__(
@@ -65,11 +66,13 @@ class DiffusersProcess:
         guidance_scale: float = 1.0,
         sample_shape: tuple[int, ...] | None = None,
         decode_batch: int = 16,
+        pipeline: Any = None,
     ):
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive int; got {num_inference_steps!r}")
         self.unet = unet
         self.vae = vae
+        self.pipeline = pipeline
         self.scheduler = copy.deepcopy(scheduler)
         self.step_kwargs: dict[str, Any] = {}
         if eta is not None:
@@ -124,7 +127,7 @@ class DiffusersProcess:
             cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, cfg, negative_prompt)
             embeds = {"prompt_embeds": cond, "negative_prompt_embeds": uncond if cfg else None}
         return cls(pipe.unet, scheduler if scheduler is not None else pipe.scheduler, num_inference_steps,
-                   vae=getattr(pipe, "vae", None), guidance_scale=guidance_scale, **embeds, **kwargs)
+                   vae=getattr(pipe, "vae", None), guidance_scale=guidance_scale, pipeline=pipe, **embeds, **kwargs)
 
     # -- the DenoisingProcess protocol -------------------------------------------------------
 

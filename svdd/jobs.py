@@ -1,0 +1,189 @@
+"""What `svdd generate` samples from: a plug-in domain, or the user's own process factory.
+
+Jobs hold only strings, so they pickle cheaply to worker processes, which build the model,
+reward and value themselves (`build`). Both kinds of job resolve names the same way:
+
+* reward: a domain's shipped reward ("qed", "classifier=shirt"), or a user object
+  `module:name` / `path/to/file.py:name` (optionally `=arg`; see `svdd.plugins.load_object`);
+* value: "pm" (posterior mean on the reward), "mc" (the domain's shipped value network for the
+  reward), the `value.pt` written by `svdd train-value`, or a user object (`module:name`): a
+  value object (`svdd.LearnedValue`, `svdd.PosteriorMean`, ...) or a function fn(x, t), which
+  is wrapped as `svdd.LearnedValue(fn)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .plugins import Domain, PluginError, domain_reward, load_domain, load_object
+
+
+def resolve_device(requested: str | None) -> str:
+    """The device this process's model goes to.
+
+    Under a multi-process launch (`torchrun`, `accelerate launch`: WORLD_SIZE > 1) with CUDA,
+    each rank takes its own GPU, `cuda:LOCAL_RANK`; `requested` "cuda" means the same. Otherwise
+    `requested`, or "cuda" when CUDA is available and "cpu" when not.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    cuda = torch.cuda.is_available()
+    if requested is None:
+        requested = "cuda" if cuda else "cpu"
+    if requested == "cuda" and launched:
+        requested = f"cuda:{local_rank}"
+    try:
+        device = torch.device(requested)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {requested!r} is not a torch device (e.g. cpu, cuda, cuda:1): {exc}") from None
+    if device.type == "cuda" and not cuda:
+        raise ValueError(f"--device {requested!r}: CUDA is not available on this machine; use --device cpu")
+    return str(device)
+
+
+def _value_object(obj: Any, spec: str) -> Any:
+    """A user's value: a value object as it is, a plain function wrapped as LearnedValue."""
+    from .values import LearnedValue, PosteriorMean
+
+    if isinstance(obj, (LearnedValue, PosteriorMean)) or hasattr(obj, "needs_model_output"):
+        return obj
+    if callable(obj):
+        return LearnedValue(obj)
+    raise PluginError(f"value {spec!r} is a {type(obj).__name__}; expected a value object or a function fn(x, t)")
+
+
+def load_trained_value(path: str | Path, domain: Domain, process: Any = None, device: str = "cpu") -> Any:
+    """The value network saved by `svdd train-value` at `path` as `svdd.LearnedValue` (None
+    without a process: then only the file is checked)."""
+    from .values import LearnedValue
+
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"no value network at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise PluginError(f"cannot read the value network {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise PluginError(f"{path} is not a value network written by `svdd train-value`")
+    if state.get("domain") != domain.name:
+        raise PluginError(f"{path} was trained for domain {state.get('domain')!r}, not {domain.name!r}")
+    if process is None:
+        return None
+    if domain.value_net is None:
+        raise PluginError(f"domain {domain.name!r} has no value network architecture for `svdd train-value`")
+    net = domain.value_net(process)
+    net.load_state_dict(state["state_dict"])
+    net.eval()
+    return LearnedValue(net.to(device), name=f"value({state.get('reward')})")
+
+
+@dataclass(frozen=True)
+class DomainJob:
+    """A plug-in domain's pretrained model with a reward and a value (a picklable `svdd.runs.Job`).
+
+    options: the domain's own options (`Domain.options`, e.g. {"backbone": "1ubi"}), as strings.
+    """
+
+    domain: str
+    reward: str
+    value: str = "pm"
+    steps: int | None = None
+    device: str = "cpu"
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def plugin(self) -> Domain:
+        return load_domain(self.domain)
+
+    def check(self) -> None:
+        """Every name resolves (domain, its options, reward, value) without loading the model."""
+        domain = self.plugin()
+        unknown = sorted(set(self.options) - set(domain.options))
+        if unknown:
+            accepted = ", ".join(f"--{k}" for k in domain.options) or "none"
+            raise PluginError(f"domain {self.domain!r} has no option {', '.join('--' + k for k in unknown)}; "
+                              f"its options: {accepted}")
+        domain_reward(domain, self.reward)
+        self._value(domain, None)
+
+    def build(self) -> tuple[Any, Any, Any]:
+        domain = self.plugin()
+        process = domain.load_process(steps=self.steps, device=self.device, **dict(self.options))
+        return process, domain_reward(domain, self.reward), self._value(domain, process)
+
+    def _value(self, domain: Domain, process: Any) -> Any:
+        if self.value == "pm":
+            return None
+        if self.value == "mc":
+            values = domain.values()
+            name = self.reward if self.reward in values else self.reward.partition("=")[0]
+            if name not in values:
+                raise PluginError(f"no shipped MC value network for reward {self.reward!r} in domain "
+                                  f"{self.domain!r}; available for: {', '.join(sorted(values)) or 'none'}. "
+                                  "Use --value pm")
+            return values[name](self.device) if process is not None else None
+        if self.value.endswith(".pt"):
+            return load_trained_value(self.value, domain, process, self.device)
+        if ":" in self.value:
+            return _value_object(load_object(self.value, "value"), self.value)
+        raise PluginError(f"--value must be pm (posterior mean), mc (the shipped value network), the value.pt "
+                          f"of `svdd train-value`, or module:name; got {self.value!r}")
+
+    def columns(self, process: Any, samples: list) -> Mapping[str, list]:
+        domain = self.plugin()
+        return domain.columns(process, samples) if domain.columns is not None else {}
+
+    def write(self, out_dir: Path, samples: list, rewards: np.ndarray, columns: Mapping[str, list]) -> list[Path]:
+        domain = self.plugin()
+        return domain.write(out_dir, samples, rewards, columns) if domain.write is not None else []
+
+
+@dataclass(frozen=True)
+class ProcessJob:
+    """The user's own model: `process` names a factory (`module:name` or `file.py:name`) that
+    returns a `svdd.DenoisingProcess`; it is called as `factory()`, or `factory(num_steps=K)`
+    with --steps. `reward` and `value` are user objects (`module:name`) or "pm" for the value."""
+
+    process: str
+    reward: str
+    value: str = "pm"
+    steps: int | None = None
+
+    def check(self) -> None:
+        self._factory()
+        self._reward()
+        self._value()
+
+    def _factory(self) -> Any:
+        factory = load_object(self.process, "process factory", call=False)
+        if not callable(factory):
+            raise PluginError(f"--process {self.process!r} is a {type(factory).__name__}, not a factory function")
+        return factory
+
+    def build(self) -> tuple[Any, Any, Any]:
+        factory = self._factory()
+        try:
+            process = factory(num_steps=self.steps) if self.steps is not None else factory()
+        except Exception as exc:
+            raise PluginError(f"--process {self.process!r} raised {type(exc).__name__}: {exc}") from None
+        return process, self._reward(), self._value()
+
+    def _reward(self) -> Any:
+        if ":" not in self.reward:
+            raise PluginError(f"with --process, --reward names your own reward as module:name or file.py:name; "
+                              f"got {self.reward!r}")
+        return load_object(self.reward, "reward")
+
+    def _value(self) -> Any:
+        if self.value == "pm":
+            return None
+        if ":" in self.value:
+            return _value_object(load_object(self.value, "value"), self.value)
+        raise PluginError(f"with --process, --value is pm or module:name; got {self.value!r}")
