@@ -170,9 +170,7 @@ def generate(
 
 
 def _fmt(x: float | None) -> str:
-    from .outputs import format_number
-
-    return "n/a" if x is None else format_number(x)
+    return "n/a" if x is None else f"{x:.6g}"
 
 
 @app.command("domains")
