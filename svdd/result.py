@@ -52,6 +52,32 @@ class Result:
             "valid": ok.size / r.size,
         }
 
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame, one row per sample: `sample` (the decoded object) and `reward`."""
+        import pandas as pd
+
+        return pd.DataFrame({"sample": list(self.samples), "reward": np.asarray(self.rewards, dtype=np.float64)})
+
+    def _repr_html_(self) -> str:
+        """A readable summary in Jupyter: the settings, the reward summary, the counters and
+        the best samples (strings shown as they are; other objects by their type)."""
+        import html
+
+        s = self.summary()
+        stats = {k: v for k, v in self.stats.items() if k in ("model_calls", "reward_calls", "value_calls",
+                                                                   "wall_time_s", "fallback_rows")}
+        head = ", ".join(f"{k}={v!r}" for k, v in self.config.items()
+                         if k in ("method", "num_samples", "num_candidates", "alpha", "reward", "value"))
+        rows = "".join(f"<tr><td>{k}</td><td>{v:.4g}</td></tr>" if isinstance(v, float) else
+                       f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in {**s, **stats}.items())
+        order = np.argsort(-np.nan_to_num(self.rewards, nan=-np.inf), kind="stable")[:5]
+        best = "".join(
+            f"<tr><td>{i}</td><td>{self.rewards[i]:.4g}</td><td><code>"
+            f"{html.escape(self.samples[i] if isinstance(self.samples[i], str) else type(self.samples[i]).__name__)[:120]}"
+            "</code></td></tr>" for i in order)
+        return (f"<div><b>svdd.Result</b> {html.escape(head)}<table>{rows}</table>"
+                f"<table><tr><th>#</th><th>reward</th><th>sample (best 5)</th></tr>{best}</table></div>")
+
     def __repr__(self) -> str:
         s = self.summary()
         return (
