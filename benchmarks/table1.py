@@ -374,11 +374,11 @@ def write_table(out: Path, rows: list[str], quick: bool, update_readme: bool) ->
             writer.writeheader()
             writer.writerows(records)
     if update_readme:
-        readme = ROOT / "README.md"
+        readme = ROOT / "benchmarks" / "README.md"
         text = readme.read_text()
         start, end = "<!-- table1:start -->", "<!-- table1:end -->"
         if start not in text or end not in text:
-            raise SystemExit(f"README.md has no {start} ... {end} block to update")
+            raise SystemExit(f"benchmarks/README.md has no {start} ... {end} block to update")
         before, rest = text.split(start, 1)
         _, after = rest.split(end, 1)
         readme.write_text(before + start + "\n" + md + end + after)
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="tiny settings; results under benchmarks/results/quick/")
     ap.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     ap.add_argument("--render", action="store_true", help="only assemble the table from stored cells")
-    ap.add_argument("--update-readme", action="store_true", help="write the table into README.md")
+    ap.add_argument("--update-readme", action="store_true", help="write the table into benchmarks/README.md")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results[/quick])")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
