@@ -109,6 +109,8 @@ def generate(
     workers: int = typer.Option(2, "--workers", help="worker processes (processes, local ray)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster address"),
     option: list[str] = typer.Option([], "--option", help="method option key=value, repeatable"),
+    cooperate: bool = typer.Option(False, "--cooperate", help="share OUT with other workers started with the same "
+                                   "settings and --cooperate (e.g. cluster jobs): shards are claimed, never computed twice"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="log lines instead of a progress bar"),
 ) -> None:
     """Generate samples with their rewards into OUT: shards/, the sample table, the domain's own
@@ -117,6 +119,7 @@ def generate(
     from .jobs import DomainJob, ProcessJob, resolve_device
     from .plugins import PluginError
     from .rewards import RewardError
+    from .rundir import RunLockedError
     from .runs import RunSettings, generate as run_generate
 
     extra = _domain_options(ctx.args)
@@ -154,9 +157,12 @@ def generate(
     command = shlex.join(["svdd", *sys.argv[1:]])
     try:
         summary = run_generate(job, settings, out, executor=pool, progress=not quiet, log=log,
-                               table_format=table_format, command=command)
-    except (ValueError, TypeError, PermissionError, RewardError, PluginError) as exc:
+                               table_format=table_format, command=command, cooperate=cooperate)
+    except (ValueError, TypeError, RewardError, PluginError, RunLockedError) as exc:
         _fail(str(exc))
+    except OSError as exc:  # a full disk, a vanished mount: one line; rerunning resumes
+        _fail(f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
+              "fix the cause and rerun the same command to resume")
     finally:
         if pool is not None:
             pool.shutdown()
@@ -217,7 +223,8 @@ def train_value(
     import torch
 
     from .plugins import PluginError, domain_reward, load_domain
-    from .runs import environment, write_atomic
+    from .rundir import write_atomic
+    from .runs import environment
     from .value_training import Rollouts, collect_rollouts, fit_value, value_correlation
 
     try:

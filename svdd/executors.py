@@ -6,16 +6,52 @@ Both are `concurrent.futures.Executor`s, so `svdd.runs.generate(executor=...)` a
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int | None = None, poll_s: float = 1.0) -> None:
+    """Make this process end when its parent does, even if the parent is SIGKILLed.
+
+    On Linux the kernel sends SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG); a daemon
+    thread also checks the parent pid every `poll_s` seconds (other systems, or a parent thread
+    that exited). Used as the initializer of svdd's process pools.
+    """
+    parent_pid = os.getppid() if parent_pid is None else parent_pid
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above ran
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="svdd-parent-watch", daemon=True).start()
+
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` processes started with 'spawn' (fork is unsafe once torch has threads)."""
-    if not isinstance(workers, int) or workers < 1:
+    """A pool of `workers` processes started with 'spawn' (fork is unsafe once torch has
+    threads); each worker dies with this process (`die_with_parent`), so a killed run leaves no
+    orphan writing shards."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int; got {workers!r}")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _call(fn: Callable, args: tuple, kwargs: dict) -> Any:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .rundir import tmp_name, write_atomic
+
 TABLE_FORMATS = ("csv", "parquet")
 
 
@@ -70,9 +72,9 @@ def write_table(path: Path, columns: Mapping[str, list], fmt: str = "csv") -> Pa
     if fmt == "parquet":
         import pandas as pd
 
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        pd.DataFrame(dict(columns)).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        pd.DataFrame(dict(columns)).to_parquet(buf, index=False)
+        write_atomic(path, buf.getvalue())
         return path
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -80,8 +82,6 @@ def write_table(path: Path, columns: Mapping[str, list], fmt: str = "csv") -> Pa
     rows = zip(*columns.values())
     for row in rows:
         writer.writerow([v if isinstance(v, str) else format_number(v) for v in row])
-    from .runs import write_atomic
-
     write_atomic(path, buf.getvalue())
     return path
 
@@ -92,7 +92,7 @@ def write_staged(out_dir: Path, write: Callable[[Path], list[Path]]) -> list[Pat
     A writer of a domain format (FASTA, SDF) then never leaves a half-written file in the run
     directory, even when it writes with a library that knows nothing of temporary files.
     """
-    staging = out_dir / f".staging-{os.getpid()}"
+    staging = tmp_name(out_dir / ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:

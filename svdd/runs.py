@@ -19,15 +19,17 @@ job that builds the process and the reward must then be picklable (see `Job`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import pickle
 import platform
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,8 +41,9 @@ from tqdm.auto import tqdm
 from .api import check_arguments, sample
 from .outputs import check_table_format, sample_text, write_staged, write_table
 from .rewards import Reward, RewardError, evaluate, reward_name
+from .rundir import RunDirectory, write_atomic
 
-SHARD_FORMAT = "svdd-shard/1"
+SHARD_FORMAT = "svdd-shard/2"
 
 
 class Job(Protocol):
@@ -125,9 +128,9 @@ def encode_sample(obj: Any, index: int, out_dir: Path) -> Any:
     rel = Path("samples") / f"{index:07d}.png"
     path = out_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    write_atomic(path, buf.getvalue())
     return str(rel)
 
 
@@ -153,12 +156,15 @@ def shard_path(out_dir: Path, k: int) -> Path:
     return out_dir / "shards" / f"shard-{k:05d}.json"
 
 
-def _checksum(samples: list, rewards: list, columns: dict) -> str:
-    return hashlib.sha256(json.dumps([samples, rewards, columns], sort_keys=True).encode()).hexdigest()
+def _checksum(samples: list, rewards: list, columns: dict, stats: dict) -> str:
+    """SHA-256 of everything a shard contributes to the run's outputs and counters."""
+    content = json.dumps([samples, rewards, columns, stats], sort_keys=True)
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _json_number(v: Any) -> Any:
-    """A column value JSON can hold: NaN -> None, numpy scalars -> Python numbers."""
+    """A value JSON can hold: NaN -> None, numpy scalars -> Python numbers (±inf stay floats,
+    written as ±Infinity by Python's json)."""
     if isinstance(v, (np.floating, float)):
         return None if math.isnan(v) else float(v)
     if isinstance(v, np.integer):
@@ -166,37 +172,33 @@ def _json_number(v: Any) -> Any:
     return v
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file, fsync and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def read_shard(out_dir: Path, settings: RunSettings, k: int) -> tuple[dict | None, str]:
     """(payload, "") for a valid shard k, else (None, why it is missing or unusable)."""
     path = shard_path(out_dir, k)
     if not path.exists():
         return None, "missing"
+    if not path.is_file():
+        return None, "not a file"
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return None, f"unreadable ({exc.__class__.__name__})"
+    if not isinstance(payload, dict):
+        return None, f"not a shard (a JSON {type(payload).__name__})"
     start, count = settings.shard_range(k)
     expected = {"format": SHARD_FORMAT, "settings": settings.digest(), "shard": k, "start": start, "count": count}
     for key, value in expected.items():
         if payload.get(key) != value:
             return None, f"{key} is {payload.get(key)!r}, expected {value!r}"
-    samples, rewards, columns = payload.get("samples"), payload.get("rewards"), payload.get("columns", {})
+    samples, rewards = payload.get("samples"), payload.get("rewards")
+    columns, stats = payload.get("columns", {}), payload.get("stats")
     if not isinstance(samples, list) or not isinstance(rewards, list) or len(samples) != count or len(rewards) != count:
         return None, "wrong number of samples"
     if not isinstance(columns, dict) or any(not isinstance(v, list) or len(v) != count for v in columns.values()):
         return None, "malformed columns"
-    if payload.get("checksum") != _checksum(samples, rewards, columns):
+    if not isinstance(stats, dict) or not all(isinstance(v, (int, float)) for v in stats.values()):
+        return None, "missing or malformed stats"
+    if payload.get("checksum") != _checksum(samples, rewards, columns, stats):
         return None, "checksum mismatch"
     missing = [s for s in samples if isinstance(s, str) and s.startswith("samples/") and not (out_dir / s).exists()]
     if missing:
@@ -217,16 +219,20 @@ def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int) -> d
                  progress=False, **settings.options)
     encode = getattr(job, "encode", None) or encode_sample
     samples = [encode(obj, start + i, out_dir) for i, obj in enumerate(res.samples)]
-    rewards = [None if not math.isfinite(r) else float(r) for r in res.rewards]
+    rewards = [_json_number(float(r)) for r in res.rewards]  # NaN (invalid) -> null; +-inf kept
     columns = {name: [_json_number(v) for v in values]
                for name, values in (job.columns(process, res.samples) if hasattr(job, "columns") else {}).items()}
+    stats = {key: v for key, v in res.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    stats["reward_failures"] = reward.failures - failures_before
     payload = {
         "format": SHARD_FORMAT, "settings": settings.digest(), "shard": k, "start": start, "count": count,
-        "samples": samples, "rewards": rewards, "columns": columns, "checksum": _checksum(samples, rewards, columns),
-        "stats": {key: v for key, v in res.stats.items() if isinstance(v, (int, float))},
-        "reward_failures": reward.failures - failures_before,
+        "samples": samples, "rewards": rewards, "columns": columns, "stats": stats,
+        "checksum": _checksum(samples, rewards, columns, stats),
     }
-    write_atomic(shard_path(out_dir, k), json.dumps(payload))
+    path = shard_path(out_dir, k)
+    if path.exists() and not path.is_file():  # a directory in the shard's place: move it aside, keep it
+        path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
+    write_atomic(path, json.dumps(payload))
     return payload
 
 
@@ -284,31 +290,35 @@ def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
             raise
 
 
-def prepare_out_dir(out_dir: Path, settings: RunSettings, clean_temporary: bool = True) -> dict | None:
-    """Create `out_dir` (checking it is writable) and return the existing run record, if any.
+def read_record(out_dir: Path, settings: RunSettings, log: Callable[[str], None]) -> dict | None:
+    """The run record already in `out_dir` (None if there is none or it is damaged).
 
-    Raises if the directory holds a run made with other settings. `clean_temporary` removes the
-    temporary files of a run killed while writing (not with several ranks, which write at once).
+    Raises ValueError when the directory holds a run made with other settings: its run.json
+    says so, or, when run.json is damaged, one of its shards does.
     """
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{os.getpid()}"
-        write_atomic(probe, "ok")
-        probe.unlink()
-    except OSError as exc:
-        raise PermissionError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from exc
-    if clean_temporary:
-        for tmp in list(out_dir.glob("shards/*.tmp*")) + list(out_dir.glob("samples/*.tmp")):
-            tmp.unlink()  # leftovers of a run that was killed while writing
-    record_path = out_dir / "run.json"
-    if not record_path.exists():
-        return None
-    record = json.loads(record_path.read_text())
-    if record.get("settings_digest") != settings.digest():
-        raise ValueError(
-            f"{out_dir} holds a run made with other settings ({_settings_diff(record.get('settings', {}), settings)}); "
-            "use another output directory to start a new run"
-        )
+    path = out_dir / "run.json"
+    if not path.exists():
+        record = None
+    else:
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or "settings_digest" not in record:
+                raise ValueError(f"a JSON {type(record).__name__} without settings_digest")
+        except (OSError, ValueError) as exc:
+            log(f"{path} is damaged ({exc.__class__.__name__}: {str(exc)[:80]}); the shards are checked one by "
+                "one and run.json is written anew")
+            record = None
+    if record is not None and record.get("settings_digest") != settings.digest():
+        raise ValueError(f"{out_dir} holds a run made with other settings "
+                         f"({_settings_diff(record.get('settings', {}), settings)}); "
+                         "use another output directory to start a new run")
+    if record is None:
+        for shard in sorted((out_dir / "shards").glob("shard-*.json"))[:64]:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                digest = json.loads(shard.read_text()).get("settings")
+                if digest is not None and digest != settings.digest():
+                    raise ValueError(f"{out_dir} holds shards of a run made with other settings ({shard.name}); "
+                                     "use another output directory to start a new run")
     return record
 
 
@@ -346,7 +356,7 @@ def process_rank() -> tuple[int, int]:
 
 def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: Executor | None = None,
              progress: bool = True, log: Callable[[str], None] = print, poll_s: float = 2.0,
-             table_format: str = "csv", command: str | None = None) -> RunSummary | None:
+             table_format: str = "csv", command: str | None = None, cooperate: bool = False) -> RunSummary | None:
     """Run (or resume) a sharded generation into `out_dir`.
 
     Every check (the job's names, the sampler's settings, the reward's output, the table format)
@@ -357,18 +367,37 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
     wall time). With an `executor`, shards run on it (each worker builds the job once);
     otherwise in this process.
 
-    Launched as several processes (`accelerate launch`, `torchrun`; see `process_rank`), rank r
-    samples the shards k with k % world == r (the samples do not depend on the rank: seeds are
-    per sample), only rank 0 shows progress, and rank 0 waits for every shard, then writes the
-    outputs; the other ranks return None once their shards are written.
+    The directory is locked (`svdd.rundir`): a second run on it is refused, unless both
+    `cooperate` (same settings): then they share the shards through claim files, and each
+    writes the same outputs when all shards are done. Launched as several processes
+    (`accelerate launch`, `torchrun`; see `process_rank`), the ranks cooperate: rank r starts
+    with the shards k % world == r, only rank 0 shows progress and writes the outputs, and the
+    other ranks return None once their shards are written.
     """
     out_dir = Path(out_dir)
-    if not str(out_dir).strip():
-        raise ValueError("the output directory is empty; name one (e.g. --out runs/my-run)")
+    if not str(out_dir).strip() or str(out_dir) == ".":
+        raise ValueError(f"the output directory must be named (e.g. runs/my-run); got {str(out_dir)!r}")
     rank, world = process_rank()
     check_table_format(table_format)
     check_job(job, settings)
-    previous = prepare_out_dir(out_dir, settings, clean_temporary=world == 1)
+    run_dir = RunDirectory(out_dir)
+    try:
+        run_dir.acquire(shared=cooperate or world > 1)
+    except OSError as exc:
+        raise PermissionError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from exc
+    try:
+        return _generate(job, settings, run_dir, rank, world, executor=executor, progress=progress, log=log,
+                         poll_s=poll_s, table_format=table_format, command=command)
+    finally:
+        run_dir.release()
+
+
+def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int, world: int, *,
+              executor: Executor | None, progress: bool, log: Callable[[str], None], poll_s: float,
+              table_format: str, command: str | None) -> RunSummary | None:
+    out_dir = run_dir.root
+    previous = read_record(out_dir, settings, log)
+    run_dir.clean_leftovers()
     record = {
         "command": command,
         "world_size": world,
@@ -378,7 +407,7 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
         "started": previous["started"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status": "running",
     }
-    if rank == 0:
+    if rank == 0 and (previous is None or previous.get("status") != "running" or not run_dir.shared):
         write_atomic(out_dir / "run.json", json.dumps(record, indent=2))
 
     payloads: dict[int, dict] = {}
@@ -389,9 +418,10 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
             payloads[k] = payload
         else:
             if why != "missing":
-                log(f"shard {k} is unusable ({why}); redoing it")
+                log(f"shard {k} is unusable ({why}): {shard_path(out_dir, k)}; redoing it")
             todo.append(k)
-    todo = [k for k in todo if k % world == rank]
+    if world > 1:  # each rank starts with its own shards; rank 0 takes over what is left at the end
+        todo = [k for k in todo if k % world == rank]
     progress = progress and rank == 0
     done = sum(p["count"] for p in payloads.values())
     if done:
@@ -400,29 +430,52 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
     bar = tqdm(total=settings.num_samples, initial=done, desc="samples", unit="sample",
                disable=not progress, dynamic_ncols=True)
     rewards_so_far = [r for p in payloads.values() for r in p["rewards"] if r is not None]
+    done_here = 0
+
+    def record_shard(payload: dict, mine: bool = True) -> None:
+        nonlocal done, done_here
+        payloads[payload["shard"]] = payload
+        rewards_so_far.extend(r for r in payload["rewards"] if r is not None)
+        bar.update(payload["count"])
+        done, done_here = done + payload["count"], done_here + int(mine)
+        median = f"{np.median(rewards_so_far):.4g}" if rewards_so_far else "nan"
+        bar.set_postfix(median_reward=median, refresh=False)
+        if not progress and mine:
+            log(f"shard {payload['shard']} written: {done}/{settings.num_samples} samples, "
+                f"median reward {median}, {time.perf_counter() - start_time:.1f}s")
+
     try:
-        for payload in _run_shards(job, settings, out_dir, todo, executor):
-            payloads[payload["shard"]] = payload
-            rewards_so_far.extend(r for r in payload["rewards"] if r is not None)
-            bar.update(payload["count"])
-            median = f"{np.median(rewards_so_far):.4g}" if rewards_so_far else "nan"
-            bar.set_postfix(median_reward=median, refresh=False)
-            if not progress and rank == 0:
-                done += payload["count"]
-                log(f"shard {payload['shard']} written: {done}/{settings.num_samples} samples, "
-                    f"median reward {median}, {time.perf_counter() - start_time:.1f}s")
-    finally:
-        bar.close()
-    if rank != 0:
-        return None
-    while len(payloads) < settings.num_shards:  # other ranks are still sampling theirs
-        time.sleep(poll_s)
-        for k in range(settings.num_shards):
-            if k not in payloads:
+        for payload in _run_shards(job, settings, run_dir, todo, executor):
+            record_shard(payload)
+        if rank != 0:
+            return None
+        while len(payloads) < settings.num_shards:  # shards of other workers or ranks
+            waiting = [k for k in range(settings.num_shards) if k not in payloads]
+            for k in waiting:
                 payload, _ = read_shard(out_dir, settings, k)
                 if payload is not None:
-                    payloads[k] = payload
+                    record_shard(payload, mine=False)
+            orphans = [k for k in range(settings.num_shards)
+                       if k not in payloads and not run_dir.claimed_by_live_worker(k)]
+            for payload in _run_shards(job, settings, run_dir, orphans, executor):  # nobody is on them
+                record_shard(payload)
+            if len(payloads) < settings.num_shards:
+                time.sleep(poll_s)
+    finally:
+        bar.close()
 
+    with run_dir.finalizing():
+        summary = _write_outputs(job, settings, out_dir, payloads, record, table_format)
+    summary.record["wall_time_s_this_invocation"] = time.perf_counter() - start_time
+    summary.record["shards_done_this_invocation"] = done_here
+    write_atomic(out_dir / "run.json", json.dumps(summary.record, indent=2))
+    run_dir.clean_leftovers()
+    return summary
+
+
+def _write_outputs(job: Job, settings: RunSettings, out_dir: Path, payloads: dict[int, dict], record: dict,
+                   table_format: str) -> RunSummary:
+    """The sample table, the job's own formats and the completed run record, from every shard."""
     ordered = [payloads[k] for k in range(settings.num_shards)]
     samples = [s for p in ordered for s in p["samples"]]
     rewards = np.array([np.nan if r is None else r for p in ordered for r in p["rewards"]], dtype=np.float64)
@@ -433,33 +486,67 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
     for p in ordered:
         for key, v in p["stats"].items():
             totals[key] = totals.get(key, 0) + v
+    failures = int(totals.pop("reward_failures", 0))
     table = {"index": list(range(len(samples))), "sample": [sample_text(x) for x in samples],
              "reward": [None if np.isnan(r) else float(r) for r in rewards], **columns}
     files = [write_table(out_dir / f"samples.{table_format}", table, table_format)]
     if hasattr(job, "write"):
         files += write_staged(out_dir, lambda staging: job.write(staging, samples, rewards, columns))
-    ok = rewards[np.isfinite(rewards)]
-    record.update({
-        "outputs": [str(f.relative_to(out_dir)) for f in files],
-        "status": "complete",
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_time_s_this_invocation": time.perf_counter() - start_time,
-        "shards_done_this_invocation": len(todo),
-        "stats": totals,
-        "reward_failures": int(sum(p.get("reward_failures", 0) for p in ordered)),
-        "invalid_samples": int(rewards.size - ok.size),
-        "reward_median": float(np.median(ok)) if ok.size else None,
-        "reward_p90": float(np.quantile(ok, 0.9)) if ok.size else None,
-    })
-    write_atomic(out_dir / "run.json", json.dumps(record, indent=2))
+    scored = rewards[~np.isnan(rewards)]  # +inf is a valid (best) reward, NaN an invalid sample
+    record = {**record,
+              "outputs": [str(f.relative_to(out_dir)) for f in files],
+              "status": "complete",
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "stats": totals,
+              "reward_failures": failures,
+              "invalid_samples": int(rewards.size - scored.size),
+              "reward_median": float(np.median(scored)) if scored.size else None,
+              "reward_p90": float(np.quantile(scored, 0.9)) if scored.size else None}
     return RunSummary(samples, rewards, record)
 
 
-def _run_shards(job: Job, settings: RunSettings, out_dir: Path, todo: list[int],
-                executor: Executor | None) -> Iterable[dict]:
+def _run_shards(job: Job, settings: RunSettings, run_dir: RunDirectory, todo: list[int],
+                executor: Executor | None) -> Iterator[dict]:
+    """Sample the shards of `todo` that this process can claim, yielding each one written.
+
+    A shard another worker holds is skipped; one that became valid meanwhile is not redone.
+    With an executor, at most as many shards as it has workers are in flight at once.
+    """
+    out_dir = run_dir.root
+
+    def take(k: int) -> bool:
+        if not run_dir.claim(k):
+            return False
+        if read_shard(out_dir, settings, k)[0] is not None:  # finished by another worker meanwhile
+            run_dir.unclaim(k)
+            return False
+        return True
+
     if executor is None:
         for k in todo:
-            yield run_shard(job, settings, out_dir, k)
+            if take(k):
+                try:
+                    yield run_shard(job, settings, out_dir, k)
+                finally:
+                    run_dir.unclaim(k)
         return
-    n = len(todo)
-    yield from executor.map(run_shard, [job] * n, [settings] * n, [str(out_dir)] * n, todo)
+    window = max(1, getattr(executor, "_max_workers", 0) or 2)
+    pending: dict[Future, int] = {}
+    queue = list(todo)
+    try:
+        while queue or pending:
+            while queue and len(pending) < window:
+                k = queue.pop(0)
+                if take(k):
+                    pending[executor.submit(run_shard, job, settings, str(out_dir), k)] = k
+            if not pending:
+                break
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                k = pending.pop(future)
+                run_dir.unclaim(k)
+                yield future.result()
+    finally:
+        for future, k in pending.items():
+            future.cancel()
+            run_dir.unclaim(k)

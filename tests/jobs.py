@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 import torch
@@ -20,11 +21,12 @@ def weighted_sum(seqs):
 class ToyJob:
     """The masked toy with the weighted-sum reward. `die_after` > 0 kills this process (SIGKILL)
     on that reward call; `fail_on_two` makes the reward raise on sequences starting with 2;
-    `bad_output` makes it return one value too few."""
+    `bad_output` makes it return one value too few; `sleep_s` slows every reward call."""
 
     die_after: int = 0
     fail_on_two: bool = False
     bad_output: bool = False
+    sleep_s: float = 0.0
 
     def build(self):
         probs = torch.ones(27, dtype=torch.float64)
@@ -33,6 +35,8 @@ class ToyJob:
 
         def reward(seqs):
             calls["n"] += 1
+            if self.sleep_s:
+                time.sleep(self.sleep_s)
             if self.die_after and calls["n"] >= self.die_after:
                 os.kill(os.getpid(), signal.SIGKILL)
             if self.fail_on_two and any(s[0] == 2 for s in seqs):
