@@ -12,7 +12,9 @@ only the standard library, RDKit, meeko and vina (not svdd, not torch). It
    thread pool at one thread), so this fork is safe. The worker kills the child at the request's
    deadline, so the worker stays responsive and a timed-out ligand costs no new receptor
    preparation. Every child starts from the same state, so a ligand's score does not depend on
-   what the worker docked before.
+   what the worker docked before. The fork costs about 0.1 s per ligand (the worker holds about
+   0.6 GB, 0.4 GB of it maps), against 0.4 s for docking benzene and 2-15 s for a MOSES molecule
+   at exhaustiveness 1; the caller no longer holds the maps at all.
 
 Lifetimes: on Linux the worker and each child ask the kernel (prctl PR_SET_PDEATHSIG) to SIGKILL
 them when their parent exits, and then check that the parent is still there; the worker also exits
