@@ -132,6 +132,30 @@ def test_timeout_covers_receptor_preparation_and_a_timeout_is_not_cached():
     assert vina_score(ASPIRIN, timeout_s=60) == -second[0]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_caller_docks_with_its_own_worker():
+    here = vina_score(BENZENE, timeout_s=120)
+    parent_worker = docking._worker("PARP1", docking.DEFAULT_SEED).pid
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: dock, report (score, worker pid), exit without pytest's cleanup
+        try:
+            os.close(read_fd)
+            score = vina_score(BENZENE, timeout_s=120)
+            os.write(write_fd, json.dumps([score, docking._worker("PARP1", docking.DEFAULT_SEED).pid]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        there, child_worker = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert there == here and math.isfinite(here)
+    assert child_worker not in (None, parent_worker)  # the parent's worker and pipes were left alone
+    assert docking._worker("PARP1", docking.DEFAULT_SEED).pid == parent_worker
+    assert vina_score(BENZENE, timeout_s=120) == here
+
+
 # -- lifetimes -------------------------------------------------------------------------------------
 
 

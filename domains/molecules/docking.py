@@ -109,6 +109,19 @@ def _end_workers_at_exit() -> None:
             worker.close_now()
 
 
+def _forget_workers_in_forked_child() -> None:
+    """A fork of this process starts its own workers when it docks; its parent's are not its to use."""
+    global _WORKERS_LOCK
+    _WORKERS_LOCK = threading.Lock()
+    for worker in _WORKERS.values():
+        worker.forget()
+    _WORKERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers_in_forked_child)
+
+
 def _vina_energy(smiles: object, target: str, exhaustiveness: int, seed: int, timeout_s: float | None) -> float:
     """Best Vina energy (kcal/mol) or NaN (invalid or too large a molecule, failed preparation or docking).
     Raises DockingTimeout / DockingError when there is no answer (these are not properties of the molecule)."""

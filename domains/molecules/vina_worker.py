@@ -279,6 +279,8 @@ class VinaWorker:
                 [sys.executable, os.path.abspath(__file__), self.target, str(self.seed), str(os.getpid()),
                  str(requests_read), str(replies_write)],
                 pass_fds=(requests_read, replies_write), stdin=subprocess.DEVNULL, env=env)
+        except OSError as exc:
+            raise DockingError(f"cannot start a docking worker: {exc}") from exc
         finally:
             os.close(requests_read)
             os.close(replies_write)
@@ -304,6 +306,16 @@ class VinaWorker:
             self._proc = None
         self.ready_info = None
 
+    def forget(self) -> None:
+        """In a forked copy of the caller: drop this copy of the handles (the worker is the parent's)."""
+        for conn in (self._requests, self._replies):
+            if conn is not None:
+                conn.close()  # this process's copies of the pipe ends only
+        self._proc = self._requests = self._replies = None
+        self.ready_info = None
+        self.owner_pid = os.getpid()
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
     def _next_message(self, until: float | None) -> tuple | None:
         """The worker's next message, or None if nothing came by monotonic time `until`."""
         assert self._replies is not None
@@ -323,12 +335,7 @@ class VinaWorker:
         counting from when this call gets the worker, and `DockingError` when the worker dies."""
         with self._lock:
             if self.owner_pid != os.getpid():  # a forked copy of the caller: the worker is not ours to use
-                for conn in (self._requests, self._replies):
-                    if conn is not None:
-                        conn.close()  # this process's copies of the pipe ends only
-                self._proc = self._requests = self._replies = None
-                self.ready_info = None
-                self.owner_pid = os.getpid()
+                self.forget()
             if self._proc is not None and self._proc.poll() is not None:
                 self.close_now()
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
