@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,20 @@ def test_qed_sa_logp_match_rdkit_on_known_molecules():
     assert SA(raw=True)([ASPIRIN])[0] == pytest.approx(-1.580, abs=5e-3)
     assert LogP()([ASPIRIN])[0] == pytest.approx(1.310, abs=5e-3)
     assert 0 < SA()([ASPIRIN])[0] <= 1
+
+
+def test_molecules_over_the_size_limit_score_nan_quickly():
+    from svdd.domains.molecules.rewards import MAX_ATOMS, MolWeight
+
+    rewards = [QED(), SA(), SA(raw=True), LogP(), MolWeight()]
+    at_limit, over = "C" * MAX_ATOMS, "C" * (MAX_ATOMS + 1)
+    for reward in rewards:
+        scores = reward([at_limit, over])
+        assert math.isfinite(scores[0]) and math.isnan(scores[1]), reward.name
+    assert canonical(at_limit) == at_limit and canonical(over) is None  # also the docking cache key
+    start = time.perf_counter()
+    assert np.isnan(SA()(["C" * 200_000])).all()  # RDKit's SA scorer alone would run for minutes
+    assert time.perf_counter() - start < 5  # parsed and rejected (about 0.6 s)
 
 
 def test_docking_scores_a_small_ligand_within_its_timeout_and_nan_otherwise():

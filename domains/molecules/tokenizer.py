@@ -15,20 +15,19 @@ from pathlib import Path
 
 import selfies as sf
 import torch
-from rdkit import Chem, RDLogger
+from rdkit import Chem
+
+from .rewards import mol_from_smiles
 
 PAD = "[nop]"
 
 
 def canonical(smiles: object) -> str | None:
-    """RDKit canonical SMILES of `smiles`, or None when it is not a str that parses to a molecule with atoms."""
-    if not isinstance(smiles, str) or not smiles:
-        return None
-    RDLogger.DisableLog("rdApp.*")
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is None or mol.GetNumAtoms() == 0:
-        return None
-    return Chem.MolToSmiles(mol)
+    """RDKit canonical SMILES of `smiles`, or None when it is not a str that parses to a molecule with
+    1 to `rewards.MAX_ATOMS` atoms (RDKit's canonical writer is quadratic in size and overflows the
+    stack at about 20,000 atoms in a chain)."""
+    mol = mol_from_smiles(smiles)
+    return None if mol is None else Chem.MolToSmiles(mol)
 
 
 class SelfiesTokenizer:
