@@ -17,6 +17,7 @@ def test_bench_refuses_an_unknown_table():
     assert "table1" in result.output and "table7" in result.output
 
 
+@pytest.mark.slow
 def test_table1_quick_writes_cells_with_intervals_and_reuses_them(tmp_path):
     pytest.importorskip("svdd.domains.sequences")
     cmd = [sys.executable, "-m", "svdd.cli", "bench", "table1", "--quick", "--rows", "dna_ars1",

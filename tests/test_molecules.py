@@ -83,6 +83,7 @@ def test_qed_sa_logp_match_rdkit_on_known_molecules():
     assert 0 < SA()([ASPIRIN])[0] <= 1
 
 
+@pytest.mark.slow
 def test_docking_scores_a_small_ligand_within_its_timeout_and_nan_otherwise():
     pytest.importorskip("vina", reason="AutoDock Vina (pip install vina) is not installed")
     pytest.importorskip("meeko", reason="meeko (pip install meeko scipy gemmi) is not installed")
