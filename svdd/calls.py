@@ -206,6 +206,11 @@ class Calls:
         return self.value.clean_reward(self.reward)
 
     @property
+    def clean_values_are_rewards(self) -> bool:
+        """True when the clean candidates are scored by the objective itself (their values are the final rewards)."""
+        return self.clean_reward is self.reward
+
+    @property
     def needs_model_output(self) -> bool:
         """Whether the value reads the model output of the states it scores (PM)."""
         return bool(self.value.needs_model_output)

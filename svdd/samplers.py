@@ -86,17 +86,22 @@ def svdd_step(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: i
     child j of sample i draws from sample i's generator), scores them at t_next by the soft value
     (clean children, t_next None, by the reward), keeps one per sample (argmax at alpha 0, else a
     draw from softmax(v / alpha)) and returns the winners [g, ...] with their values, model
-    outputs at t_next (PM: reused for the next transition) and decoded objects (last step).
+    outputs at t_next (PM with M > 1: reused for the next transition; else None) and decoded
+    objects (last step).
     `calls` is a `svdd.calls.Calls` (the scheduler passes its own subclass).
     """
     g = x.shape[0]
     gens = repeat_generators(generator, m)
+    # M children per sample, x_{t-1} ~ p_pre(. | x_t): rows i·M .. i·M+M-1 are sample i's
     children = calls.transition(batched.repeat_rows(x, m), t, batched.repeat_rows(out, m), gens)
-    child_out = calls.model(children, t_next) if t_next is not None and calls.needs_model_output else None
-    if m == 1 and t_next is not None:  # one child: nothing to choose from, no value calls
-        return Scored(children, torch.full((g,), torch.nan, dtype=torch.float64), child_out, None,
+    if m == 1 and t_next is not None:  # one child: nothing to choose from, no model or value calls
+        return Scored(children, torch.full((g,), torch.nan, dtype=torch.float64), None, None,
                       torch.zeros(g, dtype=torch.long))
+    # PM: the model on every child (its output serves the winner's next transition)
+    child_out = calls.model(children, t_next) if t_next is not None and calls.needs_model_output else None
+    # soft values v(x_{t-1}); at the last step the reward of the clean children
     values, objects = calls.evaluate(children, t_next, child_out, gens)
+    # one child per sample: argmax at alpha = 0, else a draw from softmax(v / alpha)
     choice = calls.select(values.view(g, m), alpha, generator)
     winners = torch.arange(g, device=children.device) * m + choice.index.to(children.device)
     return Scored(children, values, child_out, objects).take(winners)._replace(pick=choice.index)
@@ -141,7 +146,7 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
             kept, extra["resampled"] = _resample_worst(kept, resample_fraction, alpha, generator)
         x, out = kept.states, kept.out
         if t_next is None:
-            samples, rewards = kept.objects, (kept.values if calls.clean_reward is calls.reward else None)
+            samples, rewards = kept.objects, (kept.values if calls.clean_values_are_rewards else None)
         calls.record(trace, t, kept.values, **extra)
     return Outcome(x, trace, rewards, samples)
 
@@ -293,7 +298,7 @@ def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
             ancestors = resample(log_w, resampling, generator, num=n if t_next is None else p)
             particles, log_w = particles.take(ancestors), torch.zeros(ancestors.shape[0], dtype=torch.float64)
         calls.record(trace, t, particles.values, ess=ess, resampled=bool(resampled))
-    rewards = particles.values if calls.clean_reward is calls.reward else None
+    rewards = particles.values if calls.clean_values_are_rewards else None
     return Outcome(particles.states, trace, rewards, particles.objects)
 
 

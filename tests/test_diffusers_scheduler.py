@@ -82,10 +82,19 @@ def test_scheduler_and_sample_share_counters_and_trace(ddpm):
     for key in ("reward_calls", "value_calls", "fallback_rows"):
         assert stats[key] == res.stats[key]
     assert stats["pipeline_unet_rows"] == k * b
-    assert [set(step) | {"selected"} for step in ddpm.scheduler.trace] == [set(step) for step in res.trace]
+    assert [set(step) for step in ddpm.scheduler.trace] == [set(step) for step in res.trace]
     for ours, theirs in zip(ddpm.scheduler.trace, res.trace):
         assert ours["t"] == theirs["t"]
         assert np.isclose(ours["value_median"], theirs["value_median"], atol=1e-4)
+
+
+def test_one_candidate_is_the_base_scheduler(ddpm):
+    """M = 1 has nothing to choose from: no replay and no values, and the base's own samples."""
+    plain = run(ddpm, seed=6, batch=3, steps=4).images
+    ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=1, alpha=0.5)
+    assert np.array_equal(run(ddpm, seed=6, batch=3, steps=4).images, plain)
+    stats = ddpm.scheduler.stats
+    assert stats["model_calls"] == stats["value_calls"] == 0 and stats["reward_calls"] == 3  # the last step
 
 
 def test_guidance_raises_reward_and_seeds_reproduce(ddpm):

@@ -266,7 +266,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         calls = PipelineCalls(self, model_output, timestep, k, extra, self.stats)
         kept = svdd_step(calls, sample, timestep, t_next, model_output, m, self.config.alpha, generator)
         self.stats["steps"] += 1
-        calls.record(self.trace, timestep, kept.values)
+        calls.record(self.trace, timestep, kept.values, selected=True)
         assert kept.pick is not None  # svdd_step always says which child won
         winners = torch.arange(b, device=sample.device) * m + kept.pick.to(sample.device)
         output = _take_rows(calls.process.output, winners, b * m)
