@@ -15,8 +15,7 @@ With N = num_samples and M = num_candidates, per denoising step (K steps in all)
 | smc        | N·M particles, one proposal each        | weights exp((v_{t-1} - v_t)/α), resampling, N returned |
 | dps        | N (with gradients)                      | gradient of a differentiable reward through x0_hat |
 
-`svdd_step` is one SVDD selection step (`scored_children`, then one child kept per sample); `svdd`
-and `svdd.diffusers.SVDDScheduler` both run it.
+`svdd_step` is one SVDD selection step; `svdd` and `svdd.diffusers.SVDDScheduler` both run it.
 """
 
 from __future__ import annotations
@@ -83,38 +82,28 @@ def svdd_step(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: i
               generator: GeneratorLike) -> Scored:
     """One SVDD selection step for g samples x [g, ...] at time t, with their model outputs `out`.
 
-    Draws M children per sample and scores them (`scored_children`), keeps one per sample (argmax
-    at alpha 0, else a draw from softmax(v / alpha)) and returns the winners [g, ...] with their
-    values, model outputs at t_next (PM with M > 1: reused for the next transition; else None),
-    decoded objects (last step) and `pick`, the winning child of each sample.
+    Draws M children per sample from the pretrained transition (one call on the g·M repeated rows;
+    child j of sample i draws from sample i's generator), scores them at t_next by the soft value
+    (clean children, t_next None, by the reward), keeps one per sample (argmax at alpha 0, else a
+    draw from softmax(v / alpha)) and returns the winners [g, ...] with their values, model
+    outputs at t_next (PM with M > 1: reused for the next transition; else None), decoded objects
+    (last step) and `pick`, the winning child j of each sample.
     `calls` is a `svdd.calls.Calls` (the scheduler passes its own subclass).
     """
     g = x.shape[0]
-    lone = m == 1 and t_next is not None  # one child before the last step: nothing to choose or score
-    children = scored_children(calls, x, t, t_next, out, m, generator, score=not lone)
-    if lone:
-        return children._replace(pick=torch.zeros(g, dtype=torch.long))
-    # one child per sample: argmax at alpha = 0, else a draw from softmax(v / alpha)
-    choice = calls.select(children.values.view(g, m), alpha, generator)
-    winners = torch.arange(g, device=children.states.device) * m + choice.index.to(children.states.device)
-    return children.take(winners)._replace(pick=choice.index)
-
-
-def scored_children(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: int,
-                    generator: GeneratorLike, score: bool = True) -> Scored:
-    """The M children of each of g samples x [g, ...], [g·M, ...] (rows i·M .. i·M+M-1 are sample
-    i's), drawn in one transition call on the repeated rows (child j of sample i from sample i's
-    generator) and scored at t_next: by the soft value, with the model on every child first when
-    the value needs it (PM), or by the reward when they are clean (t_next None; their decoded
-    objects come along). `score=False` leaves the values NaN and calls nothing but the transition.
-    """
     gens = repeat_generators(generator, m)
+    # M children per sample, x_{t-1} ~ p_pre(. | x_t): rows i·M .. i·M+M-1 are sample i's
     children = calls.transition(batched.repeat_rows(x, m), t, batched.repeat_rows(out, m), gens)
-    if not score:
-        return Scored(children, torch.full((children.shape[0],), torch.nan, dtype=torch.float64))
+    if m == 1 and t_next is not None:  # one child: nothing to choose from, no model or value calls
+        return Scored(children, torch.full((g,), torch.nan, dtype=torch.float64), pick=torch.zeros(g, dtype=torch.long))
+    # PM: the model on every child (its output serves the winner's next transition)
     child_out = calls.model(children, t_next) if t_next is not None and calls.needs_model_output else None
+    # soft values v(x_{t-1}); at the last step the reward of the clean children (decoded objects too)
     values, objects = calls.evaluate(children, t_next, child_out, gens)
-    return Scored(children, values, child_out, objects)
+    # one child per sample: argmax at alpha = 0, else a draw from softmax(v / alpha)
+    choice = calls.select(values.view(g, m), alpha, generator)
+    winners = torch.arange(g, device=children.device) * m + choice.index.to(children.device)
+    return Scored(children, values, child_out, objects).take(winners)._replace(pick=choice.index)
 
 
 def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
