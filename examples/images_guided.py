@@ -76,7 +76,7 @@ def main() -> None:
     images = pipe(batch_size=n, num_inference_steps=k, generator=torch.Generator().manual_seed(args.seed),
                   output_type="np").images
     scores = np.asarray(reward(list(torch.from_numpy(images).permute(0, 3, 1, 2))))
-    rows = pipe.scheduler.stats["unet_rows"] + k * n
+    rows = pipe.scheduler.stats["model_calls"] + pipe.scheduler.stats["pipeline_unet_rows"]
     print(f"  SVDDScheduler in {type(pipe).__name__}: reward median {np.median(scores):8.4f}  "
           f"UNet rows {rows:6d}  {time.perf_counter() - start:5.1f} s")
     pipe.scheduler.detach()

@@ -18,8 +18,7 @@ from .options import check_options
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, check_generator
 from .samplers import METHODS
-from .values import LearnedValue, PosteriorMean
-
+from .values import Value, as_value
 
 CPU_MODEL_CHUNK = 64  # rows per model call under max_batch="auto" without CUDA
 
@@ -28,7 +27,7 @@ def sample(
     process: Any,
     reward: Callable[[list[Any]], Any],
     method: str = "svdd",
-    value: PosteriorMean | LearnedValue | None = None,
+    value: Value | None = None,
     num_samples: int = 64,
     num_candidates: int = 10,
     alpha: float = 0.0,
@@ -44,8 +43,8 @@ def sample(
         reward: the objective, `list[obj] -> array[float]` (maximized; NaN marks an invalid
             object). It scores the final samples (`Result.rewards`).
         method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc" or "dps" (see svdd.samplers).
-        value: how intermediate states are scored: `svdd.PosteriorMean(reward)` (PM, the default)
-            or `svdd.LearnedValue(fn)` (MC).
+        value: how intermediate states are scored: `svdd.PosteriorMean(reward)` (PM, the default),
+            `svdd.LearnedValue(fn)` (MC), or any object with the members of `svdd.values.Value`.
         num_samples: N, the number of samples returned.
         num_candidates: M, children per sample and step (svdd, svdd_r); samples per returned one
             (best_of_n); particles per returned one (smc).
@@ -156,13 +155,7 @@ def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: A
         _check_count("max_batch", max_batch)
         max_batch = int(max_batch)
     check_generator(generator, num_samples)
-    if value is None:
-        value = PosteriorMean(reward)
-    if not isinstance(value, (PosteriorMean, LearnedValue)):
-        raise TypeError(
-            "value must be None, svdd.PosteriorMean(reward) or svdd.LearnedValue(fn); got "
-            f"{type(value).__name__} (wrap a network or function fn(x, t) as svdd.LearnedValue(fn))"
-        )
+    value = as_value(value, reward)
     options = check_options(method, METHODS[method], dict(options or {}), len(process.timesteps))
     if method == "smc" and alpha <= 0:
         raise ValueError("smc needs alpha > 0: its weights are exp((v_{t-1} - v_t)/alpha)")

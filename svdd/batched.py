@@ -36,8 +36,10 @@ def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], tree: Any) -> Any:
     )
 
 
-def take(tree: Any, index: torch.Tensor) -> Any:
-    """Rows `index` (LongTensor[k]) of every tensor in `tree` -> same structure, batch k."""
+def take(tree: Any, index: torch.Tensor | slice) -> Any:
+    """Rows `index` (LongTensor[k], or a slice: a view) of every tensor in `tree` -> same structure, batch k."""
+    if isinstance(index, slice):
+        return map_tensors(lambda t: t[index], tree)
     return map_tensors(lambda t: t.index_select(0, index.to(t.device)), tree)
 
 

@@ -1,14 +1,18 @@
 """Counted, timed and checked calls into a process, a reward and a value function.
 
-Every sampler goes through one `Calls` object, so the compute counters in `Result.stats` mean
-the same thing for every method: `model_calls` counts item-level denoiser evaluations (rows),
-`reward_calls` the objects handed to a reward, `value_calls` the intermediate states scored.
+Every sampler goes through one `Calls` object, and `SVDDScheduler` through a subclass, so the
+counters mean the same thing everywhere (`Result.stats`, `SVDDScheduler.stats`, run records):
+`model_calls` counts item-level denoiser evaluations (rows), `model_batches` the calls they were
+made in, `reward_calls` the objects handed to a reward, `value_calls` the intermediate states
+scored, `fallback_rows` the selections where no candidate had a valid value; each `*_time_s`
+is the time spent inside one kind of call (the timings do not overlap).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,14 +22,50 @@ from tqdm.auto import tqdm
 from . import batched
 from .rewards import evaluate
 from .rng import GeneratorLike
-from .values import LearnedValue, PosteriorMean
+from .selection import Selection, select
+from .values import Value, as_values
+
+
+def new_stats() -> dict[str, Any]:
+    """The counters, all zero."""
+    return {
+        "model_calls": 0,
+        "model_batches": 0,
+        "reward_calls": 0,
+        "value_calls": 0,
+        "fallback_rows": 0,
+        "model_time_s": 0.0,
+        "prior_time_s": 0.0,
+        "transition_time_s": 0.0,
+        "denoise_time_s": 0.0,
+        "reward_time_s": 0.0,
+        "decode_time_s": 0.0,
+        "value_time_s": 0.0,
+    }
+
+
+def trace_entry(t: Any, values: torch.Tensor, **extra: Any) -> dict[str, Any]:
+    """One step of a trace: the time and statistics of the values float64 [n] kept there.
+
+    `t`, `value_mean`, `value_median`, `value_max` (over valid values; NaN if none), `invalid` (how
+    many were NaN or infinite), then the method's extras (`selected`, `ess`, `resampled`, ...).
+    """
+    valid = values[torch.isfinite(values)]
+    return {
+        "t": t.item() if isinstance(t, torch.Tensor) else t,
+        "value_mean": valid.mean().item() if valid.numel() else float("nan"),
+        "value_median": valid.median().item() if valid.numel() else float("nan"),
+        "value_max": valid.max().item() if valid.numel() else float("nan"),
+        "invalid": int(values.numel() - valid.numel()),
+        **extra,
+    }
 
 
 class Calls:
     """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`."""
 
-    def __init__(self, process: Any, reward: Callable, value: PosteriorMean | LearnedValue,
-                 max_batch: int | None, progress: bool = False, model_chunk: int | None = None):
+    def __init__(self, process: Any, reward: Callable, value: Value, max_batch: int | None,
+                 progress: bool = False, model_chunk: int | None = None, stats: dict[str, Any] | None = None):
         self.process = process
         self.progress = progress
         self._bar: Any = None
@@ -33,22 +73,28 @@ class Calls:
         self.value = value
         self.max_batch = max_batch  # bounds the candidates held at once (svdd, svdd_r, best_of_n)
         self.model_chunk = model_chunk or max_batch  # most rows per process.model call
-        self.stats: dict[str, Any] = {
-            "model_calls": 0,
-            "model_batches": 0,
-            "reward_calls": 0,
-            "value_calls": 0,
-            "fallback_rows": 0,
-            "model_time_s": 0.0,
-            "prior_time_s": 0.0,
-            "transition_time_s": 0.0,
-            "denoise_time_s": 0.0,
-            "reward_time_s": 0.0,
-            "decode_time_s": 0.0,
-            "value_time_s": 0.0,
-        }
+        self.stats: dict[str, Any] = new_stats() if stats is None else stats  # given: counting on into it
 
-    # -- progress ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Add the seconds spent inside the block to `stats[key]`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stats[key] += time.perf_counter() - start
+
+    # -- steps, progress and trace -----------------------------------------------------------
+
+    @property
+    def timesteps(self) -> list[Any]:
+        return list(self.process.timesteps)
+
+    def steps(self, desc: str) -> Iterator[tuple[int, Any, Any]]:
+        """(k, t_k, t_{k+1} or None on the last step), with a progress bar when enabled."""
+        ts = self.timesteps
+        for k in self.progress_bar(range(len(ts)), desc):
+            yield k, ts[k], ts[k + 1] if k + 1 < len(ts) else None
 
     def progress_bar(self, steps: Iterable[int], desc: str) -> Iterable[int]:
         """`steps` wrapped in a tqdm bar (a widget in Jupyter) when progress is on."""
@@ -57,8 +103,10 @@ class Calls:
         self._bar = tqdm(steps, desc=desc, leave=False, dynamic_ncols=True)
         return self._bar
 
-    def show(self, entry: dict[str, Any]) -> None:
-        """Put the current step's value statistics on the progress bar."""
+    def record(self, trace: list[dict[str, Any]], t: Any, values: torch.Tensor, **extra: Any) -> None:
+        """Append `trace_entry(t, values, **extra)` to `trace` and show its median on the progress bar."""
+        entry = trace_entry(t, values, **extra)
+        trace.append(entry)
         if self._bar is not None and not np.isnan(entry["value_median"]):
             self._bar.set_postfix(value_median=f"{entry['value_median']:.4g}", refresh=False)
 
@@ -69,33 +117,31 @@ class Calls:
         n = x.shape[0]
         step = self.model_chunk or max(n, 1)
         outs = []
-        start_time = time.perf_counter()
-        for start in range(0, n, step):
-            chunk = x[start : start + step]
-            out = self.process.model(chunk, t)
-            got = batched.rows(out)
-            if got is not None and got != chunk.shape[0]:
-                raise ValueError(
-                    f"{type(self.process).__name__}.model returned a batch of {got} for "
-                    f"{chunk.shape[0]} inputs; outputs must be batch-first with one row per input"
-                )
-            outs.append(out)
-            self.stats["model_batches"] += 1
-        self.stats["model_calls"] += n
-        self.stats["model_time_s"] += time.perf_counter() - start_time
+        with self.timed("model_time_s"):
+            for start in range(0, n, step):
+                chunk = x[start : start + step]
+                out = self.process.model(chunk, t)
+                got = batched.rows(out)
+                if got is not None and got != chunk.shape[0]:
+                    raise ValueError(
+                        f"{type(self.process).__name__}.model returned a batch of {got} for "
+                        f"{chunk.shape[0]} inputs; outputs must be batch-first with one row per input"
+                    )
+                outs.append(out)
+                self.stats["model_batches"] += 1
+            self.stats["model_calls"] += n
         return batched.cat(outs) if outs else None
 
     def prior(self, n: int, generator: GeneratorLike) -> torch.Tensor:
-        start_time = time.perf_counter()
-        x = self.process.prior(n, generator)
-        self.stats["prior_time_s"] += time.perf_counter() - start_time
+        with self.timed("prior_time_s"):
+            x = self.process.prior(n, generator)
         _check_rows(x, n, f"{type(self.process).__name__}.prior")
         return x
 
     def transition(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor:
-        start_time = time.perf_counter()
-        x_prev = self.process.transition(x, t, out, generator)
-        self.stats["transition_time_s"] += time.perf_counter() - start_time
+        """One draw x_prev [B, ...] ~ p_pre(. | x) given `out = model(x, t)`."""
+        with self.timed("transition_time_s"):
+            x_prev = self.process.transition(x, t, out, generator)
         _check_rows(x_prev, x.shape[0], f"{type(self.process).__name__}.transition")
         if x_prev.shape[1:] != x.shape[1:]:
             raise ValueError(
@@ -104,10 +150,16 @@ class Calls:
             )
         return x_prev
 
+    def denoised(self, x: torch.Tensor, t: Any, out: Any) -> torch.Tensor:
+        """The process's estimate x0_hat [n, ...] of states x [n, ...] from `out = model(x, t)`."""
+        with self.timed("denoise_time_s"):
+            x0_hat = self.process.denoised(x, t, out)
+        _check_rows(x0_hat, x.shape[0], f"{type(self.process).__name__}.denoised")
+        return x0_hat
+
     def decode(self, x0: torch.Tensor) -> list[Any]:
-        start_time = time.perf_counter()
-        objects = list(self.process.decode(x0))
-        self.stats["decode_time_s"] += time.perf_counter() - start_time
+        with self.timed("decode_time_s"):
+            objects = list(self.process.decode(x0))
         if len(objects) != x0.shape[0]:
             raise ValueError(
                 f"{type(self.process).__name__}.decode returned {len(objects)} objects for "
@@ -115,42 +167,82 @@ class Calls:
             )
         return objects
 
-    # -- rewards and values ------------------------------------------------------------------
+    def refuse_deterministic(self, x: torch.Tensor, t: Any, out: Any) -> None:
+        """Raise if two draws of `transition` from one continuous state are identical.
+
+        Integer (masked discrete) states are exempt: identical children are normal there when a
+        step unmasks nothing. The probe uses its own generator, so the caller's stream is untouched.
+        """
+        if not x.is_floating_point():
+            return
+        pair = torch.zeros(2, dtype=torch.long, device=x.device)
+        probe_gen = torch.Generator(device=x.device).manual_seed(0)
+        draws = self.transition(x[pair], t, batched.take(out, pair), probe_gen)
+        if torch.equal(draws[0], draws[1]):
+            raise ValueError(
+                f"{type(self.process).__name__}.transition is deterministic: two draws from the same "
+                "state are identical, so the candidates would all be the same and there is nothing to "
+                "choose from. Use a stochastic sampler (DDPM, DDIM with eta > 0, EulerAncestral, "
+                "DPMSolver with an SDE algorithm) for svdd, svdd_r and smc."
+            )
+
+    # -- rewards, values and selection -------------------------------------------------------
 
     def score(self, reward: Callable, objects: list[Any]) -> torch.Tensor:
         """reward(objects) as float64 [n], counted and timed (NaN for invalid objects)."""
-        start_time = time.perf_counter()
-        values = evaluate(reward, objects)
-        self.stats["reward_time_s"] += time.perf_counter() - start_time
+        with self.timed("reward_time_s"):
+            values = evaluate(reward, objects)
         self.stats["reward_calls"] += len(objects)
         return torch.from_numpy(np.asarray(values, dtype=np.float64))
 
     def score_clean(self, x0: torch.Tensor, reward: Callable | None = None) -> tuple[torch.Tensor, list[Any]]:
-        """Reward of clean states x0 [n, ...] -> (values float64 [n], decoded objects)."""
+        """Reward (the objective unless given) of clean states x0 [n, ...] -> (values float64 [n], objects)."""
         objects = self.decode(x0)
         return self.score(reward or self.reward, objects), objects
 
     @property
     def clean_reward(self) -> Callable:
-        """The reward that scores clean candidates: PM's own reward, else the objective."""
-        return self.value.reward if isinstance(self.value, PosteriorMean) else self.reward
+        """The reward that scores clean candidates (the value's choice: PM's own reward, MC's objective)."""
+        return self.value.clean_reward(self.reward)
 
-    def value_of(self, x: torch.Tensor, t: Any, out: Any) -> torch.Tensor:
+    @property
+    def clean_values_are_rewards(self) -> bool:
+        """True when the clean candidates are scored by the objective itself (their values are the final rewards)."""
+        return self.clean_reward is self.reward
+
+    @property
+    def needs_model_output(self) -> bool:
+        """Whether the value reads the model output of the states it scores (PM)."""
+        return bool(self.value.needs_model_output)
+
+    def values(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor:
         """Soft value estimate float64 [n] of intermediate states x [n, ...] at time t.
 
-        `out` is `model(x, t)` for PM (None for a learned value).
+        `out` is `model(x, t)` when the value needs it (else None); `generator` is x's random stream.
         """
         self.stats["value_calls"] += x.shape[0]
-        if isinstance(self.value, PosteriorMean):
-            start_time = time.perf_counter()
-            x0_hat = self.process.denoised(x, t, out)
-            self.stats["denoise_time_s"] += time.perf_counter() - start_time
-            _check_rows(x0_hat, x.shape[0], f"{type(self.process).__name__}.denoised")
-            return self.score(self.value.reward, self.decode(x0_hat))
-        start_time = time.perf_counter()
-        values = self.value(x, t)
-        self.stats["value_time_s"] += time.perf_counter() - start_time
-        return values
+        raw = self.value.estimate(x, t, out if self.needs_model_output else None, self, generator)
+        return as_values(raw, x.shape[0], repr(self.value))
+
+    def evaluate(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> tuple[torch.Tensor, list[Any] | None]:
+        """(`values(x, t, out, generator)`, None); for clean states x0 (t None: the last step's
+        candidates) (their `clean_reward` float64 [n], their decoded objects)."""
+        if t is None:
+            return self.score_clean(x, self.clean_reward)
+        return self.values(x, t, out, generator), None
+
+    def reward_tensor(self, x0_hat: torch.Tensor) -> torch.Tensor:
+        """A differentiable reward's `tensor(x0_hat)` [n] (dps guidance), counted as value calls."""
+        with self.timed("value_time_s"):
+            r = self.reward.tensor(x0_hat)  # type: ignore[attr-defined]  # dps checked it has one
+        self.stats["value_calls"] += x0_hat.shape[0]
+        return r
+
+    def select(self, values: torch.Tensor, alpha: float, generator: GeneratorLike) -> Selection:
+        """`svdd.selection.select` on values [g, M], counting the rows with no valid candidate."""
+        choice = select(values, alpha, generator)
+        self.stats["fallback_rows"] += choice.fallback_rows
+        return choice
 
 
 def _check_rows(x: Any, n: int, where: str) -> None:

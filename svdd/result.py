@@ -16,16 +16,18 @@ class Result:
     samples: the N decoded objects (`process.decode` of the final states).
     rewards: float64 [N], the reward of each final sample (NaN for invalid objects).
     states: the final raw states x_0, shape [N, ...].
-    trace: one dict per denoising step with statistics of the values the sampler scored there
-        (`t`, `value_mean`, `value_median`, `value_max`, `invalid`, and `ess`/`resampled` for
-        the resampling methods).
+    trace: one dict per denoising step with statistics of the values the sampler kept there
+        (`svdd.calls.trace_entry`: `t`, `value_mean`, `value_median`, `value_max`, `invalid`, and
+        `selected` for svdd, `resampled` for svdd_r, `ess`/`resampled` for smc; pretrained and
+        best_of_n record `t` only). `SVDDScheduler.trace` has svdd's keys.
     stats: compute counters: `model_calls` (item-level denoiser evaluations), `model_batches`,
         `reward_calls` (objects passed to the reward), `value_calls` (intermediate states
         scored), `fallback_rows` (selections where no candidate had a valid value),
         and seconds spent inside each kind of call: `model_time_s`, `prior_time_s`,
         `transition_time_s`, `denoise_time_s` (PM's x0 prediction), `decode_time_s`,
         `reward_time_s`, `value_time_s` (learned values), with `wall_time_s` for the whole call;
-        wall time minus their sum is the sampler's own overhead.
+        wall time minus their sum is the sampler's own overhead. `SVDDScheduler.stats` uses the
+        same names (`svdd.calls.new_stats`).
     config: the method and its settings, for the record.
     """
 

@@ -51,10 +51,10 @@ def repeat_generators(generator: GeneratorLike, repeats: int) -> GeneratorLike:
     return generator
 
 
-def select_generators(generator: GeneratorLike, index: torch.Tensor) -> GeneratorLike:
-    """The generators of the rows in `index` (a 1-D index into the batch)."""
+def select_generators(generator: GeneratorLike, index: torch.Tensor | slice) -> GeneratorLike:
+    """The generators of the rows in `index` (a 1-D index into the batch, or a slice)."""
     if is_per_row(generator):
-        return [generator[i] for i in index.tolist()]
+        return list(generator[index]) if isinstance(index, slice) else [generator[i] for i in index.tolist()]
     return generator
 
 

@@ -69,6 +69,7 @@ def test_unwritable_output_directory(tmp_path):
     assert result.exit_code == 2 and "cannot write to the output directory" in result.output
 
 
+@pytest.mark.slow
 def test_ray_local_cluster_matches_process_pool(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (the 'distributed' extra)")
     common = ["dna", "--reward", "gc", "--method", "svdd", *SMALL, "--workers", "2"]

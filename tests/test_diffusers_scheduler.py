@@ -51,7 +51,8 @@ def test_ddpm_pipeline_swap_counts_and_output_type(ddpm):
     # the last (clean children are scored by the reward without a UNet call)
     assert counter.rows == k * b + (k - 1) * b * m
     stats = ddpm.scheduler.stats
-    assert stats["unet_rows"] == (k - 1) * b * m and stats["unet_calls"] == k - 1
+    assert stats["model_calls"] == (k - 1) * b * m and stats["model_batches"] == k - 1
+    assert stats["pipeline_unet_rows"] == k * b
     assert stats["reward_calls"] == k * b * m and stats["steps"] == k
 
 
@@ -64,6 +65,36 @@ def test_scheduler_equals_the_adapter_path(ddpm):
                       generator=seeded(4), progress=False)
     expected = torch.stack(res.samples).permute(0, 2, 3, 1).numpy()
     assert np.allclose(images, expected, atol=1e-4)
+
+
+def test_scheduler_and_sample_share_counters_and_trace(ddpm):
+    """One step function behind both: the same counter names and trace keys, the same counts
+    (but the first step's B rows, which the pipeline makes itself) and the same kept values."""
+    b, m, k = 3, 3, 5
+    base = ddpm.scheduler
+    ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=m)
+    run(ddpm, seed=4, batch=b, steps=k)
+    res = svdd.sample(DiffusersProcess(ddpm.unet, base, k), brightness, num_samples=b, num_candidates=m,
+                      generator=seeded(4), progress=False)
+    stats = ddpm.scheduler.stats
+    assert set(res.stats) - {"wall_time_s"} <= set(stats)
+    assert stats["model_calls"] == res.stats["model_calls"] - b == (k - 1) * b * m
+    for key in ("reward_calls", "value_calls", "fallback_rows"):
+        assert stats[key] == res.stats[key]
+    assert stats["pipeline_unet_rows"] == k * b
+    assert [set(step) for step in ddpm.scheduler.trace] == [set(step) for step in res.trace]
+    for ours, theirs in zip(ddpm.scheduler.trace, res.trace):
+        assert ours["t"] == theirs["t"]
+        assert np.isclose(ours["value_median"], theirs["value_median"], atol=1e-4)
+
+
+def test_one_candidate_is_the_base_scheduler(ddpm):
+    """M = 1 has nothing to choose from: no replay and no values, and the base's own samples."""
+    plain = run(ddpm, seed=6, batch=3, steps=4).images
+    ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=1, alpha=0.5)
+    assert np.array_equal(run(ddpm, seed=6, batch=3, steps=4).images, plain)
+    stats = ddpm.scheduler.stats
+    assert stats["model_calls"] == stats["value_calls"] == 0 and stats["reward_calls"] == 3  # the last step
 
 
 def test_guidance_raises_reward_and_seeds_reproduce(ddpm):

@@ -52,7 +52,10 @@ def test_sd_pipeline_swap_with_prompts_and_cfg(sd):
     assert np.array_equal(out.images, again.images)
     # per run: the pipeline's 2B CFG rows per step + the replay's 2·B·M rows on all steps but the last
     assert sum(rows) == 2 * (k * 2 * b + (k - 1) * 2 * b * m)
-    assert sd.scheduler.stats["unet_rows"] == (k - 1) * 2 * b * m
+    # the replay's rows are child rows, as svdd.sample counts them (one per CFG pair); stats of the second run
+    assert sd.scheduler.stats["model_calls"] == (k - 1) * b * m
+    assert sd.scheduler.stats["pipeline_unet_rows"] == k * 2 * b
+    assert sd.scheduler.replay.rows == 2 * (k - 1) * 2 * b * m  # UNet rows of both runs' replays
 
 
 def test_sd_swap_with_a_stateful_scheduler(sd):

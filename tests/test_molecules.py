@@ -98,6 +98,7 @@ def test_molecules_over_the_size_limit_score_nan_quickly():
     assert time.perf_counter() - start < 5  # parsed and rejected (about 0.6 s)
 
 
+@pytest.mark.slow
 def test_docking_scores_a_small_ligand_within_its_timeout_and_nan_otherwise():
     pytest.importorskip("vina", reason="AutoDock Vina (pip install vina) is not installed")
     pytest.importorskip("meeko", reason="meeko (pip install meeko scipy gemmi) is not installed")

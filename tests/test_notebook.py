@@ -10,6 +10,7 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "molecule_design.ipynb"
 
 
+@pytest.mark.slow
 def test_molecule_design_notebook_executes(monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="the notebooks extra (nbformat) is not installed")
     nbclient = pytest.importorskip("nbclient", reason="the notebooks extra (nbclient) is not installed")

@@ -45,6 +45,7 @@ def test_a_clean_run_writes_every_sample_once(tmp_path):
     assert record["stats"]["model_calls"] > 0 and "torch" in record["environment"]["versions"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     clean = quiet(ToyJob(), settings(), tmp_path / "clean")
     out = tmp_path / "killed"
@@ -83,6 +84,7 @@ def test_corrupt_or_foreign_shards_are_redone(tmp_path):
     assert any("shard 2 is unusable (checksum mismatch)" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_process_pool_matches_serial_run(tmp_path):
     serial = quiet(ToyJob(), settings(), tmp_path / "serial")
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -131,6 +133,7 @@ def test_settings_are_validated():
         settings(shard_size=0)
 
 
+@pytest.mark.slow
 def test_two_ranks_split_the_shards_and_rank_zero_merges(tmp_path):
     """As under `accelerate launch --num_processes 2`: RANK/WORLD_SIZE split the shards."""
     clean = quiet(ToyJob(), settings(), tmp_path / "clean")

@@ -37,6 +37,7 @@ class UNetReplay:
         self.last: dict[str, Any] | None = None
         self.calls = 0          # forward passes made by `replay`
         self.rows = 0           # UNet rows evaluated by `replay` (2 per child with CFG)
+        self.pipeline_rows = 0  # UNet rows of the pipeline's own calls since `take_pipeline_rows`
         self._replaying = False
         self._signature = inspect.signature(unet.forward)
         self._handle = unet.register_forward_hook(self._record, with_kwargs=True)
@@ -51,6 +52,12 @@ class UNetReplay:
         bound = self._signature.bind(*args, **kwargs)
         out = output if isinstance(output, torch.Tensor) else output[0]
         self.last = {"arguments": dict(bound.arguments), "output": out.detach()}
+        self.pipeline_rows += out.shape[0]
+
+    def take_pipeline_rows(self) -> int:
+        """The UNet rows of the pipeline's own calls since the last time this was called."""
+        rows, self.pipeline_rows = self.pipeline_rows, 0
+        return rows
 
     def _match(self, model_output: torch.Tensor, timestep: Any) -> tuple[dict[str, Any], bool, float]:
         """The recorded arguments, whether they are a CFG pair, and the guidance scale."""

@@ -14,6 +14,13 @@ t, sample)` with a batch of B samples:
 3. one child per sample is kept, the argmax (alpha = 0) or a draw from softmax(values / alpha),
    and the base's usual output type is returned with the kept rows.
 
+These three are `svdd.samplers.svdd_step`, the step `svdd.sample(method="svdd")` takes, run through
+`svdd.diffusers.pipeline_calls.PipelineCalls`. After a pipeline call, `scheduler.stats` holds the
+counters of `svdd.Result.stats` (`model_calls`: the child rows the scheduler replayed through the
+UNet; `model_batches`, `reward_calls`, `value_calls`, `fallback_rows`, the `*_time_s` timings) plus
+`steps` and `pipeline_unet_rows` (the UNet rows of the pipeline's own calls), and
+`scheduler.trace` one entry per step with the keys of `svdd.Result.trace`.
+
 Values (`value=`):
 * None or `svdd.PosteriorMean(reward)` (PM, exact SVDD-PM): r(decode(x0_hat(child))), x0_hat from
   the base's `pred_original_sample` on the pipeline's prediction *for the child*. The scheduler
@@ -50,14 +57,13 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from ..rewards import evaluate
-from ..rng import check_generator, repeat_generators
-from ..selection import select
-from ..values import LearnedValue, PosteriorMean
-from .images import decode_images
+from ..calls import new_stats
+from ..rng import check_generator
+from ..samplers import svdd_step
+from ..values import Value, as_value
+from .pipeline_calls import PipelineCalls
 from .replay import UNetReplay
-from .stepping import (at_step, check_order, check_stochastic, deterministic_error, init_noise_sigma,
-                       predicted_x0, scale_input, step_parameters, timestep_index)
+from .stepping import check_order, check_stochastic, init_noise_sigma, step_parameters, timestep_index
 
 
 class SVDDScheduler(SchedulerMixin, ConfigMixin):
@@ -70,7 +76,8 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         alpha: selection temperature (0: argmax).
         max_batch: most children per replayed UNet call (None: all at once).
         reward: the objective, `list[image] -> array[float]` (images [C, H, W] in [0, 1]).
-        value: None (PM on `reward`), `svdd.PosteriorMean(r)` or `svdd.LearnedValue(fn)`.
+        value: None (PM on `reward`), `svdd.PosteriorMean(r)`, `svdd.LearnedValue(fn)` or any
+            `svdd.values.Value`.
         unet: the pipeline's UNet (needed by PM; a forward hook records its calls).
         vae: the pipeline's VAE for latent models (None for pixel models).
         decode_batch: rows per `vae.decode` call.
@@ -107,9 +114,9 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         check_order(self.base)
         if "eta" not in step_parameters(self.base):
             check_stochastic(self.base)
-        self.reward = None
-        self.value = None
-        self.vae = None
+        self.reward: Any = None
+        self.value: Value | None = None
+        self.vae: Any = None
         self.replay: UNetReplay | None = None
         self.stats: dict[str, Any] = {}
         self.trace: list[dict[str, Any]] = []
@@ -137,12 +144,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
                 raise TypeError(f"reward must be callable list[image] -> array[float]; got {type(reward).__name__}")
             self.reward = reward
         if value is not None:
-            if not isinstance(value, (PosteriorMean, LearnedValue)):
-                raise TypeError(
-                    "value must be None, svdd.PosteriorMean(reward) or svdd.LearnedValue(fn); got "
-                    f"{type(value).__name__}"
-                )
-            self.value = value
+            self.value = as_value(value, None)
         if unet is not None:
             if self.replay is not None:
                 self.replay.remove()
@@ -227,10 +229,11 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
     # -- SVDD --------------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self.stats = {"steps": 0, "unet_calls": 0, "unet_rows": 0, "reward_calls": 0, "value_calls": 0,
-                      "fallback_rows": 0}
+        self.stats = {"steps": 0, **new_stats(), "pipeline_unet_rows": 0}
         self.trace = []
         self._index = None
+        if self.replay is not None:
+            self.replay.take_pipeline_rows()  # count only the rows of this run's own UNet calls
         if getattr(self.base, "timesteps", None) is not None and getattr(self.base, "num_inference_steps", None):
             self._index = timestep_index([float(t) for t in self.base.timesteps])
 
@@ -241,6 +244,37 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         its options such as eta, generator, return_dict) and returns its usual output (or
         tuple when return_dict=False) holding the kept children.
         """
+        model_output, timestep, sample, generator, return_dict, extra = self._bind_step(args, kwargs)
+        if self.reward is None:
+            raise ValueError(
+                "SVDDScheduler has no reward (rewards are not saved with the config): call "
+                "scheduler.attach(reward=..., unet=pipe.unet) or SVDDScheduler.from_pipeline(pipe, reward=...)"
+            )
+        if self._index is None:
+            raise ValueError("call set_timesteps before step")
+        b, m = sample.shape[0], self.config.num_candidates
+        if isinstance(generator, (list, tuple)):
+            check_generator(list(generator), b)
+            generator = list(generator)
+        if float(timestep) not in self._index:
+            raise ValueError(f"timestep {float(timestep)} is not in the schedule set by set_timesteps")
+        k = self._index[float(timestep)]
+        t_next = self.base.timesteps[k + 1] if k + 1 < len(self._index) else None
+        if self.replay is not None:
+            self.stats["pipeline_unet_rows"] += self.replay.take_pipeline_rows()
+
+        calls = PipelineCalls(self, model_output, timestep, k, extra, self.stats)
+        kept = svdd_step(calls, sample, timestep, t_next, model_output, m, self.config.alpha, generator)
+        self.stats["steps"] += 1
+        calls.record(self.trace, timestep, kept.values, selected=True)
+        assert kept.pick is not None  # svdd_step always says which child won
+        winners = torch.arange(b, device=sample.device) * m + kept.pick.to(sample.device)
+        output = _take_rows(calls.process.output, winners, b * m)
+        return output if return_dict else output.to_tuple()
+
+    def _bind_step(self, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, Any, Any, Any, bool, dict[str, Any]]:
+        """`step`'s arguments by the base's signature: (model_output, timestep, sample, generator,
+        return_dict, the base step's other options)."""
         signature = inspect.signature(self.base.step)
         arguments = dict(signature.bind(*args, **kwargs).arguments)
         names = list(signature.parameters)
@@ -256,80 +290,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
                 extra.update(v)
             elif kind is not inspect.Parameter.VAR_POSITIONAL:
                 extra[name] = v
-        if self.reward is None:
-            raise ValueError(
-                "SVDDScheduler has no reward (rewards are not saved with the config): call "
-                "scheduler.attach(reward=..., unet=pipe.unet) or SVDDScheduler.from_pipeline(pipe, reward=...)"
-            )
-        if self._index is None:
-            raise ValueError("call set_timesteps before step")
-        b, m = sample.shape[0], self.config.num_candidates
-        if isinstance(generator, (list, tuple)):
-            check_generator(list(generator), b)
-            generator = list(generator)
-        if float(timestep) not in self._index:
-            raise ValueError(f"timestep {float(timestep)} is not in the schedule set by set_timesteps")
-        k = self._index[float(timestep)]
-        last = k == len(self._index) - 1
-
-        parent_out = model_output.repeat_interleave(m, dim=0)
-        parents = sample.repeat_interleave(m, dim=0)
-        if "generator" in step_parameters(self.base):
-            extra["generator"] = repeat_generators(generator, m)
-        result = self.base.step(parent_out, timestep, parents, return_dict=True, **extra)
-        children = result.prev_sample
-        if k == 0 and m > 1 and torch.equal(children[0], children[1]):
-            raise deterministic_error(self.base, extra)
-
-        values = self._values(children, model_output, timestep, k, last, extra)
-        choice = select(values.view(b, m), self.config.alpha, generator)
-        index = torch.arange(b, device=children.device) * m + choice.index.to(children.device)
-        kept = values[index.cpu()]
-        self.stats["steps"] += 1
-        self.stats["fallback_rows"] += choice.fallback_rows
-        valid = kept[torch.isfinite(kept)]
-        self.trace.append({
-            "t": float(timestep),
-            "value_mean": float(valid.mean()) if valid.numel() else float("nan"),
-            "value_max": float(valid.max()) if valid.numel() else float("nan"),
-        })
-        output = _take_rows(result, index, b * m)
-        return output if return_dict else output.to_tuple()
-
-    def _values(self, children: torch.Tensor, model_output: torch.Tensor, timestep: Any, k: int,
-                last: bool, step_kwargs: dict[str, Any]) -> torch.Tensor:
-        """Values float64 [B·M] of the children (which live at the next timestep)."""
-        if last:
-            return self._score(self.reward if isinstance(self.value, LearnedValue) else self._pm_reward, children)
-        t_next = self.base.timesteps[k + 1]
-        self.stats["value_calls"] += children.shape[0]
-        if isinstance(self.value, LearnedValue):
-            return self.value(children, float(t_next))
-        if self.replay is None:
-            raise ValueError(
-                "posterior-mean values need the pipeline's UNet: build the scheduler with "
-                "SVDDScheduler.from_pipeline(pipe, ...) or call scheduler.attach(unet=pipe.unet); or "
-                "pass value=svdd.LearnedValue(fn)"
-            )
-        with at_step(self.base, k + 1):
-            child_input = scale_input(self.base, children, t_next)
-        calls, rows = self.replay.calls, self.replay.rows
-        child_out = self.replay.replay(model_output, timestep, children, child_input, t_next,
-                                       self.config.num_candidates, self.config.max_batch)
-        self.stats["unet_calls"] += self.replay.calls - calls
-        self.stats["unet_rows"] += self.replay.rows - rows
-        noise_free = {key: v for key, v in step_kwargs.items() if key != "generator"}
-        x0_hat = predicted_x0(self.base, children, t_next, k + 1, child_out, noise_free)
-        return self._score(self._pm_reward, x0_hat)
-
-    @property
-    def _pm_reward(self) -> Any:
-        return self.value.reward if isinstance(self.value, PosteriorMean) else self.reward
-
-    def _score(self, reward: Any, x0: torch.Tensor) -> torch.Tensor:
-        images = decode_images(x0, self.vae, self.config.decode_batch)
-        self.stats["reward_calls"] += len(images)
-        return torch.as_tensor(evaluate(reward, images), dtype=torch.float64)
+        return model_output, timestep, sample, generator, return_dict, extra
 
 
 def _take_rows(result: Any, index: torch.Tensor, rows: int) -> Any:
