@@ -3,6 +3,8 @@ models built offline from configs, and plain callables) wrapped into the native 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,7 @@ from conftest import seeded, toy_probs, weighted_sum
 transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
 
 # ESM-2's vocabulary (33 ids): <cls>=0, <pad>=1, <eos>=2, <unk>=3, 20 amino acids among the rest, <mask>=32
-ESM_TOKENS = ("<cls> <pad> <eos> <unk> L A G V S E R T I D P K Q N F Y M H W C X B U Z O . - <null_1> "
-              "<mask>").split()
+ESM_TOKENS = ["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO.-", "<null_1>", "<mask>"]
 AMINO = {tok: i for i, tok in enumerate(ESM_TOKENS) if tok in set("ACDEFGHIKLMNPQRSTVWY")}
 CLS, PAD, EOS, MASK = 0, 1, 2, 32
 EXCLUDED = [i for i in range(33) if i not in AMINO.values()]
@@ -97,7 +98,7 @@ def test_bert_with_pads_gets_the_attention_mask_of_its_padded_positions():
     model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(kwargs.get("attention_mask")),
                                     with_kwargs=True)
     fixed = {0: 2, **{p: 0 for p in range(7, 10)}}  # [CLS]-like prefix, then 3 pads after 6 designed tokens
-    kw = dict(mask_token_id=4, token_ids=list(range(5, 30)), length=10, num_steps=3, fixed=fixed)
+    kw = {"mask_token_id": 4, "token_ids": list(range(5, 30)), "length": 10, "num_steps": 3, "fixed": fixed}
     padded = MaskedDiffusion.from_masked_lm(model, pad_token_id=0, **kw)
     x = run_chain(padded, 8)
     assert padded.length == 6 and x.shape == (8, 6)
@@ -146,7 +147,7 @@ class ForeignPosterior:
     vocabulary in another order, <cls>/<eos> around the sequence, a mask id inside the vocabulary,
     and large logits on special ids and the mask that the adapter must exclude."""
 
-    VOCAB = {"<cls>": 0, "c": 1, "<pad>": 2, "a": 3, "<eos>": 4, "<unk>": 5, "b": 6, "<mask>": 7, ".": 8}
+    VOCAB: ClassVar[dict[str, int]] = {"<cls>": 0, "c": 1, "<pad>": 2, "a": 3, "<eos>": 4, "<unk>": 5, "b": 6, "<mask>": 7, ".": 8}
 
     def __init__(self):
         self.native = PosteriorDenoiser(toy_probs(), 3, 3)
@@ -195,7 +196,7 @@ def test_svdd_exactness_holds_through_the_adapter(chain, toy_rewards, kind):
 def test_svdd_raises_an_undesigned_reward_above_the_pretrained_90th_percentile():
     process = MaskedDiffusion.from_masked_lm(tiny_esm(), mask_token_id=MASK, token_ids=AMINO, length=22,
                                              num_steps=8, fixed={0: CLS, -1: EOS})
-    kw = dict(generator=seeded(0), progress=False)
+    kw = {"generator": seeded(0), "progress": False}
     pre = svdd.sample(process, hydrophobic_fraction, method="pretrained", num_samples=128, **kw)
     guided = svdd.sample(process, hydrophobic_fraction, method="svdd", num_samples=32, num_candidates=8, **kw)
     assert np.median(guided.rewards) > np.quantile(pre.rewards, 0.9)

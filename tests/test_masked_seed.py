@@ -85,7 +85,7 @@ def test_every_method_samples_from_the_seed(process, seed, method, model_calls, 
 
 def test_svdd_from_a_seed_raises_the_reward_within_the_edited_positions(process, seed):
     edited = process.from_seed(seed, mask_fraction=0.4)
-    kw = dict(num_samples=32, generator=seeded(0), progress=False)
+    kw = {"num_samples": 32, "generator": seeded(0), "progress": False}
     pre = svdd.sample(edited, count_threes, method="pretrained", **kw)
     guided = svdd.sample(edited, count_threes, method="svdd", num_candidates=8, **kw)
     assert np.median(guided.rewards) > np.quantile(pre.rewards, 0.9)
