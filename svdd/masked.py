@@ -168,7 +168,8 @@ class MaskedDiffusion:
                 by `from_masked_lm`, `process.encode(model_ids)` gives them).
             mask_fraction: mask round(mask_fraction·L) positions (at least one), a fresh uniformly
                 random subset for every sample, drawn from the sampler's generator.
-            positions: or mask exactly these positions (indices 0..L-1 into the state) in every sample.
+            positions: or mask exactly these positions (indices 0..L-1 into the state; for a process
+                made by `from_masked_lm`, into its free positions, `process.free_positions`) in every sample.
             num_steps: reverse steps; default ceil(t0·K) for this process's K, the step size of the
                 full chain.
 

@@ -11,6 +11,7 @@ import torch
 
 import svdd
 from svdd.masked import MaskedDiffusion
+from svdd.masked_training import elbo
 from svdd.toys import ExactChain, PosteriorDenoiser, total_variation
 
 from conftest import seeded, toy_probs, weighted_sum
@@ -191,6 +192,16 @@ def test_svdd_exactness_holds_through_the_adapter(chain, toy_rewards, kind):
     target = chain.target(toy_rewards, alpha)
     assert total_variation(chain.pretrained(), target) > 0.25
     assert total_variation(chain.distribution_of(res.samples), target) < 0.06
+
+
+def test_elbo_through_the_adapter_equals_the_native_elbo(masked_toy):
+    v = ForeignPosterior.VOCAB
+    process = MaskedDiffusion.from_masked_lm(ForeignPosterior(), mask_token_id=v["<mask>"],
+                                             token_ids=[v[c] for c in "abc"], length=5, num_steps=3,
+                                             fixed={0: v["<cls>"], -1: v["<eos>"]})
+    x0 = torch.tensor([[0, 1, 2], [1, 1, 0], [0, 0, 0]])
+    native = elbo(masked_toy, x0, num_times=8)
+    assert torch.isfinite(native).all() and torch.allclose(elbo(process, x0, num_times=8), native)
 
 
 def test_svdd_raises_an_undesigned_reward_above_the_pretrained_90th_percentile():
