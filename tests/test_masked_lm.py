@@ -213,6 +213,20 @@ def test_svdd_raises_an_undesigned_reward_above_the_pretrained_90th_percentile()
     assert np.median(guided.rewards) > np.quantile(pre.rewards, 0.9)
 
 
+def test_an_adapter_process_edits_a_seed():
+    process = MaskedDiffusion.from_masked_lm(tiny_esm(), mask_token_id=MASK, token_ids=AMINO, length=12,
+                                             num_steps=10, fixed={0: CLS, -1: EOS})
+    seed = "MKTAYIAKQR"
+    edited = process.from_seed(process.encode([CLS] + [AMINO[c] for c in seed] + [EOS]), positions=[0, 4, 9])
+    assert edited.timesteps[0] == pytest.approx(0.3) and len(edited.timesteps) == 3
+    res = svdd.sample(edited, hydrophobic_fraction, num_samples=8, num_candidates=4, generator=seeded(0),
+                      progress=False)
+    assert all(s[i] == seed[i] for s in res.samples for i in range(10) if i not in (0, 4, 9))
+    ids = edited.to_model_ids(res.states)
+    assert (ids[:, 0] == CLS).all() and (ids[:, -1] == EOS).all()
+    assert (edited.hamming_to_seed(res.states) <= 3).all()
+
+
 def test_mdlm_style_raw_logits_with_a_sigma_time_input():
     class RawMDLM(torch.nn.Module):
         """Logits over 4 tokens + the mask (id 4, the last), the mask logit largest, time as sigma."""
