@@ -5,6 +5,7 @@ Tables (each writes its numbers, plots and the command that made them to benchma
   curves       reward against model calls / wall time for M in {1..16}; alpha sweeps
   performance  sampler overhead, batched vs per-candidate loop, peak memory vs M, throughput vs N
   images | sequences | molecules | generate_scaling   the per-domain benchmarks
+  seed_editing reward against distance to a seed (DNA, molecules) when editing natural seeds
 
 `--quick` (table1, curves, performance) runs tiny settings that finish in minutes on a laptop
 and writes under benchmarks/results/quick/ (table1) or marks the results as quick.
@@ -16,7 +17,8 @@ import inspect
 import sys
 from pathlib import Path
 
-TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling")
+TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling",
+          "seed_editing")
 
 
 def main(argv: list[str] | None = None) -> None:

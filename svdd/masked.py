@@ -8,11 +8,18 @@ the denoiser's p(x0 | x_t) ("subs" parameterisation: the mask is never predicted
 s = 0 unmasks everything, so samples never contain the mask.
 
 Denoiser contract: `denoiser(x_t: Long[B, L], t: Tensor[B]) -> logits[B, L, V]` over the V
-real tokens.
+real tokens. Third-party models (a Hugging Face `*ForMaskedLM`, MDLM or LLaDA checkpoints, any
+callable over its own vocabulary) are wrapped into this contract by `MaskedDiffusion.from_masked_lm`
+(`svdd.masked_lm`).
+
+Design from a seed: `process.from_seed(seed, mask_fraction=0.3)` (or `positions=[...]`) is the
+same model started from `seed` with those positions masked; every sampler then edits only them.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +42,9 @@ class MaskedDiffusion:
         tokenizer: optional object with `encode(objects, length=L) -> Long[B, L]` and
             `decode(tokens) -> list`, for turning the user's own sequences into states.
         metadata: optional record of how the model was made (data, seed, training settings).
+
+    `from_seed(seed, mask_fraction=... | positions=...)` gives a copy that edits a seed;
+    `from_masked_lm(model, ...)` wraps a third-party masked model.
     """
 
     def __init__(
@@ -56,21 +66,55 @@ class MaskedDiffusion:
         self.vocab_size = vocab_size
         self.mask_index = vocab_size
         self.length = length
-        self.num_steps = num_steps
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.timesteps = [1.0 - k / num_steps for k in range(num_steps)]
-        self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
+        self.full_num_steps = num_steps
+        self._set_schedule(1.0, num_steps)
         self.tokenizer = tokenizer
         self.metadata: dict[str, Any] = dict(metadata or {})
         if decode is None and tokenizer is not None:
             decode = tokenizer.decode
         self._decode = decode
+        self.seed: torch.Tensor | None = None  # set by from_seed
+        self.seed_positions: torch.Tensor | None = None
+        self.seed_mask_count = 0
+
+    def _set_schedule(self, start: float, num_steps: int) -> None:
+        """Timesteps start·(1 - k/K) for k = 0..K-1, and the time each step lands on."""
+        self.num_steps = num_steps
+        self.timesteps = [start * (1.0 - k / num_steps) for k in range(num_steps)]
+        self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
+
+    @staticmethod
+    def from_masked_lm(model: Callable[..., Any], *, mask_token_id: int, token_ids: Any, length: int,
+                       num_steps: int = 128, decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
+                       **options: Any) -> MaskedDiffusion:
+        """Wrap a third-party masked / any-order model (a `transformers` `*ForMaskedLM` or a callable
+        returning logits over its vocabulary) as a `MaskedDiffusion` whose states are the model's
+        free positions re-indexed to the native contract.
+
+        `options`: `fixed`, `time`, `num_train_timesteps`, `time_keyword`, `subs`, `logits_over`,
+        `pad_token_id`, `tokenizer`, `device`. See `svdd.masked_lm.from_masked_lm` for all of them.
+        """
+        from .masked_lm import from_masked_lm
+
+        return from_masked_lm(model, mask_token_id=mask_token_id, token_ids=token_ids, length=length,
+                              num_steps=num_steps, decode=decode, **options)
 
     # -- the DenoisingProcess protocol -------------------------------------------------------
 
     def prior(self, n: int, generator: GeneratorLike = None) -> torch.Tensor:
-        """All-mask sequences Long[n, L] (deterministic)."""
-        return torch.full((n, self.length), self.mask_index, dtype=torch.long, device=self.device)
+        """x at timesteps[0], Long[n, L]: all-mask sequences (deterministic), or for a process made
+        by `from_seed` the seed with its chosen positions masked (a fresh random subset per row when
+        it was made with `mask_fraction`, drawn from `generator`)."""
+        if self.seed is None:
+            return torch.full((n, self.length), self.mask_index, dtype=torch.long, device=self.device)
+        x = self.seed.expand(n, self.length).clone()
+        if self.seed_positions is not None:
+            x[:, self.seed_positions] = self.mask_index
+            return x
+        u = rng.rand((n, self.length), generator, device=self.device)
+        chosen = u.argsort(dim=1)[:, : self.seed_mask_count]  # a uniform random subset per row
+        return x.scatter_(1, chosen, self.mask_index)
 
     def model(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Denoiser logits float[B, L, V] for x Long[B, L] at time t."""
@@ -121,3 +165,89 @@ class MaskedDiffusion:
         """Forward noising: mask each token of x0 Long[B, L] with probability t[B] (float in [0, 1])."""
         u = rng.rand(x0.shape, generator, device=x0.device)
         return torch.where(u < t.to(torch.float64).unsqueeze(-1), torch.full_like(x0, self.mask_index), x0)
+
+    # -- design from a seed ------------------------------------------------------------------
+
+    def from_seed(self, seed: torch.Tensor | Sequence[int], *, mask_fraction: float | None = None,
+                  positions: Sequence[int] | torch.Tensor | None = None,
+                  num_steps: int | None = None) -> MaskedDiffusion:
+        """This model started from `seed` with some positions masked: a process that edits a seed.
+
+        Args:
+            seed: clean tokens Long[L] in this process's state space (ids 0..V-1; for a process made
+                by `from_masked_lm`, `process.encode(model_ids)` gives them).
+            mask_fraction: mask round(mask_fraction·L) positions (at least one), a fresh uniformly
+                random subset for every sample, drawn from the sampler's generator.
+            positions: or mask exactly these positions (indices 0..L-1 into the state; for a process
+                made by `from_masked_lm`, into its free positions, `process.free_positions`) in every sample.
+            num_steps: reverse steps; default ceil(t0·K) for this process's K, the step size of the
+                full chain.
+
+        Every other position keeps the seed's token in every sample (the reverse process never
+        changes an unmasked token). The timesteps start at the matching noise level
+        t0 = (number masked) / L and descend to t0/num_steps, so the denoiser sees the time that
+        fits the fraction of masked tokens. Works with every sampler (pretrained, best_of_n, svdd,
+        svdd_r, smc). `hamming_to_seed(states)` measures how far samples moved.
+        """
+        seed_t = torch.as_tensor(seed)
+        if seed_t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or seed_t.shape != (self.length,):
+            raise ValueError(f"seed must be integer tokens of shape ({self.length},); got {seed_t.dtype} "
+                             f"of shape {tuple(seed_t.shape)}")
+        if (seed_t < 0).any() or (seed_t >= self.vocab_size).any():
+            raise ValueError(f"seed must hold clean token ids 0..{self.vocab_size - 1} (no mask id {self.mask_index}); "
+                             f"got values in {int(seed_t.min())}..{int(seed_t.max())}")
+        if (mask_fraction is None) == (positions is None):
+            raise ValueError("from_seed needs exactly one of mask_fraction (a fraction in (0, 1]) or positions "
+                             f"(indices to mask); got mask_fraction={mask_fraction!r}, positions={positions!r}")
+        chosen = None
+        if mask_fraction is not None:
+            if isinstance(mask_fraction, bool) or not isinstance(mask_fraction, (int, float)) \
+                    or not 0.0 < mask_fraction <= 1.0:
+                raise ValueError(f"mask_fraction must be a number in (0, 1]; got {mask_fraction!r}")
+            count = max(1, round(mask_fraction * self.length))
+        elif positions is not None:
+            chosen = _check_positions(positions, self.length)
+            count = int(chosen.numel())
+        start = count / self.length
+        if num_steps is None:
+            num_steps = max(1, math.ceil(start * self.full_num_steps - 1e-9))
+        elif isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive int or None; got {num_steps!r}")
+        seeded = copy.copy(self)
+        seeded._set_schedule(start, num_steps)
+        seeded.seed = seed_t.to(dtype=torch.long, device=self.device)
+        seeded.seed_positions = chosen.to(self.device) if chosen is not None else None
+        seeded.seed_mask_count = count
+        return seeded
+
+    def hamming_to_seed(self, x0: torch.Tensor) -> torch.Tensor:
+        """Number of positions where each state of x0 Long[B, L] differs from the seed: Long[B]."""
+        if self.seed is None:
+            raise ValueError("hamming_to_seed needs a process made by from_seed; this one has no seed")
+        return hamming(x0, self.seed)
+
+
+def hamming(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Hamming distance Long[B] between token rows x Long[B, L] and one reference Long[L]."""
+    if x.dim() != 2 or reference.shape != x.shape[1:]:
+        raise ValueError(f"hamming needs x [B, L] and a reference [L]; got {tuple(x.shape)} and {tuple(reference.shape)}")
+    return (x != reference.to(x.device)).sum(dim=-1)
+
+
+def _check_positions(positions: Sequence[int] | torch.Tensor, length: int) -> torch.Tensor:
+    """Distinct positions in 0..length-1 as Long[k] (k >= 1), or a ValueError naming the bad ones."""
+    try:
+        index = torch.as_tensor(positions).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"positions must be a sequence of ints; got {positions!r}") from None
+    if index.numel() == 0:
+        raise ValueError("positions is empty; give at least one position to mask")
+    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+        raise TypeError(f"positions must be integer indices; got {index.dtype}")
+    index = index.long()
+    outside = sorted({int(i) for i in index if not 0 <= int(i) < length})
+    if outside:
+        raise ValueError(f"positions {outside} are outside 0..{length - 1}")
+    if index.unique().numel() != index.numel():
+        raise ValueError(f"positions must be distinct; got {index.tolist()}")
+    return index

@@ -69,6 +69,9 @@ class ExactChain:
     """Exact enumeration of a small `MaskedDiffusion`'s reverse chain over all (V+1)**L states."""
 
     def __init__(self, process: MaskedDiffusion):
+        if process.seed is not None and process.seed_positions is None:
+            raise ValueError("ExactChain needs a deterministic prior; a process seeded with mask_fraction masks a "
+                             "random subset per sample (seed it with positions=... instead)")
         self.process = process
         v, length = process.vocab_size, process.length
         self.states = torch.tensor(list(itertools.product(range(v + 1), repeat=length)), dtype=torch.long)

@@ -13,7 +13,8 @@ import torch
 
 import svdd
 from svdd.domains.molecules import (QED, SA, Docking, LogP, SelfiesTokenizer, canonical, load_pretrained,
-                               mean_pairwise_tanimoto_distance, sample_smiles, write_smiles_csv)
+                               mean_pairwise_tanimoto_distance, sample_smiles, tanimoto_distance,
+                               write_smiles_csv)
 
 from conftest import seeded
 
@@ -152,6 +153,21 @@ def test_write_smiles_csv_and_diversity(tmp_path):
     assert mean_pairwise_tanimoto_distance([ASPIRIN, ASPIRIN]) == 0.0
     assert 0.5 < mean_pairwise_tanimoto_distance([ASPIRIN, BENZENE, "CCCCO"]) <= 1.0
     assert math.isnan(mean_pairwise_tanimoto_distance([ASPIRIN, "C1CC"]))
+
+
+def test_tanimoto_distance_to_a_seed():
+    d = tanimoto_distance([ASPIRIN, BENZENE, "C1CC", "CC(=O)Oc1ccccc1C(=O)OC"], ASPIRIN)
+    assert d[0] == 0.0 and 0.5 < d[1] <= 1.0 and math.isnan(d[2]) and 0.0 < d[3] < d[1]
+    with pytest.raises(ValueError, match="not a valid SMILES"):
+        tanimoto_distance([ASPIRIN], "C1CC")
+
+
+def test_editing_a_seed_molecule_keeps_its_unmasked_tokens(process):
+    seed = process.tokenizer.encode(ASPIRIN)[0]
+    edited = process.from_seed(seed, mask_fraction=0.2)
+    res = svdd.sample(edited, QED(), num_samples=8, num_candidates=4, generator=seeded(0), progress=False)
+    assert (edited.hamming_to_seed(res.states) <= round(0.2 * process.length)).all()
+    assert np.isfinite(tanimoto_distance(res.samples, ASPIRIN)).all()
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

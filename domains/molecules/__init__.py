@@ -8,7 +8,7 @@
 
 from .data import moses_smiles, sample_smiles
 from .docking import Docking, vina_score
-from .metrics import distribution_metrics, mean_pairwise_tanimoto_distance
+from .metrics import distribution_metrics, mean_pairwise_tanimoto_distance, tanimoto_distance
 from .pretrained import load_pretrained, load_value
 from .rewards import QED, SA, LogP, MolWeight, load_reward
 from .tokenizer import SelfiesTokenizer, canonical
@@ -16,4 +16,4 @@ from .io import write_sdf, write_smiles_csv
 
 __all__ = ["load_pretrained", "load_value", "load_reward", "write_sdf", "QED", "SA", "LogP", "MolWeight", "Docking", "vina_score",
            "SelfiesTokenizer", "canonical", "moses_smiles", "sample_smiles", "write_smiles_csv",
-           "distribution_metrics", "mean_pairwise_tanimoto_distance"]
+           "distribution_metrics", "mean_pairwise_tanimoto_distance", "tanimoto_distance"]

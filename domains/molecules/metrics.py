@@ -55,3 +55,22 @@ def mean_pairwise_tanimoto_distance(smiles: Sequence[str], radius: int = 2, bits
         total += float(np.sum(1.0 - np.asarray(sims)))
         pairs += i
     return total / pairs
+
+
+def tanimoto_distance(smiles: Sequence[str], reference: str, radius: int = 2, bits: int = 2048) -> np.ndarray:
+    """1 - Tanimoto similarity (Morgan fingerprints) of each SMILES to `reference`: float[n] in [0, 1],
+    NaN for an invalid molecule. 0 = the same fingerprint; a distance to a seed molecule."""
+    from rdkit import DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    ref = mol_from_smiles(reference)
+    if ref is None:
+        raise ValueError(f"reference {reference!r} is not a valid SMILES")
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
+    ref_fp = gen.GetFingerprint(ref)
+    out = np.full(len(smiles), np.nan)
+    for i, s in enumerate(smiles):
+        m = mol_from_smiles(s)
+        if m is not None:
+            out[i] = 1.0 - DataStructs.TanimotoSimilarity(gen.GetFingerprint(m), ref_fp)
+    return out

@@ -1,0 +1,274 @@
+"""Seed editing: reward against distance to the seed, for DNA (ARS1 activity) and molecules (QED).
+
+A designer edits a seed instead of starting from nothing. For each domain a few low-reward natural
+seeds are taken (ARS1 library variants and MOSES test molecules at the 5th, 10th and 15th
+percentile of the reward). Each is edited by masking a fraction f of its positions and denoising
+only those, in two modes (timesteps start at t0 = f in both):
+
+  region    `process.from_seed(seed, positions=P)`: one set P of round(f·n) of the seed's n tokens
+            (pads excluded), drawn once per seed (nested across f), the same for every sample and
+            method: the designer's editable region
+  random    `process.from_seed(seed, mask_fraction=f)`: a fresh random subset of round(f·L) of all L
+            positions (SELFIES pads included, so a molecule may grow) for every sample
+
+At the same N and M, three methods start from there:
+
+  pretrained   ancestral sampling from the seed (N samples)
+  best_of_n    N·M samples from the seed, keep the best N (model calls N·M·K_f, slightly above SVDD's)
+  svdd         SVDD-PM, α = 0 (model calls N + N·M·(K_f - 1))
+  svdd_select_mask   (random mode only) SVDD-PM whose first choice is among M random masks per
+               sample: N·M prior draws scored by the PM value at t0, the best kept, then SVDD-PM
+               (N·M more model calls). svdd.samplers does not select over a random prior; this
+               emulates a sampler that would.
+
+Distance to the seed: Hamming (tokens changed, at most round(f·L) by construction) for both
+domains, and Tanimoto distance (1 - similarity of Morgan fingerprints, radius 2, 2048 bits) for
+molecules. Writes benchmarks/results/seed_editing.{md,json,png}. Other domains (proteins) are
+added as one more entry of DOMAINS.
+
+    OMP_NUM_THREADS=1 python benchmarks/seed_editing.py     # N=32, M=10, K=32, 3 seeds, f in 0.1 0.2 0.4, both modes
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import svdd  # noqa: E402
+from benchmarks.provenance import machine_and_versions  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("pretrained", "best_of_n", "svdd", "svdd_select_mask")
+MODES = ("region", "random")
+SEED_QUANTILES = (0.05, 0.10, 0.15)
+
+
+def dna(steps: int) -> dict[str, Any]:
+    """The ARS1 model, its reward, and natural seeds: 2,000 library variants scored by the oracle."""
+    from svdd.domains.sequences import ARS1Activity, load_pretrained
+    from svdd.domains.sequences.data import load_ars1
+
+    process, reward = load_pretrained("dna-ars1", num_steps=steps), ARS1Activity()
+    pool = load_ars1(limit=20000).sequences
+    pool = [pool[i] for i in np.random.default_rng(0).choice(len(pool), 2000, replace=False)]
+    return {"process": process, "reward": reward, "reward_name": "ARS1Activity", "pool": pool,
+            "encode": lambda s: process.alphabet.encode([s])[0], "pad": None, "distance": None}
+
+
+def molecules(steps: int) -> dict[str, Any]:
+    """The MOSES SELFIES model, QED, and seeds from the 500 shipped MOSES test molecules."""
+    from svdd.domains.molecules import QED, load_pretrained, sample_smiles, tanimoto_distance
+
+    process = load_pretrained(num_steps=steps)
+    pool = [s for s in sample_smiles() if process.tokenizer.encodable(s)]
+    return {"process": process, "reward": QED(), "reward_name": "QED", "pool": pool,
+            "encode": lambda s: process.tokenizer.encode(s)[0], "pad": process.tokenizer.pad_index,
+            "distance": tanimoto_distance}
+
+
+DOMAINS: dict[str, Callable[[int], dict[str, Any]]] = {"dna": dna, "molecules": molecules}
+
+
+def pick_seeds(domain: dict[str, Any], count: int) -> list[tuple[str, float]]:
+    """(seed, reward) at the SEED_QUANTILES of the pool's rewards (the first `count` of them)."""
+    scores = np.asarray(domain["reward"](domain["pool"]), dtype=np.float64)
+    order = [i for i in np.argsort(scores) if np.isfinite(scores[i])]
+    ranks = [int(q * (len(order) - 1)) for q in SEED_QUANTILES[:count]]
+    return [(domain["pool"][order[r]], float(scores[order[r]])) for r in ranks]
+
+
+def edit(domain: dict[str, Any], seed_obj: str, index: int, fraction: float, mode: str, args):
+    """The seed-editing process: a region of positions drawn once per seed (nested across fractions),
+    or a fresh random subset per sample."""
+    tokens = domain["encode"](seed_obj)
+    if mode == "random":
+        return domain["process"].from_seed(tokens, mask_fraction=fraction)
+    editable = (tokens != domain["pad"]).nonzero().flatten() if domain["pad"] is not None else torch.arange(len(tokens))
+    order = editable[torch.randperm(len(editable), generator=torch.Generator().manual_seed(args.seed + index))]
+    return domain["process"].from_seed(tokens, positions=order[: max(1, round(fraction * len(editable)))])
+
+
+def svdd_select_mask(edited: Any, reward: Callable, args) -> svdd.Result:
+    """SVDD-PM after choosing each sample's mask among M random draws by the PM value at t0."""
+    n, m, generator = args.num_samples, args.num_candidates, torch.Generator().manual_seed(args.seed)
+    x, t0 = edited.prior(n * m, generator), edited.timesteps[0]
+    with torch.no_grad():
+        values = np.asarray(reward(edited.decode(edited.denoised(x, t0, edited.model(x, t0)))), dtype=np.float64)
+    best = np.where(np.isfinite(values), values, -np.inf).reshape(n, m).argmax(1) + np.arange(n) * m
+    start = x[torch.from_numpy(best)]
+    chosen = copy.copy(edited)
+    chosen.prior = lambda rows, generator=None: start[:rows].clone()
+    res = svdd.sample(chosen, reward, method="svdd", num_samples=n, num_candidates=m, generator=generator,
+                      progress=False)
+    res.stats["model_calls"] += n * m
+    res.stats["reward_calls"] += n * m
+    return res
+
+
+def run(domain: dict[str, Any], seed_obj: str, seed_reward: float, edited: Any, method: str, args) -> dict:
+    if method == "svdd_select_mask":
+        res = svdd_select_mask(edited, domain["reward"], args)
+    else:
+        res = svdd.sample(edited, domain["reward"], method=method, num_samples=args.num_samples,
+                          num_candidates=args.num_candidates, generator=torch.Generator().manual_seed(args.seed),
+                          progress=False)
+    r = np.asarray(res.rewards, dtype=np.float64)
+    ok = np.isfinite(r)
+    hamming = edited.hamming_to_seed(res.states).numpy()
+    row = {"masked": edited.seed_mask_count, "steps": len(edited.timesteps), "method": method,
+           "seed_reward": seed_reward, "median": float(np.median(r[ok])), "p90": float(np.quantile(r[ok], 0.9)),
+           "mean": float(r[ok].mean()), "max": float(r[ok].max()), "valid": float(ok.mean()),
+           "improved": float((r[ok] > seed_reward).mean()), "unique": len(set(res.samples)) / len(res.samples),
+           "hamming_mean": float(hamming.mean()), "hamming_max": int(hamming.max()),
+           "model_calls": int(res.stats["model_calls"]), "reward_calls": int(res.stats["reward_calls"]),
+           "wall_time_s": float(res.stats["wall_time_s"])}
+    if domain["distance"] is not None:
+        row["tanimoto_mean"] = float(np.nanmean(domain["distance"](res.samples, seed_obj)))
+    return row
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per (domain, mode, fraction, method): means over seeds of the reward gain and the distances."""
+    out = []
+    keys = {(r["domain"], r["mode"], r["fraction"], r["method"]) for r in rows}
+    for key in sorted(keys, key=lambda k: (k[0], MODES.index(k[1]), k[2], METHODS.index(k[3]))):
+        group = [r for r in rows if (r["domain"], r["mode"], r["fraction"], r["method"]) == key]
+        entry = {"domain": key[0], "mode": key[1], "fraction": key[2], "method": key[3]}
+        for name in ("median", "p90", "hamming_mean", "tanimoto_mean", "improved", "unique", "model_calls"):
+            if name in group[0]:
+                entry[name] = float(np.mean([g[name] for g in group]))
+        entry["median_gain"] = float(np.mean([g["median"] - g["seed_reward"] for g in group]))
+        out.append(entry)
+    return out
+
+
+def markdown(rows: list[dict], table: list[dict], meta: dict) -> str:
+    v = meta["versions"]
+    setup = (f"N = {meta['num_samples']}, M = {meta['num_candidates']}, K = {meta['steps']} steps for a full chain "
+             f"(ceil(f·K) from a seed), torch seed {meta['seed']}; {v['platform']}, {v['cpu_count']} cores, "
+             f"{v['torch_threads']} torch thread(s), torch {v['torch']}; total {meta['total_wall_time_s']:.0f} s.")
+    legend = ("Seeds: natural sequences / molecules at the 5th, 10th and 15th percentile of the reward. f = fraction "
+              "of positions masked; the rest is kept. Mode region: one set of f·n of the seed's n tokens (SELFIES "
+              "pads excluded) per seed, shared by every sample and method; mode random: a fresh random subset of "
+              "f·L of all L positions per sample (pads included). Gain = median reward minus the seed's reward, "
+              "averaged over the seeds. Hamming = tokens changed (mean); Tanimoto = 1 - Morgan similarity to the "
+              "seed (mean, molecules). Best-of-N uses N·M·K_f model calls, SVDD-PM N + N·M·(K_f - 1).")
+    header = "| domain | mode | f | method | median gain | median | 90% | improved | Hamming | Tanimoto | unique | calls |"
+    lines = ["# Seed editing: reward against distance to the seed", "", f"Command: `{meta['command']}`  ", setup, "",
+             legend, "", header, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in table:
+        tani = f"{e['tanimoto_mean']:.3f}" if "tanimoto_mean" in e else "-"
+        lines.append(f"| {e['domain']} | {e['mode']} | {e['fraction']:.1f} | {e['method']} | {e['median_gain']:+.3f} | "
+                     f"{e['median']:.3f} | {e['p90']:.3f} | {e['improved']:.2f} | {e['hamming_mean']:.1f} | {tani} | "
+                     f"{e['unique']:.2f} | {e['model_calls']:.0f} |")
+    per_seed = "| domain | mode | seed | seed reward | f | method | median | max | Hamming mean (max) |"
+    lines += ["", "## Per seed", "", per_seed, "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['domain']} | {r['mode']} | {r['seed_index']} | {r['seed_reward']:.3f} | {r['fraction']:.1f} | "
+                     f"{r['method']} | {r['median']:.3f} | {r['max']:.3f} | {r['hamming_mean']:.1f} "
+                     f"({r['hamming_max']}) |")
+    lines += ["", "## Checks", ""]
+    for e in (e for e in table if e["method"] == "svdd"):
+        same = {x["method"]: x for x in table
+                if (x["domain"], x["mode"], x["fraction"]) == (e["domain"], e["mode"], e["fraction"])}
+        bon, pre = same["best_of_n"], same["pretrained"]
+        lines.append(f"- {e['domain']}, {e['mode']}, f = {e['fraction']:.1f}: SVDD median gain {e['median_gain']:+.3f} vs "
+                     f"Best-of-N {bon['median_gain']:+.3f} ({'better' if e['median'] > bon['median'] else 'NOT better'}"
+                     f", {e['model_calls']:.0f} vs {bon['model_calls']:.0f} model calls); vs pretrained-from-seed "
+                     f"90th percentile {pre['p90']:.3f} ({'above' if e['median'] > pre['p90'] else 'NOT above'}); "
+                     f"mean Hamming {e['hamming_mean']:.1f} (Best-of-N {bon['hamming_mean']:.1f}).")
+        if "svdd_select_mask" in same:
+            sel = same["svdd_select_mask"]
+            lines.append(f"  - with the mask chosen among M draws: median gain {sel['median_gain']:+.3f} "
+                         f"({'better' if sel['median'] > bon['median'] else 'NOT better'} than Best-of-N, "
+                         f"{sel['model_calls']:.0f} model calls).")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains = sorted({e["domain"] for e in table})
+    modes = [m for m in MODES if any(e["mode"] == m for e in table)]
+    fig, axes = plt.subplots(len(modes), len(domains), figsize=(5.5 * len(domains), 4 * len(modes)), squeeze=False)
+    for (row, mode), (col, domain) in ((r, c) for r in enumerate(modes) for c in enumerate(domains)):
+        ax = axes[row][col]
+        rows = [e for e in table if e["domain"] == domain and e["mode"] == mode]
+        distance = "tanimoto_mean" if "tanimoto_mean" in rows[0] else "hamming_mean"
+        for method in METHODS:
+            pts = sorted((e[distance], e["median_gain"], e["fraction"]) for e in rows if e["method"] == method)
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
+            for d, g, f in pts:
+                ax.annotate(f"f={f:.1f}", (d, g), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xlabel("mean Tanimoto distance to seed" if distance == "tanimoto_mean" else "mean Hamming distance to seed")
+        ax.set_ylabel("median reward - seed reward (mean over seeds)")
+        ax.set_title(f"{domain}, {mode} positions")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=list(DOMAINS))
+    parser.add_argument("--num-samples", type=int, default=32)
+    parser.add_argument("--num-candidates", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--seeds", type=int, default=3, choices=range(1, len(SEED_QUANTILES) + 1))
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.4])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replot", action="store_true", help="redraw the .md and .png from the .json in --out")
+    args = parser.parse_args(argv)
+    if args.replot:
+        saved = json.loads((args.out / "seed_editing.json").read_text())
+        (args.out / "seed_editing.md").write_text(markdown(saved["rows"], saved["summary"], saved["meta"]))
+        plot(saved["summary"], args.out / "seed_editing.png")
+        return
+    start = time.time()
+    rows = []
+    for name in args.domains:
+        domain = DOMAINS[name](args.steps)
+        for index, (seed_obj, seed_reward) in enumerate(pick_seeds(domain, args.seeds)):
+            for mode in args.modes:
+                for fraction in args.fractions:
+                    edited = edit(domain, seed_obj, index, fraction, mode, args)
+                    for method in METHODS if mode == "random" else METHODS[:-1]:
+                        row = {"domain": name, "mode": mode, "fraction": fraction, "seed_index": index,
+                               "seed_object": seed_obj, **run(domain, seed_obj, seed_reward, edited, method, args)}
+                        rows.append(row)
+                        print(f"{name} {mode} seed {index} f={fraction} {method}: median {row['median']:.3f} "
+                              f"(seed {seed_reward:.3f}), Hamming {row['hamming_mean']:.1f}", flush=True)
+    table = summary(rows)
+    meta = {"command": "OMP_NUM_THREADS=1 python benchmarks/seed_editing.py" + (" " + " ".join(argv) if argv else ""),
+            "num_samples": args.num_samples, "num_candidates": args.num_candidates, "steps": args.steps,
+            "seed": args.seed, "versions": machine_and_versions(("torch", "numpy", "rdkit", "selfies")),
+            "total_wall_time_s": time.time() - start}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "seed_editing.json").write_text(json.dumps({"meta": meta, "summary": table, "rows": rows}, indent=1))
+    (args.out / "seed_editing.md").write_text(markdown(rows, table, meta))
+    plot(table, args.out / "seed_editing.png")
+    print(f"wrote {args.out / 'seed_editing.md'} in {meta['total_wall_time_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
