@@ -34,6 +34,7 @@ def sample(
     generator: GeneratorLike = None,
     max_batch: int | None | str = "auto",
     progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> Result:
     """Draw `num_samples` samples from `process`, steered toward high `reward`.
@@ -63,6 +64,9 @@ def sample(
             N·M makes those methods draw their random numbers group by group (same distribution,
             other samples). Model-call counts never depend on it.
         progress: show a tqdm progress bar over the denoising steps.
+        callback: called after every denoising step with {"step": k (1..K), "num_steps": K,
+            "t": the step's time, "desc": the sampling pass}; methods that run several passes
+            (best_of_n over candidate groups under an int max_batch) count each pass from 1.
         **options: method options: `resample_fraction` (svdd_r), `resampling` and
             `ess_threshold` (smc), `guidance_scale` (dps).
 
@@ -75,7 +79,9 @@ def sample(
     value, alpha, options = checked.value, checked.alpha, checked.options
     max_batch, model_chunk = checked.max_batch, checked.model_chunk
 
-    calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(dict) or None; got {type(callback).__name__}")
+    calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk, callback=callback)
     start = time.perf_counter()
     with torch.no_grad():
         outcome = METHODS[method](

@@ -65,9 +65,11 @@ class Calls:
     """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`."""
 
     def __init__(self, process: Any, reward: Callable, value: Value, max_batch: int | None,
-                 progress: bool = False, model_chunk: int | None = None, stats: dict[str, Any] | None = None):
+                 progress: bool = False, model_chunk: int | None = None, stats: dict[str, Any] | None = None,
+                 callback: Callable[[dict[str, Any]], None] | None = None):
         self.process = process
         self.progress = progress
+        self.callback = callback
         self._bar: Any = None
         self.reward = reward
         self.value = value
@@ -91,10 +93,13 @@ class Calls:
         return list(self.process.timesteps)
 
     def steps(self, desc: str) -> Iterator[tuple[int, Any, Any]]:
-        """(k, t_k, t_{k+1} or None on the last step), with a progress bar when enabled."""
+        """(k, t_k, t_{k+1} or None on the last step), with a progress bar when enabled; after
+        each step's work, `callback({"step": k + 1, "num_steps": K, "t": t_k, "desc": desc})`."""
         ts = self.timesteps
         for k in self.progress_bar(range(len(ts)), desc):
             yield k, ts[k], ts[k + 1] if k + 1 < len(ts) else None
+            if self.callback is not None:
+                self.callback({"step": k + 1, "num_steps": len(ts), "t": ts[k], "desc": desc})
 
     def progress_bar(self, steps: Iterable[int], desc: str) -> Iterable[int]:
         """`steps` wrapped in a tqdm bar (a widget in Jupyter) when progress is on."""

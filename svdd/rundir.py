@@ -208,7 +208,7 @@ class RunDirectory:
         removed = 0
         patterns = [".*.tmp-*", "*.tmp-*", "shards/*.tmp-*", "samples/*.tmp-*"]
         if not self.shared:
-            patterns.append("shards/*.claim")
+            patterns += ["shards/*.claim", "shards/*.progress"]
         for pattern in patterns:
             for path in self.root.glob(pattern):
                 owner = _tmp_owner(path) if ".tmp-" in path.name else None

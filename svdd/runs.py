@@ -38,7 +38,7 @@ from .api import check_arguments, sample
 from .outputs import check_table_format, sample_text, write_staged, write_table
 from .rewards import RewardError, evaluate
 from .rundir import RunDirectory, write_atomic
-from .shards import Job, RunSettings, read_shard, run_shard, sample_generators, shard_path
+from .shards import Job, RunSettings, read_progress, read_shard, run_shard, sample_generators, shard_path
 
 __all__ = ["Job", "RunSettings", "RunSummary", "generate", "read_shard", "run_shard", "shard_path", "environment",
            "process_rank", "check_job", "read_record"]
@@ -216,17 +216,24 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
     if done:
         log(f"resuming: {len(payloads)} of {settings.num_shards} shards already complete")
     start_time = time.perf_counter()
-    bar = tqdm(total=settings.num_samples, initial=done, desc="samples", unit="sample",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=settings.num_samples, initial=done, desc="samples", unit="sample", disable=not progress,
+               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    in_flight: dict[int, float] = {}  # shard -> fraction of its steps done
+
+    def on_progress(k: int, fraction: float) -> None:
+        in_flight[k] = fraction
+        bar.n = done + sum(f * settings.shard_range(j)[1] for j, f in in_flight.items())
+        bar.refresh()
     rewards_so_far = [r for p in payloads.values() for r in p["rewards"] if r is not None]
     done_here = 0
 
     def record_shard(payload: dict, mine: bool = True) -> None:
         nonlocal done, done_here
         payloads[payload["shard"]] = payload
+        in_flight.pop(payload["shard"], None)
         rewards_so_far.extend(r for r in payload["rewards"] if r is not None)
-        bar.update(payload["count"])
         done, done_here = done + payload["count"], done_here + int(mine)
+        bar.n = done + sum(f * settings.shard_range(j)[1] for j, f in in_flight.items())
         median = f"{np.median(rewards_so_far):.4g}" if rewards_so_far else "nan"
         bar.set_postfix(median_reward=median, refresh=False)
         if not progress and mine:
@@ -234,7 +241,7 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
                 f"median reward {median}, {time.perf_counter() - start_time:.1f}s")
 
     try:
-        for payload in _run_shards(job, settings, run_dir, todo, executor):
+        for payload in _run_shards(job, settings, run_dir, todo, executor, on_progress):
             record_shard(payload)
         if rank != 0:
             return None
@@ -246,7 +253,7 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
                     record_shard(payload, mine=False)
             orphans = [k for k in range(settings.num_shards)
                        if k not in payloads and not run_dir.claimed_by_live_worker(k)]
-            for payload in _run_shards(job, settings, run_dir, orphans, executor):  # nobody is on them
+            for payload in _run_shards(job, settings, run_dir, orphans, executor, on_progress):  # nobody is on them
                 record_shard(payload)
             if len(payloads) < settings.num_shards:
                 time.sleep(poll_s)
@@ -295,11 +302,12 @@ def _write_outputs(job: Job, settings: RunSettings, out_dir: Path, payloads: dic
 
 
 def _run_shards(job: Job, settings: RunSettings, run_dir: RunDirectory, todo: list[int],
-                executor: Executor | None) -> Iterator[dict]:
+                executor: Executor | None, on_progress: Callable[[int, float], None]) -> Iterator[dict]:
     """Sample the shards of `todo` that this process can claim, yielding each one written.
 
     A shard another worker holds is skipped; one that became valid meanwhile is not redone.
-    With an executor, at most as many shards as it has workers are in flight at once.
+    With an executor, at most as many shards as it has workers are in flight at once, and their
+    progress is read from the files they report to. `on_progress(k, fraction)` follows each shard.
     """
     out_dir = run_dir.root
 
@@ -315,7 +323,7 @@ def _run_shards(job: Job, settings: RunSettings, run_dir: RunDirectory, todo: li
         for k in todo:
             if take(k):
                 try:
-                    yield run_shard(job, settings, out_dir, k)
+                    yield run_shard(job, settings, out_dir, k, report=lambda f, k=k: on_progress(k, f))
                 finally:
                     run_dir.unclaim(k)
         return
@@ -327,10 +335,12 @@ def _run_shards(job: Job, settings: RunSettings, run_dir: RunDirectory, todo: li
             while queue and len(pending) < window:
                 k = queue.pop(0)
                 if take(k):
-                    pending[executor.submit(run_shard, job, settings, str(out_dir), k)] = k
+                    pending[executor.submit(run_shard, job, settings, str(out_dir), k, report_to_file=True)] = k
             if not pending:
                 break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for k in pending.values():
+                on_progress(k, read_progress(out_dir, k))
             for future in finished:
                 k = pending.pop(future)
                 run_dir.unclaim(k)

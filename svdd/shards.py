@@ -8,6 +8,7 @@ format, settings, position, lengths and checksum all match; anything else is red
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -189,17 +190,45 @@ def read_shard(out_dir: Path, settings: RunSettings, k: int) -> tuple[dict | Non
     return payload, ""
 
 
-def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int) -> dict:
-    """Sample shard k and write it atomically; returns its summary. Module-level for pickling."""
+def progress_path(out_dir: Path, k: int) -> Path:
+    """Where a shard running in another process reports the fraction of its steps done."""
+    return out_dir / "shards" / f"shard-{k:05d}.progress"
+
+
+def read_progress(out_dir: Path, k: int) -> float:
+    """The fraction of shard k's denoising steps done, as its worker last reported (0 if unknown)."""
+    try:
+        return min(1.0, max(0.0, float(progress_path(out_dir, k).read_text())))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int, *, report_to_file: bool = False,
+              report: Callable[[float], None] | None = None) -> dict:
+    """Sample shard k and write it atomically; returns its summary. Module-level for pickling.
+
+    After every denoising step the fraction done goes to `report(fraction)`, and with
+    `report_to_file` to `progress_path(out_dir, k)` (for a run watching workers in other processes).
+    """
     out_dir = Path(out_dir)
     process, reward, value = _built(job)
     start, count = settings.shard_range(k)
     failures_before = reward.failures
+
+    def on_step(info: dict[str, Any]) -> None:
+        fraction = info["step"] / info["num_steps"]
+        if report is not None:
+            report(fraction)
+        if report_to_file:
+            with contextlib.suppress(OSError):
+                progress_path(out_dir, k).write_text(f"{fraction:.4f}")
+
     res = sample(process, reward, method=settings.method, value=value, num_samples=count,
                  num_candidates=settings.num_candidates, alpha=settings.alpha,
                  generator=sample_generators(settings.seed, start, count),
                  max_batch=settings.max_batch if settings.max_batch is not None else "auto",
-                 progress=False, **settings.options)
+                 progress=False, callback=on_step if (report is not None or report_to_file) else None,
+                 **settings.options)
     encode = getattr(job, "encode", None) or encode_sample
     samples = [encode(obj, start + i, out_dir) for i, obj in enumerate(res.samples)]
     rewards = [_json_number(float(r)) for r in res.rewards]  # NaN (invalid) -> null; +-inf kept
@@ -216,6 +245,8 @@ def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int) -> d
     if path.exists() and not path.is_file():  # a directory in the shard's place: move it aside, keep it
         path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
     write_atomic(path, json.dumps(payload))
+    with contextlib.suppress(OSError):
+        progress_path(out_dir, k).unlink()
     return payload
 
 

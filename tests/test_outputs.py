@@ -44,3 +44,41 @@ def test_result_to_pandas_and_html():
     assert np.allclose(frame["reward"].to_numpy(), res.rewards)
     page = res._repr_html_()
     assert "svdd.Result" in page and "model_calls" in page and f"{res.rewards.max():.4g}" in page
+
+
+def test_sample_reports_every_step_to_its_callback():
+    seen = []
+    process = GaussianMixtureDiffusion(num_steps=6)
+    svdd.sample(process, lambda xs: [0.0] * len(xs), num_samples=3, num_candidates=2, progress=False,
+                callback=seen.append, generator=torch.Generator().manual_seed(0))
+    assert [s["step"] for s in seen] == [1, 2, 3, 4, 5, 6] and {s["num_steps"] for s in seen} == {6}
+    assert [s["t"] for s in seen] == list(process.timesteps)
+    with pytest.raises(TypeError, match="callback must be callable"):
+        svdd.sample(process, lambda xs: [0.0] * len(xs), num_samples=1, callback="print")
+
+
+def test_a_shard_in_another_process_reports_its_progress_to_a_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from jobs import ToyJob
+
+    from svdd.shards import RunSettings, progress_path, run_shard
+
+    settings = RunSettings(num_samples=4, shard_size=4, num_candidates=2)
+    fractions = []
+    run_shard(ToyJob(), settings, tmp_path, 0, report=fractions.append)
+    assert fractions == pytest.approx([1 / 3, 2 / 3, 1.0])  # the toy has 3 steps
+    real_write = Path.write_text
+    written = []
+
+    def spy(self, text, *a, **kw):
+        if self.name.endswith(".progress"):
+            written.append(text)
+        return real_write(self, text, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", spy)
+    run_shard(ToyJob(), settings, tmp_path, 0, report_to_file=True)
+    monkeypatch.undo()
+    assert written == ["0.3333", "0.6667", "1.0000"]
+    assert not progress_path(tmp_path, 0).exists()  # removed once the shard is written
