@@ -141,7 +141,7 @@ def generate(
             if extra:
                 raise ValueError(f"unknown option(s) {', '.join('--' + k for k in extra)}")
             job = ProcessJob(process=process, reward=reward, value=value, steps=steps)
-            described = {"process": process}
+            described: dict[str, Any] = {"process": process}
         else:
             job = DomainJob(domain=str(domain), reward=reward, value=value, steps=steps,
                             device=resolve_device(device), options=extra)

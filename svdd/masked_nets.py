@@ -76,6 +76,8 @@ class _ConvTrunk(nn.Module):
 
 
 class ConvDenoiser(nn.Module):
+    config: dict[str, Any]
+
     """Denoiser `(x_t Long[B, L], t float[B]) -> logits float[B, L, V]` over the V real tokens.
 
     Args:
@@ -98,6 +100,8 @@ class ConvDenoiser(nn.Module):
 
 
 class ConvValue(nn.Module):
+    config: dict[str, Any]
+
     """Value network `(x_t Long[B, L], t float[B]) -> values float[B]` (mean+max pooled conv trunk)."""
 
     def __init__(self, vocab_size: int, length: int, channels: int = 64, num_blocks: int = 4,
@@ -115,6 +119,8 @@ class ConvValue(nn.Module):
 
 
 class TransformerDenoiser(nn.Module):
+    config: dict[str, Any]
+
     """Denoiser `(x_t Long[B, L], t float[B]) -> logits float[B, L, V]`: a small pre-norm transformer.
 
     Token + learned position embeddings; the time embedding is added at every position before
@@ -160,7 +166,7 @@ def save_net(net: nn.Module, path: str | Path, **metadata: Any) -> None:
     torch.save({"class": name, "config": net.config, "state_dict": state, "metadata": metadata}, str(path))
 
 
-def load_net(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_net(path: str | Path) -> tuple[ConvDenoiser | ConvValue | TransformerDenoiser, dict[str, Any]]:
     """(network in eval mode, metadata) from a file written by `save_net` (weights only, no pickle code)."""
     blob = torch.load(str(path), map_location="cpu", weights_only=True)
     if blob.get("class") not in NETS:

@@ -72,9 +72,9 @@ def write_table(path: Path, columns: Mapping[str, list], fmt: str = "csv") -> Pa
     if fmt == "parquet":
         import pandas as pd
 
-        buf = io.BytesIO()
-        pd.DataFrame(dict(columns)).to_parquet(buf, index=False)
-        write_atomic(path, buf.getvalue())
+        data = io.BytesIO()
+        pd.DataFrame(dict(columns)).to_parquet(data, index=False)
+        write_atomic(path, data.getvalue())
         return path
     buf = io.StringIO()
     writer = csv.writer(buf)

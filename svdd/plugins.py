@@ -65,7 +65,7 @@ class Domain:
     values: Callable[[], Mapping[str, Callable[[Any], Any]]] = _no_values
     value_net: Callable[[Any], Any] | None = None
     columns: Callable[[Any, list], Mapping[str, list]] | None = None
-    write: Callable[[Path, list, np.ndarray, Mapping[str, list]], list[Path]] | None = None
+    write: Callable[[Path, list, np.ndarray, Any], list[Path]] | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     requires: str = ""
 

@@ -20,6 +20,7 @@ job that builds the process and the reward must then be picklable (see `Job`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -283,8 +284,8 @@ def _write_outputs(job: Job, settings: RunSettings, out_dir: Path, payloads: dic
         for key, v in p["stats"].items():
             totals[key] = totals.get(key, 0) + v
     failures = int(totals.pop("reward_failures", 0))
-    table = {"index": list(range(len(samples))), "sample": [sample_text(x) for x in samples],
-             "reward": [None if np.isnan(r) else float(r) for r in rewards], **columns}
+    table: dict[str, list] = {"index": list(range(len(samples))), "sample": [sample_text(x) for x in samples],
+                              "reward": [None if np.isnan(r) else float(r) for r in rewards], **columns}
     files = [write_table(out_dir / f"samples.{table_format}", table, table_format)]
     if hasattr(job, "write"):
         files += write_staged(out_dir, lambda staging: job.write(staging, samples, rewards, columns))
@@ -323,7 +324,7 @@ def _run_shards(job: Job, settings: RunSettings, run_dir: RunDirectory, todo: li
         for k in todo:
             if take(k):
                 try:
-                    yield run_shard(job, settings, out_dir, k, report=lambda f, k=k: on_progress(k, f))
+                    yield run_shard(job, settings, out_dir, k, report=functools.partial(on_progress, k))
                 finally:
                     run_dir.unclaim(k)
         return

@@ -13,7 +13,9 @@ from svdd.plugins import Domain
 def _load_process(*, steps: int | None = None, device: Any = "cpu") -> Any:
     from .pretrained import load_pretrained
 
-    return load_pretrained(**({"num_steps": steps} if steps else {}), device=device)
+    from .pretrained import DEFAULT_STEPS
+
+    return load_pretrained(num_steps=steps or DEFAULT_STEPS, device=device)
 
 
 def _rewards() -> dict:

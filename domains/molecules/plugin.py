@@ -38,7 +38,7 @@ def _value_net(process: Any) -> Any:
 def _write_sdf(out_dir: Path, samples: list, rewards: np.ndarray, columns: dict) -> list[Path]:
     from .io import write_sdf
 
-    return [write_sdf(out_dir / "samples.sdf", samples, rewards)]
+    return [write_sdf(out_dir / "samples.sdf", samples, rewards.tolist())]
 
 
 DOMAIN = Domain(

@@ -55,7 +55,9 @@ def load_ars1(path: str | Path | None = None, limit: int | None = None) -> ARS1L
     Lines starting with '#' are comments.
     """
     path = Path(path) if path is not None else ars1_path()
-    seqs, lib, sel = [], [], []
+    seqs: list[str] = []
+    lib: list[int] = []
+    sel: list[int] = []
     with gzip.open(path, "rt") as handle:
         header = None
         for line in handle:

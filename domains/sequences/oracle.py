@@ -18,6 +18,8 @@ from torch import nn
 class ARS1CNN(nn.Module):
     """One-hot DNA float[B, 4, L] -> predicted enrichment float[B] (two conv+pool stages, MLP head)."""
 
+    config: dict[str, Any]
+
     def __init__(self, length: int = 150, channels: int = 64, hidden: int = 128, dropout: float = 0.2):
         super().__init__()
         self.config = dict(length=length, channels=channels, hidden=hidden, dropout=dropout)

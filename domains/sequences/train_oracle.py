@@ -101,6 +101,7 @@ def main(argv=None) -> None:
         print(f"epoch {epoch + 1}: validation {val}", flush=True)
         if val["pearson"] > best:
             best, best_state = val["pearson"], {k: v.clone() for k, v in net.state_dict().items()}
+    assert best_state is not None  # at least one epoch ran
     net.load_state_dict(best_state)
     pred_te = predict(net, tokens[te])
     deep = depth[te] >= 10
