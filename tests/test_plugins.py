@@ -157,3 +157,23 @@ def test_two_ranks_through_the_command_line(tmp_path):
     assert "rank 0 merges the outputs" in outs[0][0]
     assert (tmp_path / "two" / "samples.csv").read_text() == (tmp_path / "one" / "samples.csv").read_text()
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+
+
+def test_each_rank_of_a_launch_takes_its_own_gpu(monkeypatch):
+    import torch
+
+    from svdd.jobs import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device(None) == "cuda:3" and resolve_device("cuda") == "cuda:3"
+    assert resolve_device("cuda:0") == "cuda:0" and resolve_device("cpu") == "cpu"  # an explicit choice wins
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert resolve_device(None) == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="is not a torch device"):
+        resolve_device("gpu0")
