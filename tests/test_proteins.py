@@ -262,7 +262,7 @@ def test_svdd_improves_instability_over_pretrained_at_equal_seed():
                       **kw)
     guided = svdd.sample(process, InstabilityIndex(), method="svdd", generator=torch.Generator().manual_seed(1),
                          **kw)
-    assert np.median(guided.rewards) > np.median(pre.rewards) + 5.0
+    assert np.median(guided.rewards) > np.median(pre.rewards) + 10.0  # II 10 points lower (26 here)
     # the designs still look like ProteinMPNN's: likelihood on the backbone within 0.3 nats/residue
     ll = MPNNLogLikelihood(process.denoiser)
     assert ll(guided.samples).mean() > ll(pre.samples).mean() - 0.3

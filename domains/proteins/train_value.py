@@ -8,7 +8,7 @@ the paper's code does). A separate set of rollouts (seed + 1) measures the per-s
 correlation between the network and the final reward. Writes weights/1ubi-instability-value.pt
 and a .json record next to it.
 
-    OMP_NUM_THREADS=1 python -m svdd.domains.proteins.train_value     # ~15 min on one CPU core
+    OMP_NUM_THREADS=1 python -m svdd.domains.proteins.train_value     # 26 min wall on a shared 2-core machine
 """
 
 from __future__ import annotations
