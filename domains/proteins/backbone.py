@@ -42,7 +42,7 @@ class Backbone:
     """Backbone coordinates and native sequence of one or more chains, in ProteinMPNN's slot layout.
 
     Attributes (N = number of slots):
-        name: a label (the file stem or the shipped name).
+        name: a label (the file name without .pdb/.pdbqt/.gz, or the shipped name).
         coords: float32 [N, 4, 3], atoms N, CA, C, O in Å; NaN rows for gaps and incomplete residues.
         sequence: the native one-letter code of every slot (N letters; "X" for a gap or a
             non-standard residue).
@@ -174,7 +174,9 @@ def read_backbone(path: str | Path, chains: str | Sequence[str] | None = None, n
     if not path.is_file():
         raise FileNotFoundError(f"no PDB file at {path}")
     wanted = _parse_chains(chains)
-    structure = PDBParser(QUIET=True).get_structure(name or path.stem, _open_text(path))
+    if name is None:
+        name = path.name.removesuffix(".gz").removesuffix(".pdb").removesuffix(".pdbqt").removesuffix(".ent")
+    structure = PDBParser(QUIET=True).get_structure(name, _open_text(path))
     models = list(structure)
     if not models:
         raise ValueError(f"{path} has no ATOM records")
@@ -222,7 +224,7 @@ def read_backbone(path: str | Path, chains: str | Sequence[str] | None = None, n
                 letters.append(letter)
                 ids.append((chain_id, number, icode))
                 encoding.append(c + 1)
-    return Backbone(name or path.stem, np.asarray(coords, dtype=np.float32), "".join(letters), tuple(ids),
+    return Backbone(name, np.asarray(coords, dtype=np.float32), "".join(letters), tuple(ids),
                     np.asarray(index, dtype=np.int64), np.asarray(encoding, dtype=np.int64))
 
 
