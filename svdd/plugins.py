@@ -45,10 +45,12 @@ class Domain:
     load_process: `(*, steps: int | None, device: str, **options: str) -> DenoisingProcess`;
         `steps` None means the domain's default; `options` are the domain's own command-line
         options (see `options`), given as strings.
-    rewards: `() -> {name: factory(arg)}`; `--reward name=arg` calls `factory("arg")`. The names
-        are the ones the domain's Python module accepts too (`load_reward("name=arg")`).
-    values: `() -> {reward name: factory(device) -> svdd.LearnedValue}`, the shipped MC value
-        networks (`--value mc`).
+    rewards: `(**options) -> {name: factory(arg)}`; `--reward name=arg` calls `factory("arg")`. The
+        names are the ones the domain's Python module accepts too (`load_reward("name=arg")`). It
+        receives those of the domain's options it names as parameters (a reward that depends on
+        `--backbone`, say), and none if it takes none.
+    values: `(**options) -> {reward name: factory(device) -> svdd.LearnedValue}`, the shipped MC
+        value networks (`--value mc`) that fit the process these options make.
     value_net: `process -> untrained network net(x, t) -> values [n]` for `svdd train-value`.
     columns: `(process, samples) -> {column: list}`: extra per-sample columns of the output table
         (an RNA structure, a recovery), or None.
@@ -96,11 +98,20 @@ def load_domain(name: str) -> Domain:
     return domain
 
 
-def domain_reward(domain: Domain, spec: str) -> Any:
+def with_options(fn: Callable[..., Any], options: Mapping[str, str]) -> Any:
+    """`fn(**the options it names as parameters)` (all of them if it takes **kwargs)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return fn(**options)
+    return fn(**{k: v for k, v in options.items() if k in params})
+
+
+def domain_reward(domain: Domain, spec: str, options: Mapping[str, str] | None = None) -> Any:
     """The reward `spec` of `domain`: a shipped name ("qed", "classifier=shirt") or a user object
-    (`module:name`, `file.py:name`, optionally `=arg`; see `load_object`)."""
+    (`module:name`, `file.py:name`, optionally `=arg`; see `load_object`). `options` are the
+    domain's own options, for rewards that depend on them."""
     name, _, arg = spec.partition("=")
-    shipped = _requirement_guard(domain, domain.rewards)
+    shipped = _requirement_guard(domain, lambda: with_options(domain.rewards, options or {}))
     if name in shipped:
         try:
             return shipped[name](arg or None)

@@ -310,21 +310,53 @@ def test_shipped_value_network_scores_states_and_records_its_held_out_correlatio
 def test_plugin_builds_the_process_rewards_columns_and_fasta(tmp_path):
     from svdd.domains.proteins.plugin import DOMAIN
 
-    process = DOMAIN["load_process"](steps=4, device="cpu", backbone="1ejg", temperature="0.3")
+    process = DOMAIN.load_process(steps=4, device="cpu", backbone="1ejg", temperature="0.3")
     assert (process.length, process.num_steps, process.temperature) == (46, 4, 0.3)
-    rewards = DOMAIN["rewards"]()
+    rewards = DOMAIN.rewards()
     assert {"instability", "gravy", "pi", "charge", "mpnn"} <= set(rewards)
     assert rewards["pi"]("9,0.5").name == "-|pI-9|(±0.5)"
     with pytest.raises(ValueError, match="reward pi needs a target pI"):
         rewards["pi"](None)
     with pytest.raises(ValueError, match="unknown option\\(s\\) steps_x for domain 'proteins'"):
-        DOMAIN["load_process"](steps=None, device="cpu", steps_x="1")
+        DOMAIN.load_process(steps=None, device="cpu", steps_x="1")
+    assert DOMAIN.rewards(backbone="1ejg")["mpnn"](None).name == "MPNNLogLikelihood(1ejg)"  # the design's own
+    assert set(DOMAIN.values()) == {"instability"} and DOMAIN.values(backbone="1ejg") == {}  # fits 1ubi only
     res = svdd.sample(process, rewards["instability"](None), method="pretrained", num_samples=2,
                       generator=torch.Generator().manual_seed(0), progress=False)
-    columns = DOMAIN["columns"](process, res.samples)
+    columns = DOMAIN.columns(process, res.samples)
     assert set(columns) == {"recovery", "mpnn_score"} and len(columns["recovery"]) == 2
     assert 0.5 < columns["mpnn_score"][0] < 2.0
-    (path,) = DOMAIN["write"](tmp_path, res.samples, res.rewards, columns)
+    (path,) = DOMAIN.write(tmp_path, res.samples, res.rewards, columns)
     text = path.read_text()
     assert text.startswith(">design_0 reward=") and "recovery=" in text and "mpnn_score=" in text
     assert res.samples[1] in text.replace("\n", "")
+
+
+def test_the_masked_lm_adapter_wraps_proteinmpnn_to_the_same_samples():
+    """ProteinMPNN's denoiser already speaks the native contract (logits over the 20 amino acids,
+    mask id 20), so `load_pretrained` builds the process directly; through `from_masked_lm` it is
+    the same chain."""
+    process = proteins.load_pretrained("1ejg", num_steps=4)
+    wrapped = svdd.masked.MaskedDiffusion.from_masked_lm(
+        process.denoiser, mask_token_id=20, token_ids=list(range(20)), length=process.length, num_steps=4,
+        logits_over="tokens", time="continuous", decode=process.decode)
+    kw = dict(method="svdd", num_samples=2, num_candidates=2, progress=False)
+    a = svdd.sample(process, proteins.InstabilityIndex(), generator=torch.Generator().manual_seed(3), **kw)
+    b = svdd.sample(wrapped, proteins.InstabilityIndex(), generator=torch.Generator().manual_seed(3), **kw)
+    assert a.samples == b.samples and np.array_equal(a.rewards, b.rewards)
+
+
+@pytest.mark.slow
+def test_svdd_generate_proteins_on_a_chosen_backbone(tmp_path):
+    from typer.testing import CliRunner
+
+    from svdd.cli import app
+
+    args = ["generate", "proteins", "--reward", "instability", "-n", "2", "-M", "2", "--steps", "2", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--backbone", "1ejg"])
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "a" / "samples.csv").read_text().splitlines()
+    assert rows[0] == "index,sample,reward,recovery,mpnn_score" and all(len(r.split(",")[1]) == 46 for r in rows[1:])
+    assert (tmp_path / "a" / "samples.fasta").read_text().count(">design_") == 2
+    refused = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--backbone", "1ejg", "--value", "mc"])
+    assert refused.exit_code == 2 and "no shipped MC value network for reward 'instability'" in refused.output

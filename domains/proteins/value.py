@@ -26,7 +26,5 @@ def load_value(name: str = "1ubi-instability", *, device: str = "cpu",
     """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, L] at times t."""
     if name not in VALUES:
         raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")
-    net, _ = load_net(shipped(WEIGHTS, VALUES[name], name, "train-proteins"))
-    net.to(device)
-    net.name = name  # type: ignore[assignment]  # the name svdd reports (svdd.rewards.reward_name)
-    return svdd.LearnedValue(net, max_batch=max_batch)
+    net, _ = load_net(shipped(WEIGHTS, VALUES[name], f"{name} value network"))
+    return svdd.LearnedValue(net.to(device), max_batch=max_batch, name=name)
