@@ -160,7 +160,7 @@ def _selected_start(calls: Calls, n: int, m: int, alpha: float, generator: Gener
     for rows, gens in _groups(calls, n, m, generator):
         g, draws = rows.stop - rows.start, repeat_generators(gens, m)  # sample i's M draws from generator i
         starts = calls.prior(g * m, draws)
-        if each_group_is_one_state(starts, g):
+        if m > 1 and each_group_is_one_state(starts, g):
             raise ValueError(
                 "select_start needs a random start state, but this process's prior gives the same state for "
                 "every draw (e.g. the all-mask start of a masked process): there is nothing to choose. Use "
@@ -394,7 +394,9 @@ def refine(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
 
     `initial`: clean states [N, ...] to refine instead of the first SVDD pass (e.g. N copies of a
     user's seed; scored once, N reward calls). A process made by `MaskedDiffusion.from_seed` starts
-    the first pass from its seed and re-masks only the positions it may edit.
+    the first pass from its seed; made with `positions=...` it re-masks only those positions, so the
+    samples never leave them; made with `mask_fraction` any position may be re-masked, so each
+    iteration may move a sample further from the seed.
     Needs a process with `renoise(x0, level, generator) -> (x_t, timesteps)` (MaskedDiffusion,
     DiffusersProcess, the toys). Cost: the first pass as svdd, then per iteration N + (K'-1)·N·M model
     calls and K'·N·M reward calls with PM. The trace holds every pass's steps, each with `pass`
