@@ -55,21 +55,22 @@ def sample(
             fk need alpha > 0 (fk's λ is 1/alpha).
         generator: None, a torch.Generator, or a list of N generators (one per sample: sample i's
             randomness then depends on generator[i] alone, for the methods where rows don't
-            interact: pretrained, svdd, dps).
+            interact: pretrained, svdd, dps, refine; for smc with groups=N and fk, group i's
+            particles depend on generator[i] alone; beam uses the first generator of a list).
         max_batch: "auto" (the default): model calls in chunks of `CPU_MODEL_CHUNK` rows when no
             CUDA device is present (a CPU runs a denoiser 2-3x slower per row on batches of
             hundreds of rows than on ~64, benchmarks/results/performance_chunk.md), unchunked
             otherwise; samples are the same as with None. None: no chunking at all.
             An int: most rows per model call; svdd, svdd_r and best_of_n also hold the candidates
             of only max(1, max_batch // M) samples at a time, so peak memory is bounded by this
-            knob rather than by M (smc holds its N·M particles by design). With a per-sample
-            generator list the samples do not depend on it; with one generator a max_batch below
-            N·M makes those methods draw their random numbers group by group (same distribution,
-            other samples). Model-call counts never depend on it.
+            knob rather than by M (smc and fk hold their N·M particles, beam its A·B children, by
+            design). With a per-sample generator list the samples do not depend on it; with one
+            generator a max_batch below N·M makes those methods draw their random numbers group by
+            group (same distribution, other samples). Model-call counts never depend on it.
         progress: show a tqdm progress bar over the denoising steps.
         callback: called after every denoising step with {"step": k (1..K), "num_steps": K,
             "t": the step's time, "desc": the sampling pass}; methods that run several passes
-            (best_of_n over candidate groups under an int max_batch) count each pass from 1.
+            (best_of_n over candidate groups under an int max_batch, refine) count each pass from 1.
         **options: method options: `resample_fraction` (svdd_r), `select_steps` and
             `select_start` (svdd, svdd_r), `resampling`, `ess_threshold` (smc, fk), `groups` (smc),
             `potential`, `resample_every`, `resample_window`, `num_x0_samples`, `return_all` (fk),

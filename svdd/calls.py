@@ -160,8 +160,12 @@ class Calls:
     def sample_x0(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor:
         """Draws x0 [n, ...] ~ p(x0 | x) from the denoiser's posterior (`process.sample_x0`; masked
         processes), one per state x [n, ...] given `out = model(x, t)`, timed as denoising."""
+        draw = getattr(self.process, "sample_x0", None)
+        if draw is None:
+            raise TypeError(f"{type(self.process).__name__} has no sample_x0: drawing x0 from the denoiser's posterior "
+                            "(PosteriorMean(num_x0_samples > 1)) needs a masked process; use num_x0_samples=1")
         with self.timed("denoise_time_s"):
-            x0 = self.process.sample_x0(x, t, out, generator)
+            x0 = draw(x, t, out, generator)
         _check_rows(x0, x.shape[0], f"{type(self.process).__name__}.sample_x0")
         return x0
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 from conftest import brightness, seeded, weighted_sum
@@ -99,7 +99,7 @@ def test_refine_never_returns_a_sample_worse_than_its_input(dna_like):
 
 def test_each_iteration_improves_on_the_last(dna_like):
     runs = [refine(dna_like, count_threes, iterations=i, renoise=0.3, generator=seeded(9)) for i in range(3)]
-    for before, after in zip(runs, runs[1:]):
+    for before, after in itertools.pairwise(runs):
         assert (after.rewards >= before.rewards).all()
     first_pass = svdd.sample(dna_like, count_threes, method="svdd", num_samples=N, num_candidates=M,
                              generator=seeded(9), progress=False)
@@ -166,7 +166,7 @@ def test_a_process_without_renoise_is_refused_before_any_work(masked_toy):
         def decode(self, x0):
             return self.process.decode(x0)
 
-    with pytest.raises(TypeError, match="refine needs a process with renoise.*NoRenoise has none"):
+    with pytest.raises(TypeError, match=r"refine needs a process with renoise.*NoRenoise has none"):
         refine(NoRenoise(masked_toy))
     assert masked_toy.denoiser.calls == 0
 
@@ -207,3 +207,10 @@ def test_diffusers_renoise_and_refine(scheduler):
                       renoise=0.5, generator=seeded(0), progress=False)
     assert len(res.samples) == 2
     assert res.stats["model_calls"] == 2 + 5 * 4 + 2 + (6 - k - 1) * 4
+
+
+def test_per_sample_generators_make_a_refined_sample_independent_of_its_batch(mixture):
+    whole = refine(mixture, near_two, iterations=2, renoise=0.3, generator=[seeded(20 + i) for i in range(N)])
+    part = refine(mixture, near_two, iterations=2, renoise=0.3, num_samples=2,
+                  generator=[seeded(20 + i) for i in range(2)])
+    assert torch.equal(whole.states[:2], part.states)

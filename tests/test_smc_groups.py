@@ -70,7 +70,7 @@ def test_smc_scores_the_start_only_when_it_can_differ(masked_toy, mixture):
 
 
 def test_groups_must_divide_the_samples(masked_toy):
-    with pytest.raises(ValueError, match="groups must divide num_samples.*groups=4 for num_samples=6"):
+    with pytest.raises(ValueError, match=r"groups must divide num_samples.*groups=4 for num_samples=6"):
         smc(masked_toy, groups=4)
     with pytest.raises(TypeError, match="groups must be an integer"):
         smc(masked_toy, groups=2.0)
