@@ -18,7 +18,7 @@ from .options import check_options
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, check_generator
 from .samplers import METHODS
-from .values import Value, as_value
+from .values import PosteriorMean, Value, as_value
 
 CPU_MODEL_CHUNK = 64  # rows per model call under max_batch="auto" without CUDA
 
@@ -43,35 +43,42 @@ def sample(
         process: a `svdd.DenoisingProcess` (prior, timesteps, model, transition, denoised, decode).
         reward: the objective, `list[obj] -> array[float]` (maximized; NaN marks an invalid
             object). It scores the final samples (`Result.rewards`).
-        method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc" or "dps" (see svdd.samplers).
+        method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc", "fk", "beam", "refine" or "dps"
+            (see svdd.samplers for each one's cost).
         value: how intermediate states are scored: `svdd.PosteriorMean(reward)` (PM, the default),
             `svdd.LearnedValue(fn)` (MC), or any object with the members of `svdd.values.Value`.
         num_samples: N, the number of samples returned.
-        num_candidates: M, children per sample and step (svdd, svdd_r); samples per returned one
-            (best_of_n); particles per returned one (smc).
-        alpha: temperature of the target p_pre(x)·exp(r(x)/alpha). 0 selects by argmax.
+        num_candidates: M, children per sample and step (svdd, svdd_r, refine; children per active
+            state for beam); samples per returned one (best_of_n); particles per returned one (smc;
+            fk: particles per group, N groups).
+        alpha: temperature of the target p_pre(x)·exp(r(x)/alpha). 0 selects by argmax. smc and
+            fk need alpha > 0 (fk's λ is 1/alpha).
         generator: None, a torch.Generator, or a list of N generators (one per sample: sample i's
             randomness then depends on generator[i] alone, for the methods where rows don't
-            interact: pretrained, svdd, dps).
+            interact: pretrained, svdd, dps, refine; for smc with groups=N and fk, group i's
+            particles depend on generator[i] alone; beam uses the first generator of a list).
         max_batch: "auto" (the default): model calls in chunks of `CPU_MODEL_CHUNK` rows when no
             CUDA device is present (a CPU runs a denoiser 2-3x slower per row on batches of
             hundreds of rows than on ~64, benchmarks/results/performance_chunk.md), unchunked
             otherwise; samples are the same as with None. None: no chunking at all.
             An int: most rows per model call; svdd, svdd_r and best_of_n also hold the candidates
             of only max(1, max_batch // M) samples at a time, so peak memory is bounded by this
-            knob rather than by M (smc holds its N·M particles by design). With a per-sample
-            generator list the samples do not depend on it; with one generator a max_batch below
-            N·M makes those methods draw their random numbers group by group (same distribution,
-            other samples). Model-call counts never depend on it.
+            knob rather than by M (smc and fk hold their N·M particles, beam its A·B children, by
+            design). With a per-sample generator list the samples do not depend on it; with one
+            generator a max_batch below N·M makes those methods draw their random numbers group by
+            group (same distribution, other samples). Model-call counts never depend on it.
         progress: show a tqdm progress bar over the denoising steps.
         callback: called after every denoising step with {"step": k (1..K), "num_steps": K,
             "t": the step's time, "desc": the sampling pass}; methods that run several passes
-            (best_of_n over candidate groups under an int max_batch) count each pass from 1.
-        **options: method options: `resample_fraction` (svdd_r), `resampling` and
-            `ess_threshold` (smc), `guidance_scale` (dps).
+            (best_of_n over candidate groups under an int max_batch, refine) count each pass from 1.
+        **options: method options: `resample_fraction` (svdd_r), `select_steps` and
+            `select_start` (svdd, svdd_r), `resampling`, `ess_threshold` (smc, fk), `groups` (smc),
+            `potential`, `resample_every`, `resample_window`, `num_x0_samples`, `return_all` (fk),
+            `beam_width` (beam), `iterations`, `renoise`, `initial` (refine), `guidance_scale` (dps).
 
     Returns:
-        `svdd.Result` with `samples`, `rewards` [N], `states`, `trace`, `stats`, `config`.
+        `svdd.Result` with `samples`, `rewards` [N], `states`, `trace`, `stats`, `config`; with
+        fk's `return_all=True` they hold all N·M particles (group by group) instead of N samples.
     """
     checked = check_arguments(process, reward, method=method, value=value, num_samples=num_samples,
                               num_candidates=num_candidates, alpha=alpha, generator=generator,
@@ -82,6 +89,7 @@ def sample(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(dict) or None; got {type(callback).__name__}")
     calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk, callback=callback)
+    calls.alpha = float(alpha)  # the temperature of values that average several draws
     start = time.perf_counter()
     with torch.no_grad():
         outcome = METHODS[method](
@@ -162,9 +170,13 @@ def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: A
         max_batch = int(max_batch)
     check_generator(generator, num_samples)
     value = as_value(value, reward)
-    options = check_options(method, METHODS[method], dict(options or {}), len(process.timesteps))
+    options = check_options(method, METHODS[method], dict(options or {}), len(process.timesteps),
+                            num_samples=int(num_samples), num_candidates=int(num_candidates))
     if method == "smc" and alpha <= 0:
         raise ValueError("smc needs alpha > 0: its weights are exp((v_{t-1} - v_t)/alpha)")
+    if method == "fk" and alpha <= 0:
+        raise ValueError("fk needs alpha > 0: its potentials are exp(λ·r) with λ = 1/alpha")
+    _check_process_hooks(process, method, value, options)
     if method == "dps":
         if not is_differentiable(reward) or not hasattr(reward, "tensor"):
             raise TypeError(
@@ -173,3 +185,19 @@ def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: A
                 "Use method='svdd' for black-box rewards."
             )
     return CheckedArguments(value, alpha, max_batch, model_chunk, options)
+
+
+def _check_process_hooks(process: Any, method: str, value: Any, options: dict[str, Any]) -> None:
+    """The process members a method or value needs beyond the protocol, and fk's value for num_x0_samples."""
+    name = type(process).__name__
+    if method == "refine" and not callable(getattr(process, "renoise", None)):
+        raise TypeError(f"refine needs a process with renoise(x0, level, generator) -> (x_t, timesteps) "
+                        f"(MaskedDiffusion, DiffusersProcess and the toys have one); {name} has none")
+    fk_draws = options.get("num_x0_samples") if method == "fk" else None
+    if fk_draws is not None and not isinstance(value, PosteriorMean):
+        raise TypeError(f"num_x0_samples applies to the posterior-mean value (value=None or svdd.PosteriorMean); "
+                        f"got value={value!r}")
+    draws = max(fk_draws or 1, getattr(value, "num_x0_samples", 1) if isinstance(value, PosteriorMean) else 1)
+    if draws > 1 and not callable(getattr(process, "sample_x0", None)):
+        raise TypeError(f"num_x0_samples > 1 draws x0 from the denoiser's posterior with process.sample_x0 "
+                        f"(masked processes); {name} has none: use num_x0_samples=1")

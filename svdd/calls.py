@@ -64,6 +64,8 @@ def trace_entry(t: Any, values: torch.Tensor, **extra: Any) -> dict[str, Any]:
 class Calls:
     """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`."""
 
+    alpha: float = 0.0  # the run's temperature (svdd.sample sets it); values that average draws read it
+
     def __init__(self, process: Any, reward: Callable, value: Value, max_batch: int | None,
                  progress: bool = False, model_chunk: int | None = None, stats: dict[str, Any] | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None):
@@ -154,6 +156,29 @@ class Calls:
                 f"{tuple(x.shape[1:])} to {tuple(x_prev.shape[1:])}"
             )
         return x_prev
+
+    def sample_x0(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor:
+        """Draws x0 [n, ...] ~ p(x0 | x) from the denoiser's posterior (`process.sample_x0`; masked
+        processes), one per state x [n, ...] given `out = model(x, t)`, timed as denoising."""
+        draw = getattr(self.process, "sample_x0", None)
+        if draw is None:
+            raise TypeError(f"{type(self.process).__name__} has no sample_x0: drawing x0 from the denoiser's posterior "
+                            "(PosteriorMean(num_x0_samples > 1)) needs a masked process; use num_x0_samples=1")
+        with self.timed("denoise_time_s"):
+            x0 = draw(x, t, out, generator)
+        _check_rows(x0, x.shape[0], f"{type(self.process).__name__}.sample_x0")
+        return x0
+
+    def renoise(self, x0: torch.Tensor, level: float, generator: GeneratorLike) -> tuple[torch.Tensor, list[Any]]:
+        """`process.renoise`: clean states x0 [n, ...] noised part-way back -> (x_t [n, ...], the
+        process's timesteps left from t on), timed with the prior draws."""
+        with self.timed("prior_time_s"):
+            x_t, timesteps = self.process.renoise(x0, level, generator)
+        _check_rows(x_t, x0.shape[0], f"{type(self.process).__name__}.renoise")
+        timesteps = list(timesteps)
+        if not timesteps:
+            raise ValueError(f"{type(self.process).__name__}.renoise returned no timesteps to denoise over")
+        return x_t, timesteps
 
     def denoised(self, x: torch.Tensor, t: Any, out: Any) -> torch.Tensor:
         """The process's estimate x0_hat [n, ...] of states x [n, ...] from `out = model(x, t)`."""

@@ -91,7 +91,8 @@ def generate(
     out: Path = typer.Option(..., "--out", "-o", help="output directory (resumes a run already there)"),
     process: Optional[str] = typer.Option(None, "--process", help="your own model: module:factory or "
                                           "file.py:factory returning a svdd.DenoisingProcess"),
-    method: str = typer.Option("svdd", "--method", help="pretrained | best_of_n | svdd | svdd_r | smc | dps"),
+    method: str = typer.Option("svdd", "--method",
+                               help="pretrained | best_of_n | svdd | svdd_r | smc | fk | beam | refine | dps"),
     num_candidates: int = typer.Option(10, "-M", "--num-candidates", help="M, candidates per sample and step"),
     alpha: float = typer.Option(0.0, "--alpha", help="temperature; 0 keeps the best candidate"),
     value: str = typer.Option("pm", "--value", help="pm (posterior mean), mc (the domain's value network), "

@@ -140,12 +140,21 @@ class MaskedDiffusion:
         s = self.next_time(t)
         masked = x == self.mask_index
         u_keep = rng.rand(x.shape, generator, device=x.device)
-        u_token = rng.rand(x.shape, generator, device=x.device)
-        probs = torch.softmax(out.to(torch.float64), dim=-1)
-        cdf = probs.cumsum(dim=-1)
-        tokens = (cdf < u_token.unsqueeze(-1) * cdf[..., -1:]).sum(dim=-1).clamp_max(self.vocab_size - 1)
+        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device))
         unmask = masked & (u_keep >= s / t)
         return torch.where(unmask, tokens, x)
+
+    def _draw_tokens(self, out: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """A token Long[B, L] from softmax(out) float[B, L, V] at every position, by inverse CDF of
+        the uniforms u float64 [B, L]."""
+        cdf = torch.softmax(out.to(torch.float64), dim=-1).cumsum(dim=-1)
+        return (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(dim=-1).clamp_max(self.vocab_size - 1)
+
+    def sample_x0(self, x: torch.Tensor, t: float, out: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
+        """One draw x0 Long[B, L] ~ p(x0 | x_t) from the denoiser's posterior: every masked position
+        drawn from softmax(out) independently, unmasked tokens copied (`denoised` takes the argmax)."""
+        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device))
+        return torch.where(x == self.mask_index, tokens, x)
 
     def denoised(self, x: torch.Tensor, t: float, out: torch.Tensor) -> torch.Tensor:
         """x0_hat Long[B, L]: argmax of the logits at masked positions, unmasked tokens copied."""
@@ -165,6 +174,26 @@ class MaskedDiffusion:
         """Forward noising: mask each token of x0 Long[B, L] with probability t[B] (float in [0, 1])."""
         u = rng.rand(x0.shape, generator, device=x0.device)
         return torch.where(u < t.to(torch.float64).unsqueeze(-1), torch.full_like(x0, self.mask_index), x0)
+
+    def renoise(self, x0: torch.Tensor, level: float,
+                generator: GeneratorLike = None) -> tuple[torch.Tensor, list[float]]:
+        """Clean states x0 Long[B, L] taken part-way back along the chain, for iterative refinement.
+
+        `level` in (0, 1] is rounded to the nearest of this process's timesteps t (ties to the
+        noisier); each row gets max(1, round(t·L)) of its positions re-masked, a fresh uniformly random
+        subset from `generator` (row i from generator[i] with a list), chosen among the positions
+        this process may change (a process made by `from_seed(positions=...)`: only those).
+        Returns (x_t Long[B, L], the timesteps left to walk, from t on).
+        """
+        if x0.dim() != 2 or x0.shape[1] != self.length:
+            raise ValueError(f"renoise needs clean states [B, {self.length}]; got {tuple(x0.shape)}")
+        k = min(range(self.num_steps), key=lambda i: (abs(self.timesteps[i] - level), i))
+        t = self.timesteps[k]
+        editable = self.seed_positions if self.seed_positions is not None else torch.arange(self.length)
+        count = min(max(1, round(t * self.length)), int(editable.numel()))
+        u = rng.rand((x0.shape[0], int(editable.numel())), generator, device=x0.device)
+        chosen = editable.to(x0.device)[u.argsort(dim=1)[:, :count]]  # a uniform random subset per row
+        return x0.clone().scatter_(1, chosen, self.mask_index), self.timesteps[k:]
 
     # -- design from a seed ------------------------------------------------------------------
 

@@ -13,13 +13,17 @@ import torch
 class Result:
     """What `svdd.sample` returns.
 
-    samples: the N decoded objects (`process.decode` of the final states).
+    samples: the N decoded objects (`process.decode` of the final states); N·M of them, group by
+        group, for fk with `return_all=True` (so are `rewards` and `states`).
     rewards: float64 [N], the reward of each final sample (NaN for invalid objects).
     states: the final raw states x_0, shape [N, ...].
     trace: one dict per denoising step with statistics of the values the sampler kept there
         (`svdd.calls.trace_entry`: `t`, `value_mean`, `value_median`, `value_max`, `invalid`, and
-        `selected` for svdd, `resampled` for svdd_r, `ess`/`resampled` for smc; pretrained and
-        best_of_n record `t` only). `SVDDScheduler.trace` has svdd's keys.
+        `selected` for svdd, `resampled` for svdd_r, `ess`/`resampled` for smc (+ `resampled_groups`
+        with groups), `scored`/`ess`/`resampled` (groups) for fk with `final_ess` on the last step,
+        `distinct` for beam, `pass` (and `improved` on a pass's last step) for refine, whose trace
+        holds the steps of every pass; pretrained and best_of_n record `t` only).
+        `SVDDScheduler.trace` has svdd's keys.
     stats: compute counters: `model_calls` (item-level denoiser evaluations), `model_batches`,
         `reward_calls` (objects passed to the reward), `value_calls` (intermediate states
         scored), `fallback_rows` (selections where no candidate had a valid value),

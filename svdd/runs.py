@@ -64,6 +64,9 @@ def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
     RewardError says what it returned). Exceptions on items are allowed (they become NaN)."""
     if hasattr(job, "check"):
         job.check()
+    if settings.options.get("return_all"):
+        raise ValueError("return_all is not available in batch runs: a run writes num_samples samples, and "
+                         "return_all returns every particle (num_samples·num_candidates); call svdd.sample instead")
     process, reward, value = job.build()
     count = min(settings.shard_size, settings.num_samples)
     check_arguments(process, reward, method=settings.method, value=value, num_samples=count,

@@ -4,75 +4,60 @@
 
 `calls` (svdd.calls.Calls) holds the process, the reward, the value estimate and the counters;
 the methods make every model, transition, value and reward call through it.
-With N = num_samples and M = num_candidates, per denoising step (K steps in all):
+With N = num_samples, M = num_candidates and K denoising steps, the cost per step (model calls
+count item-level denoiser rows; reward calls are objects handed to the reward, before any
+de-duplication; PM = `PosteriorMean(reward)`, whose value is one reward call per state scored
+(S with `num_x0_samples=S`), MC = `LearnedValue`, whose value calls make no reward calls):
 
-| method     | model calls (rows) per step             | what it does                                   |
-|------------|-----------------------------------------|------------------------------------------------|
-| pretrained | N                                       | ancestral sampling                             |
-| best_of_n  | N·M                                     | N·M ancestral samples, keep the top N by reward|
-| svdd       | N·M with PM (N on the first step), N+value with MC | M children per sample, keep one by value |
-| svdd_r     | as svdd                                 | svdd + global resampling of a fraction by tilted weights |
-| smc        | N·M particles, one proposal each        | weights exp((v_{t-1} - v_t)/α), resampling, N returned |
-| dps        | N (with gradients)                      | gradient of a differentiable reward through x0_hat |
+| method     | model calls per step            | reward calls per step (PM)       | what it does                    |
+|------------|---------------------------------|----------------------------------|---------------------------------|
+| pretrained | N                               | N once, on the final samples     | ancestral sampling              |
+| best_of_n  | N·M                             | N·M once, on the final pool      | N·M samples, keep the top N     |
+| svdd       | PM N·M (N at the first); MC N   | N·M (MC: N·M at the last only)   | M children each, keep one       |
+| svdd_r     | as svdd                         | as svdd                          | + resample the worst fraction   |
+| smc        | N·M (P = N·M particles)         | N·M (+ N·M at the start [1])     | weights exp(Δv/α), resampling   |
+| fk         | N·M (N groups of M)             | S·N·M per scored step [2]        | FK potentials, best per group   |
+| beam       | PM A·B (A at the first); MC A   | A·B (MC: A·B at the last only)   | best A of A·B children survive  |
+| refine     | svdd's, then per iteration [3]  | svdd's, then K'·N·M per iteration | re-noise, svdd again, keep gains |
+| dps        | N (with gradients)              | none (value calls: N)            | gradient of r through x0_hat    |
+
+[1] smc scores its start states only when they can differ (not the all-mask start: every group
+    starting from one state has one value, which its normalised weights cancel).
+[2] fk scores at its scored steps (every step by default; `resample_every`, `resample_window`), S
+    draws per particle with `num_x0_samples=S`, the all-mask start never; plus N·M on the clean
+    particles at the end.
+[3] refine: the first pass as svdd (or N reward calls on `initial` states), then per iteration
+    N + (K'-1)·N·M model calls, K' being the steps left after re-noising.
+beam: A = beam_width (default N), B = num_candidates, so with A = N it costs exactly svdd's budget.
+
+Value calls (states scored) equal the PM reward calls with S = 1, less the clean candidates of
+the last step. Options that add cost: svdd/svdd_r `select_start=True` draws M start states per
+sample (PM: N·M model calls at the first step instead of N, N·M value calls); `select_steps` makes
+the unselected steps cost N model calls and no value calls.
 
 `svdd_step` is one SVDD selection step; `svdd` and `svdd.diffusers.SVDDScheduler` both run it.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
 from . import batched
+from .beam import beam
 from .calls import Calls
+from .fk import fk
+from .outcome import Outcome, Scored, no_options, plain_time
+from .particles import each_group_is_one_state, group_ess, group_generators, resample_within
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, repeat_generators, select_generators
-from .selection import RESAMPLING_METHODS, effective_sample_size, resample, tilted_log_weights
+from .selection import RESAMPLING_METHODS, resample, tilted_log_weights
 
-
-class Outcome(NamedTuple):
-    """What a method hands back to `svdd.sample`.
-
-    states: final x_0 [N, ...]; rewards: objective rewards float64 [N] when the method already
-    computed them (else None); samples: decoded objects when already decoded (else None).
-    """
-
-    states: torch.Tensor
-    trace: list[dict[str, Any]]
-    rewards: torch.Tensor | None = None
-    samples: list[Any] | None = None
-
-
-class Scored(NamedTuple):
-    """States [n, ...] with their values float64 [n], their model outputs at the next time (or None),
-    their decoded objects (clean states; else None) and, from `svdd_step`, the chosen child
-    j in [0, M) of each sample, LongTensor [n] (else None)."""
-
-    states: torch.Tensor
-    values: torch.Tensor
-    out: Any = None
-    objects: list[Any] | None = None
-    pick: torch.Tensor | None = None
-
-    def take(self, index: torch.Tensor) -> Scored:
-        """Rows `index` (LongTensor [k]) of everything."""
-        return Scored(self.states[index.to(self.states.device)], self.values[index.to(self.values.device)],
-                      batched.take(self.out, index),
-                      None if self.objects is None else [self.objects[i] for i in index.tolist()],
-                      None if self.pick is None else self.pick[index.to(self.pick.device)])
-
-    @staticmethod
-    def join(parts: list[Scored]) -> Scored:
-        """Concatenate along the batch (groups of samples handled one after another)."""
-        if len(parts) == 1:
-            return parts[0]
-        first = parts[0]
-        return Scored(torch.cat([p.states for p in parts]), torch.cat([p.values for p in parts]),
-                      batched.cat([p.out for p in parts]),
-                      None if first.objects is None else [o for p in parts for o in p.objects or []],
-                      None if first.pick is None else torch.cat([p.pick for p in parts if p.pick is not None]))
+__all__ = ["METHODS", "Outcome", "Scored", "beam", "best_of_n", "candidate_groups", "dps", "fk", "pretrained",
+           "refine", "selection_steps", "smc", "svdd", "svdd_r", "svdd_step"]
 
 
 # -- SVDD ------------------------------------------------------------------------------------------
@@ -108,7 +93,7 @@ def svdd_step(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: i
 
 def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
          generator: GeneratorLike, resample_fraction: float = 0.0, select_steps: Any = None,
-         **options: Any) -> Outcome:
+         select_start: bool = False, **options: Any) -> Outcome:
     """SVDD (Algorithm 1 of Li et al., 2024): at each step draw M children per sample from the
     pretrained model, score them by the soft value, keep one (softmax(v/α); argmax at α = 0).
 
@@ -122,11 +107,28 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     `select_steps` (see `selection_steps`) restricts selection to some steps, with plain
     pretrained transitions (N model calls, no value calls) in between: a sparse schedule for
     expensive values such as docking.
+    `select_start=True` also selects over the start state, for processes whose prior is random
+    per sample (`MaskedDiffusion.from_seed(seed, mask_fraction=f)`, continuous noise): M start
+    states per sample are scored at the first timestep by the value and one is kept per sample
+    (its model output serves the first transition). Extra cost: PM N·M model calls at the first
+    step instead of N, and N·M value calls; MC N·M value calls. A prior that gives one state for
+    every draw (the all-mask start) is refused: there would be nothing to choose.
     """
-    _no_options("svdd", options)
+    no_options("svdd", options)
     n, m = num_samples, num_candidates
+    if select_start:
+        x, out = _selected_start(calls, n, m, alpha, generator)
+    else:
+        x, out = calls.prior(n, generator), None
+    return _svdd_from(calls, x, out, m, alpha, generator, resample_fraction, select_steps)
+
+
+def _svdd_from(calls: Calls, x: torch.Tensor, out: Any, m: int, alpha: float, generator: GeneratorLike,
+               resample_fraction: float = 0.0, select_steps: Any = None) -> Outcome:
+    """SVDD's loop over `calls.timesteps` from states x [N, ...] at the first of them (`out`: their
+    model output, or None to make it)."""
+    n = x.shape[0]
     selecting = selection_steps(select_steps, len(calls.timesteps))
-    x, out = calls.prior(n, generator), None
     trace: list[dict[str, Any]] = []
     rewards = samples = None
     for k, t, t_next in calls.steps(f"{'svdd_r' if resample_fraction else 'svdd'} (M={m})"):
@@ -136,7 +138,7 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
             calls.refuse_deterministic(x, t, out)
         if k not in selecting:  # a plain pretrained step
             x, out = calls.transition(x, t, out, generator), None
-            trace.append({"t": _time(t), "selected": False})
+            trace.append({"t": plain_time(t), "selected": False})
             continue
         kept = Scored.join([svdd_step(calls, x[rows], t, t_next, batched.take(out, rows), m, alpha, gens)
                             for rows, gens in _groups(calls, n, m, generator)])
@@ -150,17 +152,42 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     return Outcome(x, trace, rewards, samples)
 
 
+def _selected_start(calls: Calls, n: int, m: int, alpha: float, generator: GeneratorLike) -> tuple[torch.Tensor, Any]:
+    """M prior draws per sample scored at the first timestep, one kept per sample (argmax at α = 0,
+    else softmax(v/α)): (states [N, ...], their model outputs or None)."""
+    t0 = calls.timesteps[0]
+    kept = []
+    for rows, gens in _groups(calls, n, m, generator):
+        g, draws = rows.stop - rows.start, repeat_generators(gens, m)  # sample i's M draws from generator i
+        starts = calls.prior(g * m, draws)
+        if m > 1 and each_group_is_one_state(starts, g):
+            raise ValueError(
+                "select_start needs a random start state, but this process's prior gives the same state for "
+                "every draw (e.g. the all-mask start of a masked process): there is nothing to choose. Use "
+                "a process with a random start (MaskedDiffusion.from_seed(seed, mask_fraction=f)) or drop select_start"
+            )
+        out = calls.model(starts, t0) if calls.needs_model_output else None
+        values = calls.values(starts, t0, out, draws)
+        choice = calls.select(values.view(g, m), alpha, gens)
+        kept.append(Scored(starts, values, out).take(torch.arange(g) * m + choice.index.cpu()))
+    start = Scored.join(kept)
+    return start.states, start.out
+
+
 def svdd_r(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-           generator: GeneratorLike, resample_fraction: float = 0.05, **options: Any) -> Outcome:
+           generator: GeneratorLike, resample_fraction: float = 0.05, select_steps: Any = None,
+           select_start: bool = False, **options: Any) -> Outcome:
     """SVDD-R: SVDD, then after every step the worst `resample_fraction` of the batch (by value)
     is replaced by copies of samples drawn with probability ∝ exp(v/α) (the best one at α = 0).
 
     The paper picks the fraction from {0.03, 0.04, 0.05}. Costs no extra model calls.
+    `select_steps` and `select_start` as in `svdd`.
     """
     if not 0.0 < resample_fraction < 1.0:
         raise ValueError(f"resample_fraction must be in (0, 1); got {resample_fraction!r}")
     return svdd(calls, num_samples=num_samples, num_candidates=num_candidates, alpha=alpha,
-                generator=generator, resample_fraction=resample_fraction, **options)
+                generator=generator, resample_fraction=resample_fraction, select_steps=select_steps,
+                select_start=select_start, **options)
 
 
 def selection_steps(select_steps: Any, num_steps: int) -> set[int]:
@@ -224,7 +251,7 @@ def _resample_worst(kept: Scored, fraction: float, alpha: float, generator: Gene
 def pretrained(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
                generator: GeneratorLike, **options: Any) -> Outcome:
     """Plain ancestral sampling from the pretrained model (num_candidates and alpha unused)."""
-    _no_options("pretrained", options)
+    no_options("pretrained", options)
     states, trace = _ancestral(calls, num_samples, generator, "pretrained")
     return Outcome(states, trace)
 
@@ -234,7 +261,7 @@ def _ancestral(calls: Calls, rows: int, generator: GeneratorLike, desc: str) -> 
     trace: list[dict[str, Any]] = []
     for _, t, _ in calls.steps(desc):
         x = calls.transition(x, t, calls.model(x, t), generator)
-        trace.append({"t": _time(t)})
+        trace.append({"t": plain_time(t)})
     return x, trace
 
 
@@ -246,7 +273,7 @@ def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: flo
     `max_batch`, the pool is drawn for groups of samples in turn (`candidate_groups`) and only
     the best N so far are kept, so memory does not grow with M.
     """
-    _no_options("best_of_n", options)
+    no_options("best_of_n", options)
     n, m = num_samples, num_candidates
     best: list[Scored] = []
     trace: list[dict[str, Any]] = []
@@ -266,23 +293,37 @@ def _top(pool: Scored, n: int) -> Scored:
 
 def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         generator: GeneratorLike, resampling: str = "multinomial", ess_threshold: float | None = None,
-        **options: Any) -> Outcome:
+        groups: int = 1, **options: Any) -> Outcome:
     """Sequential Monte Carlo with the pretrained model as proposal (TDS/FK style, no twist gradient).
 
     Runs P = N·M particles (so its model budget matches SVDD's), one proposal each per step.
     Log weights accumulate (v_{t-1} - v_t)/α; the particles are resampled (`resampling` in
     multinomial | systematic | stratified | residual) at every step, or only when the ESS falls
-    below `ess_threshold`·P, the weights being carried over otherwise. The last step scores clean
-    particles by the reward and resamples N of them, so the output is an unweighted sample.
+    below `ess_threshold`·(group size), the weights being carried over otherwise. The last step
+    scores clean particles by the reward and resamples N of them, so the output is an unweighted
+    sample.
+
+    `groups` = G (a divisor of N) splits the particles into G independent populations of N·M/G,
+    each resampled within itself and returning N/G samples (G = N: FK steering's N groups of M,
+    one sample each). The default G = 1, one population, has the smaller bias (O(1/(N·M)) rather
+    than O(G/(N·M))) and keeps earlier results; more groups keep more diverse samples, since one
+    population can collapse onto a few lineages. Group g is particles g·(N·M/G) onwards; with one
+    generator per sample, a group resamples with its first sample's generator.
+
+    The start states are scored only when they can differ: if every group's particles start from
+    one state (the all-mask prior of a masked process), that state's value would be one number
+    per group, which the normalised weights cancel, so no value (reward) calls are made for it.
     """
     _check_smc_options(options, alpha, resampling, ess_threshold)
     n, p = num_samples, num_samples * num_candidates
+    size = p // groups
     gens = repeat_generators(generator, num_candidates)  # particle i·M + j draws from generator i
+    group_gens = group_generators(generator, groups, n)
     t0 = calls.timesteps[0]
     x = calls.prior(p, gens)
     out = calls.model(x, t0)
     calls.refuse_deterministic(x, t0, out)
-    particles = Scored(x, calls.evaluate(x, t0, out, gens)[0], out)
+    particles = Scored(x, _start_values(calls, x, t0, out, gens, groups), out)
     log_w = torch.zeros(p, dtype=torch.float64)
     trace: list[dict[str, Any]] = []
     for _, t, t_next in calls.steps(f"smc (P={p})"):
@@ -290,19 +331,32 @@ def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         out = calls.model(x, t_next) if t_next is not None else None
         values, objects = calls.evaluate(x, t_next, out, gens)  # the reward of clean particles
         proposed = Scored(x, values, out, objects)
-        log_w = log_w + _log_increment(particles.values, proposed.values, alpha)
-        particles, ess = proposed, effective_sample_size(log_w)
-        resampled = t_next is None or ess_threshold is None or ess < ess_threshold * p
-        if resampled:
-            ancestors = resample(log_w, resampling, generator, num=n if t_next is None else p)
-            particles, log_w = particles.take(ancestors), torch.zeros(ancestors.shape[0], dtype=torch.float64)
-        calls.record(trace, t, particles.values, ess=ess, resampled=bool(resampled))
+        log_w = log_w + _log_increment(particles.values, proposed.values, alpha, groups)
+        particles, ess = proposed, group_ess(log_w, groups)
+        last = t_next is None
+        due = torch.ones(groups, dtype=torch.bool) if last or ess_threshold is None else ess < ess_threshold * size
+        if due.any():
+            ancestors = resample_within(log_w, groups, resampling, group_gens, num=n // groups if last else size,
+                                        which=None if last else due)
+            particles = particles.take(ancestors)
+            log_w = torch.where(due.repeat_interleave(ancestors.shape[0] // groups),
+                                torch.zeros(ancestors.shape[0], dtype=torch.float64), log_w[ancestors])
+        extra = {"resampled_groups": int(due.sum())} if groups > 1 else {}
+        calls.record(trace, t, particles.values, ess=float(ess.mean()), resampled=bool(due.any()), **extra)
     rewards = particles.values if calls.clean_values_are_rewards else None
     return Outcome(particles.states, trace, rewards, particles.objects)
 
 
+def _start_values(calls: Calls, x: torch.Tensor, t: Any, out: Any, gens: GeneratorLike, groups: int) -> torch.Tensor:
+    """Values float64 [P] of the start particles x [P, ...]; zeros, without scoring, when every
+    group starts from one state (its value would be a constant the group's weights cancel)."""
+    if each_group_is_one_state(x, groups):
+        return torch.zeros(x.shape[0], dtype=torch.float64)
+    return calls.evaluate(x, t, out, gens)[0]
+
+
 def _check_smc_options(options: dict[str, Any], alpha: float, resampling: str, ess_threshold: float | None) -> None:
-    _no_options("smc", options)
+    no_options("smc", options)
     if alpha <= 0:
         raise ValueError("smc needs alpha > 0: its weights are exp((v_{t-1} - v_t)/alpha)")
     if resampling not in RESAMPLING_METHODS:
@@ -311,15 +365,94 @@ def _check_smc_options(options: dict[str, Any], alpha: float, resampling: str, e
         raise ValueError(f"ess_threshold must be in (0, 1] or None; got {ess_threshold!r}")
 
 
-def _log_increment(previous: torch.Tensor, current: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(v_new - v_old)/α per particle; an invalid new value gives -inf (weight 0), an invalid old
-    value is replaced by the lowest valid old value so a recovered particle is not favoured."""
-    ok_prev = torch.isfinite(previous)
-    floor = previous[ok_prev].min() if ok_prev.any() else torch.tensor(0.0, dtype=torch.float64)
-    previous = torch.where(ok_prev, previous, floor)
+def _log_increment(previous: torch.Tensor, current: torch.Tensor, alpha: float, groups: int = 1) -> torch.Tensor:
+    """(v_new - v_old)/α per particle [P]; an invalid new value gives -inf (weight 0), an invalid old
+    value is replaced by the lowest valid old value of its group so a recovered particle is not favoured."""
+    old = previous.view(groups, -1)
+    ok_prev = torch.isfinite(old)
+    lowest = torch.where(ok_prev, old, torch.full_like(old, torch.inf)).amin(dim=1, keepdim=True)
+    floor = torch.where(torch.isfinite(lowest), lowest, torch.zeros_like(lowest))
+    previous = torch.where(ok_prev, old, floor).reshape(-1)
     increment = (current - previous) / alpha
     invalid = torch.isnan(current) | torch.isneginf(current)
     return torch.where(invalid, torch.full_like(increment, -torch.inf), increment)
+
+
+# -- iterative refinement --------------------------------------------------------------------------
+
+
+def refine(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, generator: GeneratorLike,
+           iterations: int = 2, renoise: float = 0.25, initial: torch.Tensor | None = None,
+           **options: Any) -> Outcome:
+    """Iterative refinement (RERD, Uehara et al., ICML 2025, without its resampling): an SVDD pass,
+    then `iterations` times: re-noise every sample part-way back (`renoise`, the noise level as a
+    fraction of the chain, rounded by the process to one of its timesteps: a masked process re-masks
+    that fraction of the positions, a continuous one forward-noises to that timestep), denoise it
+    again with SVDD over the K' steps left, and keep the new sample only where its reward is higher
+    (a NaN reward is never higher; any valid reward beats a NaN). No sample is ever worse than the
+    one it started the iteration with.
+
+    `initial`: clean states [N, ...] to refine instead of the first SVDD pass (e.g. N copies of a
+    user's seed; scored once, N reward calls). A process made by `MaskedDiffusion.from_seed` starts
+    the first pass from its seed; made with `positions=...` it re-masks only those positions, so the
+    samples never leave them; made with `mask_fraction` any position may be re-masked, so each
+    iteration may move a sample further from the seed.
+    Needs a process with `renoise(x0, level, generator) -> (x_t, timesteps)` (MaskedDiffusion,
+    DiffusersProcess, the toys). Cost: the first pass as svdd, then per iteration N + (K'-1)·N·M model
+    calls and K'·N·M reward calls with PM. The trace holds every pass's steps, each with `pass`
+    (0: the first) and the last step of a refinement pass with `improved` (samples replaced).
+    """
+    no_options("refine", options)
+    n, m = num_samples, num_candidates
+    trace: list[dict[str, Any]] = []
+    if initial is None:
+        best = _finished(calls, _svdd_from(calls, calls.prior(n, generator), None, m, alpha, generator), trace, 0)
+    else:
+        rewards, objects = calls.score_clean(initial)
+        best = Scored(initial, rewards, None, objects)
+    for i in range(1, iterations + 1):
+        x_t, timesteps = calls.renoise(best.states, renoise, generator)
+        again = _finished(calls, _svdd_from(_resumed(calls, timesteps), x_t, None, m, alpha, generator), trace, i)
+        better = _improves(again.values, best.values)
+        best = Scored.join([best, again]).take(torch.arange(n) + n * better.long())
+        trace[-1]["improved"] = int(better.sum())
+    return Outcome(best.states, trace, best.values, best.objects)
+
+
+def _finished(calls: Calls, outcome: Outcome, trace: list[dict[str, Any]], number: int) -> Scored:
+    """A pass's samples with their objective rewards (computed when the pass did not), its steps
+    appended to `trace` with `pass` = number."""
+    trace.extend({**entry, "pass": number} for entry in outcome.trace)
+    samples = outcome.samples if outcome.samples is not None else calls.decode(outcome.states)
+    rewards = outcome.rewards if outcome.rewards is not None else calls.score(calls.reward, samples)
+    return Scored(outcome.states, rewards, None, list(samples))
+
+
+def _improves(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Bool [N]: the new reward is higher, or valid where the old one was NaN."""
+    return (new > old) | (torch.isnan(old) & ~torch.isnan(new))
+
+
+class Resumed:
+    """A process seen from part-way along its chain: `timesteps` is a suffix of its own, every other
+    member is the process's."""
+
+    def __init__(self, process: Any, timesteps: list[Any]):
+        self.process = process
+        self.timesteps = list(timesteps)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.process, name)
+
+    def __repr__(self) -> str:
+        return f"Resumed({self.process!r}, from t={self.timesteps[0]!r})"
+
+
+def _resumed(calls: Calls, timesteps: list[Any]) -> Calls:
+    """A copy of `calls` (sharing its counters) that walks `timesteps` of the same process."""
+    resumed = copy.copy(calls)
+    resumed.process = Resumed(calls.process, timesteps)
+    return resumed
 
 
 def dps(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
@@ -329,7 +462,7 @@ def dps(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     Needs a continuous process and a differentiable torch reward (`svdd.rewards.TorchReward`),
     whose `tensor(x0_hat)` is differentiated through the model. One model call per sample and step.
     """
-    _no_options("dps", options)
+    no_options("dps", options)
     if not is_differentiable(calls.reward) or not hasattr(calls.reward, "tensor"):
         raise TypeError(
             f"dps needs a differentiable reward with a tensor(x0) method, such as "
@@ -365,16 +498,6 @@ def _reward_gradient(calls: Calls, x: torch.Tensor, t: Any) -> tuple[Any, torch.
     return batched.cat(outs), torch.cat(grads), torch.cat(guided)
 
 
-def _time(t: Any) -> Any:
-    return t.item() if isinstance(t, torch.Tensor) else t
-
-
-def _no_options(method: str, options: dict[str, Any]) -> None:
-    if options:
-        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(options))}; "
-                        f"see the docstring of svdd.samplers.{method}")
-
-
 METHODS = {
     "pretrained": pretrained,
     "best_of_n": best_of_n,
@@ -382,4 +505,7 @@ METHODS = {
     "svdd_r": svdd_r,
     "smc": smc,
     "dps": dps,
+    "fk": fk,
+    "beam": beam,
+    "refine": refine,
 }

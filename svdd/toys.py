@@ -232,3 +232,12 @@ class GaussianMixtureDiffusion:
 
     def decode(self, x0: torch.Tensor) -> list[float]:
         return x0[:, 0].tolist()
+
+    def renoise(self, x0: torch.Tensor, level: float,
+                generator: GeneratorLike = None) -> tuple[torch.Tensor, list[int]]:
+        """Forward-noise clean x0 [B, 1] to the timestep t nearest level·1000 (ties to the noisier):
+        x_t = sqrt(ā_t)·x0 + sqrt(1 - ā_t)·ε. Returns (x_t, the timesteps left, from t on)."""
+        k = min(range(len(self.timesteps)), key=lambda i: (abs(self.timesteps[i] - level * 1000), i))
+        a = self._abar(self.timesteps[k])
+        noise = rng.randn(x0.shape, generator, dtype=torch.float64)
+        return a.sqrt() * x0.to(torch.float64) + (1 - a).sqrt() * noise, self.timesteps[k:]

@@ -40,8 +40,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from . import batched
 from .rewards import reward_name
-from .rng import GeneratorLike
+from .rng import GeneratorLike, repeat_generators
 
 
 class ValueCalls(Protocol):
@@ -55,6 +56,8 @@ class ValueCalls(Protocol):
     def denoised(self, x: torch.Tensor, t: Any, out: Any) -> torch.Tensor: ...
 
     def decode(self, x0: torch.Tensor) -> list[Any]: ...
+
+    def sample_x0(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor: ...
 
     def score(self, reward: Callable, objects: list[Any]) -> torch.Tensor: ...
 
@@ -105,25 +108,58 @@ class PosteriorMean:
 
     Costs one model call per scored state; the samplers reuse that call's output for the next
     transition of the state they keep, so an SVDD-PM step costs M model calls per sample.
+
+    `num_x0_samples` = S > 1 (masked processes, which draw x0 with `sample_x0`): score a state by
+    S draws x0 ~ p(x0 | x_t) from the denoiser's posterior (unmasked tokens copied) instead of its
+    argmax, reduced by the soft value's log-mean-exp at the run's temperature α,
+    α·log((1/S)·Σ_s exp(r_s/α)), or by the mean at α = 0 (the α → 0 limit of the soft value is the
+    max, which overrates a state by its luckiest draw; the mean is the plain posterior mean).
+    An invalid draw (NaN reward) counts as exp(-inf) = 0 in the log-mean-exp and is left out of the
+    mean; a state whose draws are all invalid scores NaN. Cost: S reward calls per scored state
+    (one model call, as S = 1). S = 1 (the default) is the argmax estimate, exactly as before.
     """
 
     needs_model_output = True
 
-    def __init__(self, reward: Callable[[list[Any]], Any]):
+    def __init__(self, reward: Callable[[list[Any]], Any], *, num_x0_samples: int = 1):
         if not callable(reward):
             raise TypeError(f"PosteriorMean needs a callable reward; got {type(reward).__name__}")
+        if isinstance(num_x0_samples, bool) or not isinstance(num_x0_samples, (int, np.integer)) or num_x0_samples < 1:
+            raise ValueError(f"num_x0_samples must be an integer >= 1; got {num_x0_samples!r}")
         self.reward = reward
+        self.num_x0_samples = int(num_x0_samples)
 
     def estimate(self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls,
                  generator: GeneratorLike) -> torch.Tensor:
-        """r(decode(x0_hat(x))) float64 [n] for states x [n, ...] with their model output `out`."""
-        return calls.score(self.reward, calls.decode(calls.denoised(x, t, out)))
+        """r(decode(x0_hat(x))) float64 [n] for states x [n, ...] with their model output `out`
+        (with S draws: the log-mean-exp at `calls.alpha`, or the mean at 0, of r over the draws)."""
+        s = self.num_x0_samples
+        if s == 1:
+            return calls.score(self.reward, calls.decode(calls.denoised(x, t, out)))
+        # S draws per state: rows i·S .. i·S+S-1 are state i's, drawn from state i's generator
+        draws = calls.sample_x0(batched.repeat_rows(x, s), t, batched.repeat_rows(out, s),
+                                repeat_generators(generator, s))
+        rewards = calls.score(self.reward, calls.decode(draws)).view(x.shape[0], s)
+        return soft_mean(rewards, float(getattr(calls, "alpha", 0.0)))
 
     def clean_reward(self, objective: Callable) -> Callable:
         return self.reward
 
     def __repr__(self) -> str:
-        return f"PosteriorMean({reward_name(self.reward)})"
+        extra = f", num_x0_samples={self.num_x0_samples}" if self.num_x0_samples > 1 else ""
+        return f"PosteriorMean({reward_name(self.reward)}{extra})"
+
+
+def soft_mean(rewards: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Per row of rewards float64 [n, S]: α·log mean exp(r/α) at α > 0 (NaN entries count as 0 in the
+    mean of exp), the mean of the non-NaN entries at α = 0; NaN for a row with no valid entry."""
+    valid = ~torch.isnan(rewards)
+    if alpha > 0:
+        z = torch.where(valid, rewards / alpha, torch.full_like(rewards, -torch.inf))
+        soft = alpha * (torch.logsumexp(z, dim=1) - np.log(rewards.shape[1]))
+    else:
+        soft = torch.where(valid, rewards, torch.zeros_like(rewards)).sum(1) / valid.sum(1).clamp_min(1)
+    return torch.where(valid.any(dim=1), soft, torch.full_like(soft, torch.nan))
 
 
 class LearnedValue:

@@ -48,7 +48,7 @@ def test_custom_reward_by_module_path(tmp_path):
         (["dna", "--reward", "sweetness"], "unknown reward 'sweetness' for domain 'dna'; shipped rewards: ars1, gc, motif"),
         (["weather", "--reward", "x"], "unknown domain 'weather'; installed domains: dna, images, molecules"),
         (["dna", "--reward", "gc", "-M", "0"], "num_candidates must be an integer >= 1"),
-        (["dna", "--reward", "gc", "--method", "beam"], "unknown method 'beam'"),
+        (["dna", "--reward", "gc", "--method", "beam_search"], "unknown method 'beam_search'"),
         (["dna", "--reward", "gc", "--value", "mc"], "no shipped MC value network for reward 'gc'"),
         (["dna", "--reward", "gc", "--option", "oops"], "--option takes key=value"),
         (["dna", "--reward", "gc", "--executor", "gpu"], "executor must be one of none, processes, ray"),

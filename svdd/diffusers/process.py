@@ -179,6 +179,26 @@ class DiffusersProcess:
         """B CPU float images [3, H, W] in [0, 1]."""
         return decode_images(x0, self.vae, self.decode_batch)
 
+    def renoise(self, x0: torch.Tensor, level: float,
+                generator: GeneratorLike = None) -> tuple[torch.Tensor, list[Any]]:
+        """Forward-noise clean states x0 [B, C, H, W] (latents for a latent model) to the timestep
+        of this schedule nearest level·num_train_timesteps (ties to the noisier), with the
+        scheduler's own `add_noise` (`scale_noise` for flow matching) and noise from `generator`.
+        Returns (x_t, the timesteps left, from t on), for iterative refinement."""
+        train = float(getattr(self.scheduler.config, "num_train_timesteps", 1000))
+        k = min(range(len(self.timesteps)), key=lambda i: (abs(float(self.timesteps[i]) - level * train), i))
+        noise = randn(x0.shape, generator, device=x0.device).to(x0.dtype)
+        t = self._t[k].reshape(1).expand(x0.shape[0]).to(x0.device)
+        with at_step(self.scheduler, k):
+            if hasattr(self.scheduler, "add_noise"):
+                x_t = self.scheduler.add_noise(x0, noise, t)
+            elif hasattr(self.scheduler, "scale_noise"):
+                x_t = self.scheduler.scale_noise(x0, t, noise)
+            else:
+                raise TypeError(f"{type(self.scheduler).__name__} has neither add_noise nor scale_noise; "
+                                "it cannot noise a clean sample for refine")
+        return x_t.to(self.dtype), self.timesteps[k:]
+
     def __repr__(self) -> str:
         cond = "" if self.prompt_embeds is None else f", prompt, guidance_scale={self.guidance_scale}"
         return (f"DiffusersProcess({type(self.unet).__name__}, {type(self.scheduler).__name__}, "
