@@ -66,3 +66,37 @@ class RowCounter:
 
     def remove(self):
         self.handle.remove()
+
+
+def random_denoiser(x, t):
+    """Logits [B, L, 4] over 4 tokens that depend on the input (deterministic): a stand-in DNA model."""
+    g = torch.Generator().manual_seed(int(x.sum()) % 1000 + x.shape[0])
+    return torch.randn(x.shape[0], x.shape[1], 4, generator=g) * 2
+
+
+def count_threes(seqs):
+    """Reward of token tuples: how many 3s."""
+    return [float(sum(token == 3 for token in s)) for s in seqs]
+
+
+class Delegating:
+    """A process that forwards every protocol member to `process` (subclass it to watch or drop one)."""
+
+    def __init__(self, process):
+        self.process = process
+        self.timesteps = process.timesteps
+
+    def prior(self, n, generator=None):
+        return self.process.prior(n, generator)
+
+    def model(self, x, t):
+        return self.process.model(x, t)
+
+    def transition(self, x, t, out, generator=None):
+        return self.process.transition(x, t, out, generator)
+
+    def denoised(self, x, t, out):
+        return self.process.denoised(x, t, out)
+
+    def decode(self, x0):
+        return self.process.decode(x0)

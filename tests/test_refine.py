@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import brightness, seeded, weighted_sum
+from conftest import Delegating, brightness, count_threes, random_denoiser, seeded, weighted_sum
 
 import svdd
 from svdd.masked import MaskedDiffusion
@@ -26,15 +26,6 @@ def refine(process, reward=weighted_sum, **kw):
     kw.setdefault("generator", seeded(0))
     return svdd.sample(process, reward, method="refine", progress=False, **kw)
 
-
-def random_denoiser(x, t):
-    """Logits over 4 tokens that depend on the input (deterministic)."""
-    g = torch.Generator().manual_seed(int(x.sum()) % 1000 + x.shape[0])
-    return torch.randn(x.shape[0], x.shape[1], 4, generator=g) * 2
-
-
-def count_threes(seqs):
-    return [float(sum(token == 3 for token in s)) for s in seqs]
 
 
 @pytest.fixture
@@ -147,24 +138,8 @@ def test_improves_handles_invalid_rewards():
 
 
 def test_a_process_without_renoise_is_refused_before_any_work(masked_toy):
-    class NoRenoise:
-        def __init__(self, process):
-            self.process, self.timesteps = process, process.timesteps
-
-        def prior(self, n, generator=None):
-            return self.process.prior(n, generator)
-
-        def model(self, x, t):
-            return self.process.model(x, t)
-
-        def transition(self, x, t, out, generator=None):
-            return self.process.transition(x, t, out, generator)
-
-        def denoised(self, x, t, out):
-            return self.process.denoised(x, t, out)
-
-        def decode(self, x0):
-            return self.process.decode(x0)
+    class NoRenoise(Delegating):
+        """The toy without its renoise hook."""
 
     with pytest.raises(TypeError, match=r"refine needs a process with renoise.*NoRenoise has none"):
         refine(NoRenoise(masked_toy))

@@ -12,35 +12,22 @@ import svdd
 from svdd.rewards import Reward, RewardError, TorchReward
 from svdd.toys import GaussianMixtureDiffusion
 
-from conftest import seeded, weighted_sum
+from conftest import Delegating, seeded, weighted_sum
 
 N, M = 6, 4
 METHOD_ALPHA = {"pretrained": 0.0, "best_of_n": 0.0, "svdd": 0.0, "svdd_r": 0.5, "smc": 0.5}
 
 
-class Recording:
+class Recording(Delegating):
     """Wraps a process and records the rows of every model call by timestep."""
 
     def __init__(self, process):
-        self.process = process
-        self.timesteps = process.timesteps
+        super().__init__(process)
         self.rows_at: dict = {}
-
-    def prior(self, n, generator=None):
-        return self.process.prior(n, generator)
 
     def model(self, x, t):
         self.rows_at[t] = self.rows_at.get(t, 0) + x.shape[0]
         return self.process.model(x, t)
-
-    def transition(self, x, t, out, generator=None):
-        return self.process.transition(x, t, out, generator)
-
-    def denoised(self, x, t, out):
-        return self.process.denoised(x, t, out)
-
-    def decode(self, x0):
-        return self.process.decode(x0)
 
 
 def near_two(xs):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import seeded, weighted_sum
+from conftest import count_threes, random_denoiser, seeded, weighted_sum
 
 import svdd
 from svdd.masked import MaskedDiffusion
@@ -15,15 +15,6 @@ from svdd.values import soft_mean
 
 N, M = 6, 4
 
-
-def random_denoiser(x, t):
-    """Logits over 4 tokens that depend on the input (deterministic)."""
-    g = torch.Generator().manual_seed(int(x.sum()) % 1000 + x.shape[0])
-    return torch.randn(x.shape[0], x.shape[1], 4, generator=g) * 2
-
-
-def count_threes(seqs):
-    return [float(sum(token == 3 for token in s)) for s in seqs]
 
 
 class FirstModelInput:
