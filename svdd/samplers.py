@@ -29,7 +29,14 @@ from . import batched
 from .calls import Calls
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, repeat_generators, select_generators
-from .selection import RESAMPLING_METHODS, effective_sample_size, resample, tilted_log_weights
+from .selection import (
+    RESAMPLING_METHODS,
+    accumulate_log_weights,
+    effective_sample_size,
+    log_weight_increment,
+    resample,
+    tilted_log_weights,
+)
 
 
 class Outcome(NamedTuple):
@@ -205,15 +212,14 @@ def _groups(calls: Calls, n: int, m: int, generator: GeneratorLike) -> Iterator[
 
 
 def _resample_worst(kept: Scored, fraction: float, alpha: float, generator: GeneratorLike) -> tuple[Scored, int]:
-    """SVDD-R's resampling: the floor(fraction·N) lowest-value samples (NaN lowest) are replaced by
-    copies of samples drawn by tilted weights exp(v/α). Returns the new batch and how many moved."""
+    """SVDD-R's resampling: the floor(fraction·N) lowest-value samples (NaN lowest, then -inf) are
+    replaced by copies of samples drawn by tilted weights exp(v/α). Returns the new batch and how many moved."""
     values = kept.values
     n = values.shape[0]
     ancestors = torch.arange(n)
     count = int(fraction * n)
     if count:
-        ranked = torch.where(torch.isnan(values), torch.full_like(values, -torch.inf), values)
-        worst = torch.argsort(ranked, stable=True)[:count]
+        worst = _ranking(values, best_first=False)[:count]
         ancestors[worst] = resample(tilted_log_weights(values, alpha), "multinomial", generator, num=count)
     return kept.take(ancestors), int((ancestors != torch.arange(n)).sum())
 
@@ -259,9 +265,19 @@ def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: flo
 
 
 def _top(pool: Scored, n: int) -> Scored:
-    """The n highest values of the pool (NaN last; ties keep the earlier draw), in pool order."""
-    ranked = torch.where(torch.isnan(pool.values), torch.full_like(pool.values, -torch.inf), pool.values)
-    return pool.take(torch.sort(torch.argsort(ranked, descending=True, stable=True)[:n]).values)
+    """The n highest values of the pool (+inf first, NaN last, after -inf; ties keep the earlier
+    draw), in pool order."""
+    return pool.take(torch.sort(_ranking(pool.values)[:n]).values)
+
+
+def _ranking(values: torch.Tensor, best_first: bool = True) -> torch.Tensor:
+    """Indices of values [n] from best to worst (+inf, finite descending, -inf, then NaN), or from
+    worst to best; ties in index order either way."""
+    nan = torch.isnan(values)
+    order = torch.argsort(torch.where(nan, torch.full_like(values, -torch.inf), values), descending=best_first,
+                          stable=True)
+    nan_rank = nan[order] if best_first else ~nan[order]  # NaN after -inf, or before it
+    return order[torch.argsort(nan_rank.to(torch.int8), stable=True)]
 
 
 def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
@@ -290,7 +306,7 @@ def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         out = calls.model(x, t_next) if t_next is not None else None
         values, objects = calls.evaluate(x, t_next, out, gens)  # the reward of clean particles
         proposed = Scored(x, values, out, objects)
-        log_w = log_w + _log_increment(particles.values, proposed.values, alpha)
+        log_w = accumulate_log_weights(log_w, _log_increment(particles.values, proposed.values, alpha))
         particles, ess = proposed, effective_sample_size(log_w)
         resampled = t_next is None or ess_threshold is None or ess < ess_threshold * p
         if resampled:
@@ -312,14 +328,8 @@ def _check_smc_options(options: dict[str, Any], alpha: float, resampling: str, e
 
 
 def _log_increment(previous: torch.Tensor, current: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(v_new - v_old)/α per particle; an invalid new value gives -inf (weight 0), an invalid old
-    value is replaced by the lowest valid old value so a recovered particle is not favoured."""
-    ok_prev = torch.isfinite(previous)
-    floor = previous[ok_prev].min() if ok_prev.any() else torch.tensor(0.0, dtype=torch.float64)
-    previous = torch.where(ok_prev, previous, floor)
-    increment = (current - previous) / alpha
-    invalid = torch.isnan(current) | torch.isneginf(current)
-    return torch.where(invalid, torch.full_like(increment, -torch.inf), increment)
+    """(v_new - v_old)/α per particle (float64 [P]), `svdd.selection.log_weight_increment`."""
+    return log_weight_increment(previous, current, alpha)
 
 
 def dps(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
