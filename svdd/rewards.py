@@ -534,7 +534,13 @@ class TorchReward:
         objects = list(objects)
         if not objects:
             return np.zeros(0, dtype=np.float64)
-        items = [torch.as_tensor(o) for o in objects]
+        items = []
+        for i, o in enumerate(objects):
+            try:
+                items.append(torch.as_tensor(o))
+            except (TypeError, ValueError, RuntimeError):
+                raise RewardError(f"TorchReward {self.name!r} needs tensors, arrays or numbers; object {i} is "
+                                  f"{_short_repr(o)}") from None
         shapes = {tuple(t.shape) for t in items}
         if len(shapes) > 1:
             raise RewardError(f"TorchReward {self.name!r} needs objects of one shape to stack; "

@@ -253,3 +253,50 @@ def test_progress_takes_tqdm_options(capsys):
     assert "my bar" in capsys.readouterr().err
     with pytest.raises(TypeError, match="progress"):
         svdd.sample(toy(), weighted_sum, progress="yes")
+
+
+def test_numpy_counts_reach_every_method():
+    """Found by the fuzz test: np.int64 num_samples made smc's final resampling refuse its own count."""
+    for method in ("smc", "best_of_n", "svdd_r"):
+        res = run(toy(), weighted_sum, method=method, alpha=0.5, num_samples=np.int64(3), num_candidates=np.int64(2))
+        assert res.rewards.shape == (3,)
+
+
+def test_masked_diffusion_refuses_a_broken_denoiser():
+    """NaN (or all -inf) logits used to give token 0 everywhere without a word."""
+    from svdd.masked import MaskedDiffusion
+
+    def process(logits):
+        return MaskedDiffusion(lambda x, t: logits(x), vocab_size=4, length=4, num_steps=2)
+
+    for fill in (math.nan, -INF):
+        with pytest.raises(ValueError, match="no distribution"):
+            run(process(lambda x, fill=fill: torch.full((x.shape[0], 4, 4), fill)), weighted_sum)
+    with pytest.raises(TypeError, match="denoiser must return a tensor"):
+        run(process(lambda x: None), weighted_sum)
+    with pytest.raises(TypeError, match="denoiser must be callable"):
+        MaskedDiffusion(None, vocab_size=4, length=4)
+    with pytest.raises(ValueError, match="device"):
+        MaskedDiffusion(lambda x, t: x, vocab_size=4, length=4, device="bogus")
+    with pytest.raises(TypeError, match="seed must be integer tokens"):
+        process(lambda x: torch.zeros(x.shape[0], 4, 4)).from_seed("abcd", mask_fraction=0.5)
+
+
+def test_learned_values_follow_the_reward_policy():
+    def value_of(output):
+        return svdd.LearnedValue(lambda x, t: output, name="v")(torch.zeros(2, 3), 0.5)
+
+    assert value_of([10**400, None]).tolist()[0] == INF and math.isnan(value_of([10**400, None]).tolist()[1])
+    assert value_of(np.ones((2, 1))).tolist() == [1.0, 1.0]
+    for bad in (None, "ab", torch.zeros(2, dtype=torch.complex64)):
+        with pytest.raises(TypeError, match="value function 'v' returned"):
+            value_of(bad)
+    with pytest.raises(TypeError, match="name"):
+        svdd.LearnedValue(lambda x, t: x, name=3)
+    assert svdd.LearnedValue(lambda x, t: x, max_batch=np.int64(2)).max_batch == 2
+
+
+def test_torch_reward_names_an_object_it_cannot_stack():
+    reward = svdd.rewards.TorchReward(lambda x: x.sum(-1), name="total")
+    with pytest.raises(RewardError, match=r"'total' needs tensors.*object 1 is 'a'"):
+        reward([torch.ones(2), "a"])
