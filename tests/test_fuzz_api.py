@@ -284,7 +284,8 @@ def main(examples: int) -> None:
     failures: list[str] = []
 
     for strategy in (draws(), reward_draws()):
-        @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
         @given(strategy)
         def fuzz(case: dict[str, Any]) -> None:
             outcome, detail = classify(case)
