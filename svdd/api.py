@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,6 +22,7 @@ from .samplers import METHODS
 from .values import PosteriorMean, Value, as_value
 
 CPU_MODEL_CHUNK = 64  # rows per model call under max_batch="auto" without CUDA
+MAX_CANDIDATES = 2**31 - 1  # most num_samples·num_candidates: rows past it overflow torch's int32 indexing
 
 
 def sample(
@@ -33,7 +35,7 @@ def sample(
     alpha: float = 0.0,
     generator: GeneratorLike = None,
     max_batch: int | None | str = "auto",
-    progress: bool = True,
+    progress: bool | Mapping[str, Any] = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> Result:
@@ -67,7 +69,8 @@ def sample(
             design). With a per-sample generator list the samples do not depend on it; with one
             generator a max_batch below N·M makes those methods draw their random numbers group by
             group (same distribution, other samples). Model-call counts never depend on it.
-        progress: show a tqdm progress bar over the denoising steps.
+        progress: show a tqdm progress bar over the denoising steps; a dict gives tqdm options
+            (e.g. diffusers' `pipe._progress_bar_config`: `{"disable": True}`, `{"position": 1}`).
         callback: called after every denoising step with {"step": k (1..K), "num_steps": K,
             "t": the step's time, "desc": the sampling pass}; methods that run several passes
             (best_of_n over candidate groups under an int max_batch, refine) count each pass from 1.
@@ -84,14 +87,17 @@ def sample(
                               num_candidates=num_candidates, alpha=alpha, generator=generator,
                               max_batch=max_batch, options=options)
     value, alpha, options = checked.value, checked.alpha, checked.options
+    num_samples, num_candidates = int(num_samples), int(num_candidates)  # numpy integers too
     max_batch, model_chunk = checked.max_batch, checked.model_chunk
 
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(dict) or None; got {type(callback).__name__}")
+    if not isinstance(progress, (bool, numbers.Integral, Mapping)):
+        raise TypeError(f"progress must be True, False or a dict of tqdm options; got {progress!r}")
     calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk, callback=callback)
     calls.alpha = float(alpha)  # the temperature of values that average several draws
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), _naming_memory_failures(num_samples, num_candidates, max_batch):
         outcome = METHODS[method](
             calls, num_samples=num_samples, num_candidates=num_candidates, alpha=float(alpha),
             generator=generator, **options,
@@ -123,6 +129,27 @@ def sample(
         stats=calls.stats,
         config=config,
     )
+
+
+@contextlib.contextmanager
+def _naming_memory_failures(num_samples: int, num_candidates: int, max_batch: int | None) -> Iterator[None]:
+    """Let an allocation failure say which arguments set the memory: torch's CPU allocator error
+    becomes a MemoryError naming them; a CUDA out-of-memory error keeps its type and gets a note."""
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if not (isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
+                or "out of memory" in text.lower()):
+            raise
+        advice = (f"out of memory while sampling num_samples={num_samples} x num_candidates={num_candidates} "
+                  f"= {num_samples * num_candidates} candidates with max_batch={max_batch!r}: lower "
+                  "num_candidates or num_samples, or set max_batch (an int) to hold fewer candidates at once")
+        if isinstance(exc, torch.OutOfMemoryError):
+            if hasattr(exc, "add_note"):
+                exc.add_note(advice)
+            raise
+        raise MemoryError(f"{advice} ({text.splitlines()[0] if text else type(exc).__name__})") from exc
 
 
 def _check_count(name: str, v: Any, limit: int = 2**31 - 1) -> None:
@@ -157,6 +184,12 @@ def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: A
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     _check_count("num_samples", num_samples)
     _check_count("num_candidates", num_candidates)
+    if num_samples * num_candidates > MAX_CANDIDATES:
+        raise ValueError(
+            f"num_samples x num_candidates = {num_samples} x {num_candidates} = {num_samples * num_candidates} "
+            f"candidates is more than svdd handles (at most {MAX_CANDIDATES}, torch's int32 row indexing); "
+            "lower num_candidates or num_samples"
+        )
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {alpha!r}")
     alpha = float(alpha)

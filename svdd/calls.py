@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,10 +47,11 @@ def new_stats() -> dict[str, Any]:
 def trace_entry(t: Any, values: torch.Tensor, **extra: Any) -> dict[str, Any]:
     """One step of a trace: the time and statistics of the values float64 [n] kept there.
 
-    `t`, `value_mean`, `value_median`, `value_max` (over valid values; NaN if none), `invalid` (how
-    many were NaN or infinite), then the method's extras (`selected`, `ess`, `resampled`, ...).
+    `t`, `value_mean`, `value_median`, `value_max` (over valid values, i.e. not NaN; +inf and -inf
+    count, so the mean is NaN when both occur; NaN if none), `invalid` (how many were NaN), then the
+    method's extras (`selected`, `ess`, `resampled`, ...).
     """
-    valid = values[torch.isfinite(values)]
+    valid = values[~torch.isnan(values)]
     return {
         "t": t.item() if isinstance(t, torch.Tensor) else t,
         "value_mean": valid.mean().item() if valid.numel() else float("nan"),
@@ -67,10 +68,13 @@ class Calls:
     alpha: float = 0.0  # the run's temperature (svdd.sample sets it); values that average draws read it
 
     def __init__(self, process: Any, reward: Callable, value: Value, max_batch: int | None,
-                 progress: bool = False, model_chunk: int | None = None, stats: dict[str, Any] | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None):
+                 progress: bool | Mapping[str, Any] = False, model_chunk: int | None = None,
+                 stats: dict[str, Any] | None = None, callback: Callable[[dict[str, Any]], None] | None = None):
         self.process = process
-        self.progress = progress
+        # a mapping: tqdm options (diffusers' set_progress_bar_config), the bar shown unless disable is true
+        self.progress_options = dict(progress) if isinstance(progress, Mapping) else {}
+        self.progress = (not self.progress_options.get("disable", False)) if isinstance(progress, Mapping) else progress
+        self.progress_options.pop("disable", None)
         self.callback = callback
         self._bar: Any = None
         self.reward = reward
@@ -107,7 +111,7 @@ class Calls:
         """`steps` wrapped in a tqdm bar (a widget in Jupyter) when progress is on."""
         if not self.progress:
             return steps
-        self._bar = tqdm(steps, desc=desc, leave=False, dynamic_ncols=True)
+        self._bar = tqdm(steps, **{"desc": desc, "leave": False, "dynamic_ncols": True, **self.progress_options})
         return self._bar
 
     def record(self, trace: list[dict[str, Any]], t: Any, values: torch.Tensor, **extra: Any) -> None:
@@ -128,6 +132,9 @@ class Calls:
             for start in range(0, n, step):
                 chunk = x[start : start + step]
                 out = self.process.model(chunk, t)
+                if out is None:
+                    raise TypeError(f"{type(self.process).__name__}.model returned None; it must return the "
+                                    "denoiser output (a tensor, or a tuple/dict/dataclass of batch-first tensors)")
                 got = batched.rows(out)
                 if got is not None and got != chunk.shape[0]:
                     raise ValueError(
@@ -189,7 +196,11 @@ class Calls:
 
     def decode(self, x0: torch.Tensor) -> list[Any]:
         with self.timed("decode_time_s"):
-            objects = list(self.process.decode(x0))
+            decoded = self.process.decode(x0)
+        if isinstance(decoded, (str, bytes)) or not hasattr(decoded, "__iter__"):
+            raise TypeError(f"{type(self.process).__name__}.decode must return a sequence of {x0.shape[0]} "
+                            f"objects (one per state); got {type(decoded).__name__}")
+        objects = list(decoded)
         if len(objects) != x0.shape[0]:
             raise ValueError(
                 f"{type(self.process).__name__}.decode returned {len(objects)} objects for "
@@ -277,6 +288,8 @@ class Calls:
 
 def _check_rows(x: Any, n: int, where: str) -> None:
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where} must return a torch.Tensor; got {type(x).__name__}")
+        hint = " (convert it with torch.as_tensor)" if isinstance(x, np.ndarray) else ""
+        raise TypeError(f"{where} must return a torch.Tensor of shape [{n}, ...] (batch first); "
+                        f"got {type(x).__name__}{hint}")
     if x.dim() == 0 or x.shape[0] != n:
         raise ValueError(f"{where} returned shape {tuple(x.shape)}; expected {n} rows on dim 0")

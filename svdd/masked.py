@@ -62,11 +62,17 @@ class MaskedDiffusion:
         for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if not callable(denoiser):
+            raise TypeError(f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got "
+                            f"{type(denoiser).__name__}")
         self.denoiser = denoiser
         self.vocab_size = vocab_size
         self.mask_index = vocab_size
         self.length = length
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        try:
+            self.device = torch.device(device) if device is not None else torch.device("cpu")
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0'; got {device!r}") from None
         self.full_num_steps = num_steps
         self._set_schedule(1.0, num_steps)
         self.tokenizer = tokenizer
@@ -120,6 +126,8 @@ class MaskedDiffusion:
         """Denoiser logits float[B, L, V] for x Long[B, L] at time t."""
         logits = self.denoiser(x, torch.full((x.shape[0],), float(t), device=x.device))
         expected = (x.shape[0], self.length, self.vocab_size)
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError(f"denoiser must return a tensor of logits {expected}; got {type(logits).__name__}")
         if tuple(logits.shape) != expected:
             raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {expected}")
         return logits
@@ -140,21 +148,28 @@ class MaskedDiffusion:
         s = self.next_time(t)
         masked = x == self.mask_index
         u_keep = rng.rand(x.shape, generator, device=x.device)
-        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device))
+        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device), masked, t)
         unmask = masked & (u_keep >= s / t)
         return torch.where(unmask, tokens, x)
 
-    def _draw_tokens(self, out: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def _draw_tokens(self, out: torch.Tensor, u: torch.Tensor, masked: torch.Tensor, t: float) -> torch.Tensor:
         """A token Long[B, L] from softmax(out) float[B, L, V] at every position, by inverse CDF of
-        the uniforms u float64 [B, L]."""
-        cdf = torch.softmax(out.to(torch.float64), dim=-1).cumsum(dim=-1)
+        the uniforms u float64 [B, L]. Raises where a `masked` position's logits give no
+        distribution (NaN, all -inf, or several +inf), instead of silently drawing token 0."""
+        probs = torch.softmax(out.to(torch.float64), dim=-1)
+        broken = torch.isnan(probs).any(dim=-1) & masked
+        if broken.any():
+            raise ValueError(f"the denoiser's logits give no distribution at {int(broken.sum())} masked positions "
+                             f"at t={t} (NaN, all -inf, or several +inf logits)")
+        cdf = probs.cumsum(dim=-1)
         return (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(dim=-1).clamp_max(self.vocab_size - 1)
 
     def sample_x0(self, x: torch.Tensor, t: float, out: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
         """One draw x0 Long[B, L] ~ p(x0 | x_t) from the denoiser's posterior: every masked position
         drawn from softmax(out) independently, unmasked tokens copied (`denoised` takes the argmax)."""
-        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device))
-        return torch.where(x == self.mask_index, tokens, x)
+        masked = x == self.mask_index
+        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device), masked, t)
+        return torch.where(masked, tokens, x)
 
     def denoised(self, x: torch.Tensor, t: float, out: torch.Tensor) -> torch.Tensor:
         """x0_hat Long[B, L]: argmax of the logits at masked positions, unmasked tokens copied."""
@@ -218,7 +233,10 @@ class MaskedDiffusion:
         fits the fraction of masked tokens. Works with every sampler (pretrained, best_of_n, svdd,
         svdd_r, smc). `hamming_to_seed(states)` measures how far samples moved.
         """
-        seed_t = torch.as_tensor(seed)
+        try:
+            seed_t = torch.as_tensor(seed)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"seed must be integer tokens of shape ({self.length},); got {seed!r}") from None
         if seed_t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or seed_t.shape != (self.length,):
             raise ValueError(f"seed must be integer tokens of shape ({self.length},); got {seed_t.dtype} "
                              f"of shape {tuple(seed_t.shape)}")

@@ -70,5 +70,7 @@ def no_options(method: str, options: dict[str, Any]) -> None:
 
 
 def ranked(values: torch.Tensor) -> torch.Tensor:
-    """Values float64 [n] for ranking: NaN becomes -inf, so an invalid value never wins."""
-    return torch.where(torch.isnan(values), torch.full_like(values, -torch.inf), values)
+    """A sort key float64 [n] following the reward policy: +inf > finite > -inf > NaN (-inf becomes
+    the lowest finite float and NaN -inf, so an invalid value never wins, not even over -inf)."""
+    key = torch.where(values == -torch.inf, torch.full_like(values, torch.finfo(torch.float64).min), values)
+    return torch.where(torch.isnan(key), torch.full_like(key, -torch.inf), key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .rng import GeneratorLike, select_generators
+from .outcome import ranked
 from .selection import effective_sample_size, resample
 
 
@@ -70,8 +71,7 @@ def each_group_is_one_state(x: torch.Tensor, groups: int) -> bool:
 
 
 def best_per_group(values: torch.Tensor, groups: int) -> torch.Tensor:
-    """Index LongTensor [G] of the highest value in each group of values float64 [P] (NaN last;
-    ties go to the first particle)."""
+    """Index LongTensor [G] of the highest value in each group of values float64 [P] (+inf first,
+    then finite, -inf, NaN last; ties go to the first particle)."""
     size = values.shape[0] // groups
-    ranked = torch.where(torch.isnan(values), torch.full_like(values, -torch.inf), values).view(groups, size)
-    return torch.arange(groups) * size + ranked.argmax(dim=1)
+    return torch.arange(groups) * size + ranked(values).view(groups, size).argmax(dim=1)

@@ -58,15 +58,37 @@ class DenoisingProcess(Protocol):
 
 
 REQUIRED = ("timesteps", "prior", "model", "transition", "denoised", "decode")
+METHODS = REQUIRED[1:]
 
 
 def check_process(process: Any) -> None:
-    """Raise TypeError naming the missing members when `process` lacks part of the protocol."""
-    missing = [name for name in REQUIRED if not hasattr(process, name)]
+    """Raise a TypeError (ValueError for an empty schedule) naming the member when `process` lacks
+    part of the protocol: a missing member, a method that is not callable, or `timesteps` that is
+    not a non-empty sequence (list, tuple, range, 1-D tensor or array)."""
+    name = type(process).__name__
+    missing = [member for member in REQUIRED if not hasattr(process, member)]
     if missing:
         raise TypeError(
-            f"{type(process).__name__} is not a DenoisingProcess: it lacks {', '.join(missing)} "
+            f"{name} is not a DenoisingProcess: it lacks {', '.join(missing)} "
             f"(a process provides {', '.join(REQUIRED)}; see svdd.process.DenoisingProcess)"
         )
-    if len(process.timesteps) < 1:
-        raise ValueError(f"{type(process).__name__}.timesteps is empty; it needs at least one step")
+    for member in METHODS:
+        if not callable(getattr(process, member)):
+            raise TypeError(f"{name}.{member} must be a method (callable); got "
+                            f"{type(getattr(process, member)).__name__}")
+    timesteps = process.timesteps
+    ndim = getattr(timesteps, "ndim", None)
+    if (isinstance(timesteps, (str, bytes, dict)) or not hasattr(timesteps, "__len__")
+            or not hasattr(timesteps, "__getitem__") or ndim == 0 or (ndim is not None and ndim > 1)):
+        shape = f" of shape {tuple(timesteps.shape)}" if hasattr(timesteps, "shape") else ""
+        raise TypeError(
+            f"{name}.timesteps must be a sequence of timesteps t_1 > ... > t_K (a list, tuple, range or "
+            f"1-D tensor); got {type(timesteps).__name__}{shape} {_short(timesteps)}"
+        )
+    if len(timesteps) < 1:
+        raise ValueError(f"{name}.timesteps is empty; it needs at least one step")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

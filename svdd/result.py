@@ -46,15 +46,21 @@ class Result:
         return len(self.samples)
 
     def summary(self) -> dict[str, float]:
-        """Median, mean, 90th percentile and fraction valid of the rewards."""
-        r = self.rewards
-        ok = r[np.isfinite(r)]
+        """Median, mean, 90th percentile and fraction valid of the rewards.
+
+        Valid means not NaN: +inf and -inf rewards are valid (the policy of `svdd.rewards`) and
+        enter the statistics (`reward_quantile`); the mean is NaN when both occur.
+        """
+        r = np.asarray(self.rewards, dtype=np.float64)
+        ok = r[~np.isnan(r)]
         if ok.size == 0:
             return {"median": float("nan"), "mean": float("nan"), "p90": float("nan"), "valid": 0.0}
+        with np.errstate(invalid="ignore"):
+            mean = float(ok.mean())
         return {
-            "median": float(np.median(ok)),
-            "mean": float(ok.mean()),
-            "p90": float(np.quantile(ok, 0.9)),
+            "median": reward_quantile(ok, 0.5),
+            "mean": mean,
+            "p90": reward_quantile(ok, 0.9),
             "valid": ok.size / r.size,
         }
 
@@ -91,3 +97,28 @@ class Result:
             f"median_reward={s['median']:.4g}, model_calls={self.stats.get('model_calls')}, "
             f"reward_calls={self.stats.get('reward_calls')})"
         )
+
+
+def reward_quantile(rewards: np.ndarray, q: float) -> float:
+    """The q-quantile of the valid (not NaN) rewards [n], NaN when there are none.
+
+    `np.quantile`'s linear interpolation for finite rewards; with infinities, which it would turn
+    into NaN (inf - inf), the interpolation is taken to its limit: between a finite value and +inf
+    it is +inf, between -inf and a finite value -inf, and between -inf and +inf the nearer one.
+    """
+    v = np.sort(np.asarray(rewards, dtype=np.float64).ravel())
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan")
+    if np.isfinite(v).all():
+        return float(np.quantile(v, q))
+    position = q * (v.size - 1)
+    lo, hi = int(np.floor(position)), int(np.ceil(position))
+    a, b, t = float(v[lo]), float(v[hi]), position - lo
+    if t == 0 or a == b:
+        return a
+    if a == -np.inf and b == np.inf:
+        return a if t < 0.5 else b
+    if a == -np.inf or b == np.inf:
+        return a if a == -np.inf else b
+    return a + (b - a) * t

@@ -2,9 +2,24 @@
 
 A *reward* is any callable ``reward(objects: list) -> scores`` that returns one float per
 object (a list, a 1-D numpy array or a 1-D torch tensor of length ``len(objects)``). Rewards
-are always maximised. NaN marks an invalid object (an unparseable molecule, say); it is a
-score, not an error, and never stops a batch. Objects may be anything the sampler decodes to:
-strings, tuples, numpy arrays, torch tensors, PIL images.
+are always maximised. Objects may be anything the sampler decodes to: strings, tuples, numpy
+arrays, torch tensors, PIL images. The reward gets its own copy of the list (mutating it does
+not disturb the sampler) and must not modify the objects in it.
+
+Scores, everywhere in svdd (selection, Best-of-N, SVDD-R, SMC weights, `Result.summary`, run
+tables and their `invalid_samples` count):
+
+* NaN (or None in a list or object array) marks an invalid object (an unparseable molecule,
+  say). It is a score, not an error, never stops a batch, and never wins over a valid score.
+* +inf is a valid score, the best possible: it wins every selection; several +inf candidates
+  tie (the first is kept at alpha = 0, one is drawn uniformly at alpha > 0); run tables write
+  it as ``inf``. A Python int too large for a float (``10**400``) is +inf (-inf if negative).
+* -inf is a valid score that loses to every finite score (it still beats NaN).
+
+Only NaN counts as invalid. Summaries (median, mean, p90) are over the valid scores, infinities
+included; the mean is NaN when both +inf and -inf occur. Combining rewards follows IEEE
+arithmetic: +inf plus -inf (`WeightedSum` of two terms) is NaN; a zero weight or scale times an
+infinite score is 0.
 
 The sampler calls every reward through `evaluate`, which checks the output and, when the
 reward raises, finds and names the object it raised on. `Reward` wraps a user function with
@@ -75,7 +90,10 @@ def _to_float(value: Any) -> float:
             return float(value.item())
         raise TypeError(f"element of shape {tuple(value.shape)}")
     if isinstance(value, (numbers.Real, np.bool_)):  # bool and numpy real scalars too
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a Python int (or Fraction) beyond float range: +-inf by its sign
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]  # Real compares with 0
     raise TypeError(f"element of type {type(value).__name__}")
 
 
@@ -92,7 +110,9 @@ def _as_scores(out: Any, n: int, name: str) -> np.ndarray:
             arr = np.array([_to_float(v) for v in out], dtype=np.float64)
         else:
             arr = np.asarray(out)
-            if arr.dtype.kind not in "biuf":
+            if arr.dtype.kind == "O":  # e.g. floats with None for invalid objects
+                arr = np.array([_to_float(v) for v in arr.ravel()], dtype=np.float64).reshape(arr.shape)
+            elif arr.dtype.kind not in "biuf":
                 raise TypeError(f"dtype {arr.dtype}")
             arr = np.array(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -125,14 +145,21 @@ def evaluate(reward: Callable[[list], Any], objects: Sequence) -> np.ndarray:
     if not objects:
         return np.zeros(0, dtype=np.float64)
     name = reward_name(reward)
+    given = list(objects)  # the reward's own copy: if it mutates the list, ours is intact
     try:
-        out = reward(objects)
+        out = reward(given)
     except RewardError:
         raise  # already says what went wrong (e.g. a wrapped reward's bad output)
     except Exception as batch_exc:
         _locate_failure(reward, name, objects, batch_exc)
         raise  # unreachable: _locate_failure always raises
-    return _as_scores(out, len(objects), name)
+    try:
+        return _as_scores(out, len(objects), name)
+    except RewardError as exc:
+        if len(given) != len(objects) or any(a is not b for a, b in zip(given, objects)):
+            raise RewardError(f"{exc} (it also changed the list it was given: {len(objects)} objects "
+                              f"before the call, {len(given)} after; a reward must not modify its input)") from None
+        raise
 
 
 def _locate_failure(reward: Callable, name: str, objects: list, batch_exc: Exception) -> NoReturn:
@@ -265,10 +292,11 @@ class Reward:
             penalty = None
         elif on_error == "nan":
             penalty = math.nan
-        elif isinstance(on_error, numbers.Real) and not isinstance(on_error, bool):
+        elif isinstance(on_error, numbers.Real) and not isinstance(on_error, bool) and on_error != math.inf:
             penalty = float(on_error)
         else:
-            raise ValueError(f"on_error must be 'raise', 'nan' or a number; got {on_error!r}")
+            raise ValueError("on_error must be 'raise', 'nan' or a number below +inf (a failure scored +inf "
+                             f"would win every selection); got {on_error!r}")
         if chunk_size is not None and (isinstance(chunk_size, bool)
                                        or not isinstance(chunk_size, numbers.Integral)
                                        or chunk_size < 1):
@@ -390,8 +418,11 @@ class WeightedSum:
             raise ValueError("WeightedSum needs at least one (reward, weight) term")
         for term in terms:
             if not (isinstance(term, tuple) and len(term) == 2 and callable(term[0])
-                    and isinstance(term[1], numbers.Real)):
+                    and isinstance(term[1], numbers.Real) and not isinstance(term[1], bool)):
                 raise TypeError(f"WeightedSum terms must be (reward, weight) pairs; got {term!r}")
+            if not math.isfinite(term[1]):
+                raise ValueError(f"WeightedSum weights must be finite numbers; got {term[1]!r} for "
+                                 f"{reward_name(term[0])!r}")
         self.terms = [(r, float(w)) for r, w in terms]
         if name is None:
             parts = [f"{abs(w)!r}*{reward_name(r)}" for r, w in self.terms]
@@ -404,7 +435,8 @@ class WeightedSum:
         objects = list(objects)
         total = np.zeros(len(objects))
         for reward, weight in self.terms:
-            total += weight * evaluate(reward, objects)
+            with np.errstate(invalid="ignore"):  # +inf + -inf is NaN, as documented
+                total += _times(weight, evaluate(reward, objects))
         return total
 
     def __repr__(self) -> str:
@@ -429,24 +461,43 @@ class Transformed:
         return f"Transformed({self.name!r})"
 
 
+def _times(weight: float, scores: np.ndarray) -> np.ndarray:
+    """weight · scores, with 0 · ±inf = 0 (a zero weight ignores a score; NaN stays NaN)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        product = weight * scores
+    return np.where(np.isinf(scores) & (weight == 0), 0.0, product)
+
+
+def _finite(name: str, value: Any, accepted: str = "a finite number") -> float:
+    """`value` as a float when it is a finite number; a clear TypeError/ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {accepted}; got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be {accepted}; got {value!r}")
+    return float(value)
+
+
 def negated(reward: Callable) -> Transformed:
     """``-reward``: for oracles where lower is better (docking energies, SA score)."""
     return Transformed(reward, np.negative, name=f"-{reward_name(reward)}")
 
 
 def scaled(reward: Callable, scale: float = 1.0, offset: float = 0.0) -> Transformed:
-    """``scale * reward + offset``."""
-    scale, offset = float(scale), float(offset)
+    """``scale * reward + offset`` (a zero scale maps ±inf to the offset too)."""
+    scale, offset = _finite("scaled: scale", scale), _finite("scaled: offset", offset)
     name = f"{scale:g}*{reward_name(reward)}" + (f" + {offset:g}" if offset else "")
-    return Transformed(reward, lambda v: scale * v + offset, name=name)
+    return Transformed(reward, lambda v: _times(scale, v) + offset, name=name)
 
 
 def clipped(reward: Callable, low: float | None = None, high: float | None = None) -> Transformed:
-    """`reward` clipped to ``[low, high]`` (either bound may be None); NaN stays NaN."""
-    if low is not None and high is not None and low > high:
+    """`reward` clipped to ``[low, high]`` (either bound may be None); NaN stays NaN, ±inf go to the bounds."""
+    bound = "a finite number or None"
+    lo_bound = None if low is None else _finite("clipped: low", low, bound)
+    hi_bound = None if high is None else _finite("clipped: high", high, bound)
+    if lo_bound is not None and hi_bound is not None and lo_bound > hi_bound:
         raise ValueError(f"clipped: low={low} is above high={high}")
-    lo = -np.inf if low is None else float(low)
-    hi = np.inf if high is None else float(high)
+    lo: float = -np.inf if lo_bound is None else lo_bound
+    hi: float = np.inf if hi_bound is None else hi_bound
     return Transformed(reward, lambda v: np.clip(v, lo, hi),
                        name=f"clip({reward_name(reward)}, {low}, {high})")
 
@@ -483,7 +534,13 @@ class TorchReward:
         objects = list(objects)
         if not objects:
             return np.zeros(0, dtype=np.float64)
-        items = [torch.as_tensor(o) for o in objects]
+        items = []
+        for i, o in enumerate(objects):
+            try:
+                items.append(torch.as_tensor(o))
+            except (TypeError, ValueError, RuntimeError):
+                raise RewardError(f"TorchReward {self.name!r} needs tensors, arrays or numbers; object {i} is "
+                                  f"{_short_repr(o)}") from None
         shapes = {tuple(t.shape) for t in items}
         if len(shapes) > 1:
             raise RewardError(f"TorchReward {self.name!r} needs objects of one shape to stack; "

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from .api import check_arguments, sample
 from .outputs import check_table_format, sample_text, write_staged, write_table
+from .result import reward_quantile
 from .rewards import RewardError, evaluate
 from .rundir import RunDirectory, write_atomic
 from .shards import Job, RunSettings, read_progress, read_shard, run_shard, sample_generators, shard_path
@@ -300,8 +301,8 @@ def _write_outputs(job: Job, settings: RunSettings, out_dir: Path, payloads: dic
               "stats": totals,
               "reward_failures": failures,
               "invalid_samples": int(rewards.size - scored.size),
-              "reward_median": float(np.median(scored)) if scored.size else None,
-              "reward_p90": float(np.quantile(scored, 0.9)) if scored.size else None}
+              "reward_median": reward_quantile(scored, 0.5) if scored.size else None,
+              "reward_p90": reward_quantile(scored, 0.9) if scored.size else None}
     return RunSummary(samples, rewards, record)
 
 

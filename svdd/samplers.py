@@ -50,11 +50,11 @@ from . import batched
 from .beam import beam
 from .calls import Calls
 from .fk import fk
-from .outcome import Outcome, Scored, no_options, plain_time
+from .outcome import Outcome, Scored, no_options, plain_time, ranked
 from .particles import each_group_is_one_state, group_ess, group_generators, resample_within
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, repeat_generators, select_generators
-from .selection import RESAMPLING_METHODS, resample, tilted_log_weights
+from .selection import RESAMPLING_METHODS, accumulate_log_weights, log_weight_increment, resample, tilted_log_weights
 
 __all__ = ["METHODS", "Outcome", "Scored", "beam", "best_of_n", "candidate_groups", "dps", "fk", "pretrained",
            "refine", "selection_steps", "smc", "svdd", "svdd_r", "svdd_step"]
@@ -232,15 +232,14 @@ def _groups(calls: Calls, n: int, m: int, generator: GeneratorLike) -> Iterator[
 
 
 def _resample_worst(kept: Scored, fraction: float, alpha: float, generator: GeneratorLike) -> tuple[Scored, int]:
-    """SVDD-R's resampling: the floor(fraction·N) lowest-value samples (NaN lowest) are replaced by
-    copies of samples drawn by tilted weights exp(v/α). Returns the new batch and how many moved."""
+    """SVDD-R's resampling: the floor(fraction·N) lowest-value samples (NaN lowest, then -inf) are
+    replaced by copies of samples drawn by tilted weights exp(v/α). Returns the new batch and how many moved."""
     values = kept.values
     n = values.shape[0]
     ancestors = torch.arange(n)
     count = int(fraction * n)
     if count:
-        ranked = torch.where(torch.isnan(values), torch.full_like(values, -torch.inf), values)
-        worst = torch.argsort(ranked, stable=True)[:count]
+        worst = _ranking(values, best_first=False)[:count]
         ancestors[worst] = resample(tilted_log_weights(values, alpha), "multinomial", generator, num=count)
     return kept.take(ancestors), int((ancestors != torch.arange(n)).sum())
 
@@ -286,9 +285,15 @@ def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: flo
 
 
 def _top(pool: Scored, n: int) -> Scored:
-    """The n highest values of the pool (NaN last; ties keep the earlier draw), in pool order."""
-    ranked = torch.where(torch.isnan(pool.values), torch.full_like(pool.values, -torch.inf), pool.values)
-    return pool.take(torch.sort(torch.argsort(ranked, descending=True, stable=True)[:n]).values)
+    """The n highest values of the pool (+inf first, NaN last, after -inf; ties keep the earlier
+    draw), in pool order."""
+    return pool.take(torch.sort(_ranking(pool.values)[:n]).values)
+
+
+def _ranking(values: torch.Tensor, best_first: bool = True) -> torch.Tensor:
+    """Indices of values [n] from best to worst (+inf, finite descending, -inf, then NaN), or from
+    worst to best; ties in index order either way."""
+    return torch.argsort(ranked(values), descending=best_first, stable=True)
 
 
 def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
@@ -331,7 +336,7 @@ def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         out = calls.model(x, t_next) if t_next is not None else None
         values, objects = calls.evaluate(x, t_next, out, gens)  # the reward of clean particles
         proposed = Scored(x, values, out, objects)
-        log_w = log_w + _log_increment(particles.values, proposed.values, alpha, groups)
+        log_w = accumulate_log_weights(log_w, log_weight_increment(particles.values, proposed.values, alpha, groups))
         particles, ess = proposed, group_ess(log_w, groups)
         last = t_next is None
         due = torch.ones(groups, dtype=torch.bool) if last or ess_threshold is None else ess < ess_threshold * size
@@ -363,19 +368,6 @@ def _check_smc_options(options: dict[str, Any], alpha: float, resampling: str, e
         raise ValueError(f"resampling must be one of {', '.join(RESAMPLING_METHODS)}; got {resampling!r}")
     if ess_threshold is not None and not 0.0 < ess_threshold <= 1.0:
         raise ValueError(f"ess_threshold must be in (0, 1] or None; got {ess_threshold!r}")
-
-
-def _log_increment(previous: torch.Tensor, current: torch.Tensor, alpha: float, groups: int = 1) -> torch.Tensor:
-    """(v_new - v_old)/α per particle [P]; an invalid new value gives -inf (weight 0), an invalid old
-    value is replaced by the lowest valid old value of its group so a recovered particle is not favoured."""
-    old = previous.view(groups, -1)
-    ok_prev = torch.isfinite(old)
-    lowest = torch.where(ok_prev, old, torch.full_like(old, torch.inf)).amin(dim=1, keepdim=True)
-    floor = torch.where(torch.isfinite(lowest), lowest, torch.zeros_like(lowest))
-    previous = torch.where(ok_prev, old, floor).reshape(-1)
-    increment = (current - previous) / alpha
-    invalid = torch.isnan(current) | torch.isneginf(current)
-    return torch.where(invalid, torch.full_like(increment, -torch.inf), increment)
 
 
 # -- iterative refinement --------------------------------------------------------------------------

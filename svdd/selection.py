@@ -10,15 +10,21 @@ Two families of operations live here:
 Conventions shared by every function:
 
 * Everything is computed in float64 and in log space; inputs are never modified in place.
-* A value or log weight that is NaN or -inf is *invalid*: it gets probability 0 whenever a
-  valid entry exists. When every entry is invalid, the choice falls back to uniform.
-* A +inf value or log weight dominates: all the mass is shared equally by the +inf entries.
+* Values (rewards, soft values) follow `svdd.rewards`' policy: NaN is invalid; +inf is valid and
+  the best possible value; -inf is valid but loses to every finite or +inf value. Candidates are
+  ranked in tiers, +inf above finite above -inf above NaN, and only the top tier present in a row
+  can be chosen: the +inf entries when there are any (shared equally), else the finite entries
+  (argmax or softmax), else the -inf entries (shared equally). A row of NaN only falls back to a
+  uniform choice among all entries.
+* Log weights (`log_weights_to_probs`, `resample`): NaN and -inf mean weight 0; +inf entries share
+  all the mass equally; a row with no positive weight is uniform.
 * No function ever returns a NaN probability.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +38,8 @@ __all__ = [
     "Selection",
     "select",
     "tilted_log_weights",
+    "log_weight_increment",
+    "accumulate_log_weights",
     "log_weights_to_probs",
     "effective_sample_size",
     "resample",
@@ -137,29 +145,83 @@ def tilted_log_weights(values: torch.Tensor, alpha: float) -> torch.Tensor:
     """Log weights of the tilted distribution `exp(values / alpha)` along the last dim.
 
     values: Tensor[N] (or [..., N]; the tilt is per last-dim row). Returns float64 of the same
-    shape. For `alpha > 0` this is `values / alpha` shifted by a per-row constant (the finite
-    row max is subtracted first, so huge values or a tiny alpha never overflow; the constant
-    does not change any normalized weight). NaN becomes -inf, +inf stays +inf.
-    For `alpha == 0` the entries equal to the row maximum over valid values get 0 and all
-    others -inf, so resampling copies the best (ties share the mass). A row with no valid
-    value is all -inf (which `log_weights_to_probs` turns into uniform).
+    shape, following the value tiers of the module docstring: only the top tier of a row gets a
+    weight. For `alpha > 0` a finite entry gets `values / alpha` shifted by a per-row constant
+    (the finite row max is subtracted first, so huge values or a tiny alpha never overflow; the
+    constant does not change any normalized weight); +inf entries get +inf (they share the mass);
+    in a row with no finite or +inf value the -inf entries get 0 (uniform among them); everything
+    else (NaN, and -inf beside a better value) gets -inf.
+    For `alpha == 0` the entries equal to the row maximum over non-NaN values get 0 and all
+    others -inf, so resampling copies the best (ties share the mass). A row of NaN only is all
+    -inf (which `log_weights_to_probs` turns into uniform).
     """
     a = _check_alpha(alpha)
     if values.dim() == 0:
         raise ValueError("values must have at least one dimension; got a scalar")
     v = values.to(torch.float64)
-    invalid = _invalid(v)
+    nan = torch.isnan(v)
     neg_inf = torch.full_like(v, -math.inf)
+    if v.shape[-1] == 0:
+        return v.clone()
     if a == 0:
-        masked = torch.where(invalid, neg_inf, v)
-        row_max = masked.amax(-1, keepdim=True) if v.shape[-1] else masked
-        is_max = (masked == row_max) & ~invalid
+        masked = torch.where(nan, neg_inf, v)
+        is_max = (masked == masked.amax(-1, keepdim=True)) & ~nan
         return torch.where(is_max, torch.zeros_like(v), neg_inf)
     finite = torch.isfinite(v)
-    row_max = torch.where(finite, v, neg_inf).amax(-1, keepdim=True) if v.shape[-1] else v
+    row_max = torch.where(finite, v, neg_inf).amax(-1, keepdim=True)
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    out = (v - row_max) / a  # +inf stays +inf; -inf stays -inf; finite entries are <= 0
-    return torch.where(torch.isnan(out), neg_inf, out)
+    out = torch.where(finite, (v - row_max) / a, neg_inf)  # finite entries are <= 0 (or -inf)
+    out = torch.where(v == math.inf, torch.full_like(v, math.inf), out)
+    only_neg_inf = ~(finite | (v == math.inf)).any(-1, keepdim=True)  # no finite or +inf value
+    return torch.where(only_neg_inf & (v == -math.inf), torch.zeros_like(v), out)
+
+
+def log_weight_increment(previous: torch.Tensor, current: torch.Tensor, alpha: float, groups: int = 1) -> torch.Tensor:
+    """SMC's incremental log weights (v_new - v_old)/α, float64 [P], for the values of each
+    particle before (`previous` [P]) and after (`current` [P]) a step, following the value tiers
+    (stand-ins are taken within each of `groups` equal consecutive populations):
+
+    * a NaN or -inf new value gives -inf (weight 0; -inf still loses to any finite value);
+    * a +inf new value gives +inf (the +inf particles share the mass);
+    * an old value that is not finite is replaced by a finite stand-in: NaN and -inf by the lowest
+      finite old value (a recovered particle is not favoured), +inf by the highest (a particle that
+      falls from +inf is not favoured either); 0 when no old value is finite;
+    * a difference of two finite values that overflows float64 is clamped to the largest finite
+      float, so only an infinite value ever makes an infinite weight.
+    """
+    a = _check_alpha(alpha)
+    if a == 0:
+        raise ValueError("log weight increments need alpha > 0")
+    previous, current = previous.to(torch.float64), current.to(torch.float64)
+    old = previous.view(groups, -1)
+    finite_old = torch.isfinite(old)
+    any_finite = finite_old.any(dim=1, keepdim=True)
+    inf = torch.full_like(old, math.inf)
+    floor = torch.where(any_finite, torch.where(finite_old, old, inf).amin(dim=1, keepdim=True), 0.0)
+    ceiling = torch.where(any_finite, torch.where(finite_old, old, -inf).amax(dim=1, keepdim=True), 0.0)
+    stand_in = torch.where(old == math.inf, ceiling, floor)
+    previous = torch.where(finite_old, old, stand_in).reshape(-1)
+    largest = torch.finfo(torch.float64).max
+    increment = ((current - previous) / a).clamp(-largest, largest)  # finite current: a finite increment
+    increment = torch.where(current == math.inf, torch.full_like(increment, math.inf), increment)
+    return torch.where(torch.isnan(current) | (current == -math.inf), torch.full_like(increment, -math.inf),
+                       increment)
+
+
+def accumulate_log_weights(log_w: torch.Tensor, increment: torch.Tensor) -> torch.Tensor:
+    """`log_w + increment` (float64 [P]) kept well defined: a particle with weight 0 (-inf) stays at
+    0, one at +inf that gets a -inf increment drops to 0 (never NaN), and the finite entries are
+    shifted so their maximum is 0 (weights are relative, so nothing changes but overflow)."""
+    log_w, increment = log_w.to(torch.float64), increment.to(torch.float64)
+    largest = torch.finfo(torch.float64).max
+    total = log_w + increment
+    both_finite = torch.isfinite(log_w) & torch.isfinite(increment)  # their sum may overflow: clamp it
+    total = torch.where(both_finite, total.clamp(-largest, largest), total)
+    total = torch.where(torch.isnan(total), torch.full_like(total, -math.inf), total)
+    finite = torch.isfinite(total)
+    if finite.any():
+        total = torch.where(finite, total - total[finite].max(), total)
+    return total
 
 
 def log_weights_to_probs(log_w: torch.Tensor) -> torch.Tensor:
@@ -190,15 +252,18 @@ def effective_sample_size(log_w: torch.Tensor) -> float:
 def select(values: torch.Tensor, alpha: float, generator: GeneratorLike = None) -> Selection:
     """Pick one of M candidates in each of N rows from their values.
 
-    values: Tensor[N, M] (any float dtype; computed in float64). NaN and -inf are invalid and
-    never win while a row has a valid candidate.
+    values: Tensor[N, M] (any float dtype; computed in float64), ranked in the tiers of the module
+    docstring: +inf beats every finite value, -inf loses to every finite value, NaN is invalid and
+    never wins while a row has a non-NaN candidate.
 
-    * alpha == 0: the argmax over valid candidates; ties go to the lowest index; +inf beats
-      everything. No randomness is used, except for fallback rows.
-    * alpha > 0: a draw from Categorical(softmax(values / alpha)) over the valid candidates
-      (log-softmax with the row max subtracted, so huge values never overflow); a row with
-      +inf entries picks uniformly among them. The draw is by inverse CDF.
-    * A row where every candidate is invalid picks uniformly among all M and is counted in
+    * alpha == 0: the argmax over non-NaN candidates; ties (several +inf, several equal finite
+      maxima, or only -inf entries) go to the lowest index. No randomness is used, except for
+      fallback rows.
+    * alpha > 0: a draw from Categorical(softmax(values / alpha)) over the finite candidates
+      (log-softmax with the row max subtracted, so huge values never overflow); a row with +inf
+      entries picks uniformly among them, a row whose best entries are -inf uniformly among
+      those. The draw is by inverse CDF.
+    * A row where every candidate is NaN picks uniformly among all M and is counted in
       `fallback_rows`.
 
     Randomness: a row draws exactly one uniform from `svdd.rng.rand` when its pick is random,
@@ -225,14 +290,11 @@ def select(values: torch.Tensor, alpha: float, generator: GeneratorLike = None) 
         return Selection(index=torch.zeros(0, dtype=torch.long, device=device), fallback_rows=0)
 
     v = values.to(torch.float64)
-    invalid = _invalid(v)
-    fallback = invalid.all(dim=1)  # [N]
+    fallback = torch.isnan(v).all(dim=1)  # [N]: no candidate has a valid value
     fallback_rows = int(fallback.sum())
 
     if a == 0:
-        neg_inf = torch.full_like(v, -math.inf)
-        masked = torch.where(invalid, neg_inf, v)
-        is_max = masked == masked.amax(dim=1, keepdim=True)
+        is_max = tilted_log_weights(v, 0.0) == 0  # the non-NaN row maxima (the top tier's best)
         positions = torch.arange(m, device=device).expand(n, m)
         index = torch.where(is_max, positions, torch.full_like(positions, m)).amin(dim=1)
         if fallback_rows:
@@ -302,8 +364,9 @@ def resample(
         raise ValueError(f"log_w must be 1-D [N]; got shape {tuple(log_w.shape)}")
     n = log_w.numel()
     num = n if num is None else num
-    if isinstance(num, bool) or not isinstance(num, int) or num < 0:
+    if isinstance(num, bool) or not isinstance(num, numbers.Integral) or num < 0:
         raise ValueError(f"num must be a nonnegative int; got {num!r}")
+    num = int(num)
     device = log_w.device
     if num == 0:
         return torch.zeros(0, dtype=torch.long, device=device)

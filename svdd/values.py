@@ -33,6 +33,7 @@ state by the reward of its denoised estimate minus a length penalty:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 
 from . import batched
-from .rewards import reward_name
+from .rewards import RewardError, _as_scores, reward_name
 from .rng import GeneratorLike, repeat_generators
 
 
@@ -178,10 +179,13 @@ class LearnedValue:
                  name: str | None = None):
         if not callable(fn):
             raise TypeError(f"LearnedValue needs a callable fn(x, t); got {type(fn).__name__}")
-        if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+        if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral)
+                                      or max_batch < 1):
             raise ValueError(f"max_batch must be a positive int or None; got {max_batch!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None; got {name!r}")
         self.fn = fn
-        self.max_batch = max_batch
+        self.max_batch = None if max_batch is None else int(max_batch)
         self._name = name
 
     @property
@@ -217,17 +221,26 @@ class LearnedValue:
 
 
 def as_values(raw: Any, n: int, name: str) -> torch.Tensor:
-    """`raw` (tensor, array or list of n floats, or [n, 1]) as CPU float64 [n]; clear errors otherwise."""
+    """`raw` (tensor, array or list of n floats, or [n, 1]) as CPU float64 [n]; clear errors otherwise.
+
+    Values follow the reward policy (`svdd.rewards`): NaN or None marks an invalid state, +-inf are
+    valid, and a number beyond float range is +-inf.
+    """
+    expected = f"expected a real tensor, array or list of {n} floats"
     if isinstance(raw, torch.Tensor):
+        if raw.is_complex():
+            raise TypeError(f"value function {name!r} returned a complex tensor; {expected}")
         values = raw.detach().to("cpu", torch.float64)
+    elif raw is None or isinstance(raw, (str, bytes, dict)):
+        raise TypeError(f"value function {name!r} returned {type(raw).__name__}; {expected}")
     else:
         try:
-            values = torch.as_tensor(np.asarray(raw, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"value function {name!r} returned {type(raw).__name__}; expected a tensor, "
-                f"array or list of {n} floats"
-            ) from exc
+            values = torch.from_numpy(_as_scores(raw, n, name).copy())
+        except RewardError:
+            try:  # [n, 1]
+                values = torch.as_tensor(np.asarray(raw, dtype=np.float64))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise TypeError(f"value function {name!r} returned {type(raw).__name__}; {expected}") from exc
     if values.dim() == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.shape != (n,):

@@ -60,12 +60,24 @@ def test_argmax_uses_no_randomness_without_fallback() -> None:
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_all_invalid_row_falls_back_and_is_counted(alpha: float) -> None:
-    values = torch.tensor([[NAN, NAN, NAN], [1.0, 2.0, NAN], [-INF, NAN, -INF]])
+    values = torch.tensor([[NAN, NAN, NAN], [1.0, 2.0, NAN], [NAN, NAN, NAN]])
     out = select(values, alpha, gen(1))
     assert out.fallback_rows == 2
     assert 0 <= out.index[0] < 3 and 0 <= out.index[2] < 3
     assert out.index[1] == 1 or alpha > 0
     assert out.index[1] != 2
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_neg_inf_is_valid_but_loses_to_finite(alpha: float) -> None:
+    """The +inf policy: -inf is a valid value, so a row of -inf and NaN picks among its -inf entries
+    (not a fallback); beside a finite value it is never chosen."""
+    n = 2000
+    values = torch.tensor([[-INF, NAN, -INF], [-INF, -1e300, NAN]], dtype=torch.float64).repeat(n, 1)
+    out = select(values, alpha, gen(1))
+    assert out.fallback_rows == 0
+    assert set(out.index[0::2].tolist()) == ({0} if alpha == 0 else {0, 2})  # ties: first, or uniform
+    assert set(out.index[1::2].tolist()) == {1}
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])

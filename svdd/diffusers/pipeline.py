@@ -61,15 +61,16 @@ class SVDDPipeline(DiffusionPipeline):
         """Sample `batch_size` images with `svdd.sample(DiffusersProcess(unet, scheduler), reward, ...)`.
 
         `method`, `value`, `alpha`, `max_batch` and `**options` are those of `svdd.sample`;
-        `eta` is passed to a DDIM scheduler's step. Returns `SVDDPipelineOutput(images, result)`
-        or `(images, result)` when return_dict is False.
+        `eta` is passed to a DDIM scheduler's step. The progress bar follows
+        `set_progress_bar_config` (its tqdm options; `disable=True` hides it, as does `progress=False`).
+        Returns `SVDDPipelineOutput(images, result)` or `(images, result)` when return_dict is False.
         """
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt'; got {output_type!r}")
         process = DiffusersProcess(self.unet, self.scheduler, num_inference_steps, eta=eta)
         result = sample(process, reward, method=method, value=value, num_samples=batch_size,
                         num_candidates=num_candidates, alpha=alpha, generator=generator,
-                        max_batch=max_batch, progress=progress, **options)
+                        max_batch=max_batch, progress=self._progress_options(progress), **options)
         images: Any = torch.stack(result.samples)
         if output_type != "pt":
             images = images.permute(0, 2, 3, 1).numpy().astype(np.float32)
@@ -78,3 +79,10 @@ class SVDDPipeline(DiffusionPipeline):
         if not return_dict:
             return images, result
         return SVDDPipelineOutput(images=images, result=result)
+
+    def _progress_options(self, progress: bool) -> dict[str, Any]:
+        """tqdm options for `svdd.sample`: the pipeline's `set_progress_bar_config`, off when `progress` is False."""
+        options = dict(getattr(self, "_progress_bar_config", None) or {})
+        if not progress:
+            options["disable"] = True
+        return options

@@ -91,8 +91,8 @@ class PipelineCalls(Calls):
         if self.replay is None:
             raise ValueError(
                 "posterior-mean values need the pipeline's UNet: build the scheduler with "
-                "SVDDScheduler.from_pipeline(pipe, ...) or call scheduler.attach(unet=pipe.unet); or "
-                "pass value=svdd.LearnedValue(fn)"
+                "SVDDScheduler.from_pipeline(pipe, ...) or call scheduler.attach(pipe=pipe) (its UNet "
+                "and VAE); or pass value=svdd.LearnedValue(fn)"
             )
         step, passes = self.process, self.replay.calls
         with self.timed("model_time_s"):

@@ -23,12 +23,15 @@ Stateful schedulers are pinned to the step of the timestep they are called with,
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from typing import Any
 
 import torch
 
 from ..rng import GeneratorLike, randn
 from .images import decode_images
+from .scheduler import SVDDScheduler
 from .stepping import (at_step, check_stochastic, init_noise_sigma, predicted_x0, scale_input,
                        step_parameters, timestep_index)
 
@@ -41,6 +44,7 @@ class DiffusersProcess:
             `unet(sample, t, encoder_hidden_states=..., return_dict=False)[0]`).
         scheduler: an order-1 stochastic diffusers scheduler (DDPM, DDIM with eta > 0,
             EulerAncestral, DPM-Solver SDE with solver_order=1, LCM, ...); others are refused.
+            An `SVDDScheduler` stands for its base scheduler.
         num_inference_steps: K, passed to `scheduler.set_timesteps`.
         eta: DDIM's eta (passed to every `step`); DDIM needs eta > 0 here.
         vae: the decoder of a latent model (`AutoencoderKL`); None for pixel-space models.
@@ -68,8 +72,17 @@ class DiffusersProcess:
         decode_batch: int = 16,
         pipeline: Any = None,
     ):
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive int; got {num_inference_steps!r}")
+        num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
+        decode_batch = _positive_int("decode_batch", decode_batch)
+        guidance_scale = _finite("guidance_scale", guidance_scale)
+        if not callable(unet) or not hasattr(unet, "device") or not hasattr(unet, "dtype"):
+            raise TypeError(f"unet must be a diffusers UNet (a torch module with device and dtype); got "
+                            f"{type(unet).__name__}")
+        if isinstance(scheduler, SVDDScheduler):  # a pipeline swapped to the drop-in: the process runs its base
+            scheduler = scheduler.base
+        if not callable(getattr(scheduler, "step", None)) or not callable(getattr(scheduler, "set_timesteps", None)):
+            raise TypeError(f"scheduler must be a diffusers scheduler (with step and set_timesteps); got "
+                            f"{type(scheduler).__name__}")
         self.unet = unet
         self.vae = vae
         self.pipeline = pipeline
@@ -78,10 +91,13 @@ class DiffusersProcess:
         if eta is not None:
             if "eta" not in step_parameters(self.scheduler):
                 raise ValueError(f"eta is a DDIM option; {type(scheduler).__name__}.step takes no eta")
-            self.step_kwargs["eta"] = float(eta)
+            eta = _finite("eta", eta)
+            if eta < 0:
+                raise ValueError(f"eta must be >= 0 (DDIM's noise scale; SVDD needs eta > 0); got {eta!r}")
+            self.step_kwargs["eta"] = eta
         self.device = unet.device
         self.dtype = unet.dtype
-        self.sample_shape = tuple(sample_shape) if sample_shape is not None else _unet_sample_shape(unet)
+        self.sample_shape = _sample_shape(sample_shape, unet)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         check_stochastic(self.scheduler, self.step_kwargs, self.sample_shape)
         if getattr(self.scheduler.config, "solver_order", 1) > 1:
@@ -203,6 +219,36 @@ class DiffusersProcess:
         cond = "" if self.prompt_embeds is None else f", prompt, guidance_scale={self.guidance_scale}"
         return (f"DiffusersProcess({type(self.unet).__name__}, {type(self.scheduler).__name__}, "
                 f"steps={len(self.timesteps)}, shape={self.sample_shape}{cond})")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}")
+    return int(value)
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    return float(value)
+
+
+def _sample_shape(shape: Any, unet: Any) -> tuple[int, ...]:
+    """The per-sample state shape [C, H, W]: `shape` checked against the UNet's input channels, or the UNet's own."""
+    if shape is None:
+        return _unet_sample_shape(unet)
+    if (isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__")
+            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in shape)):
+        raise TypeError(f"sample_shape must be a tuple of positive ints (C, H, W); got {shape!r}")
+    shape = tuple(int(d) for d in shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"sample_shape must be a tuple of positive ints (C, H, W); got {shape!r}")
+    channels = getattr(getattr(unet, "config", None), "in_channels", None)
+    if isinstance(channels, int) and (not shape or shape[0] != channels):
+        raise ValueError(f"sample_shape {shape} does not start with the UNet's {channels} input channels")
+    return shape
 
 
 def _unet_sample_shape(unet: Any) -> tuple[int, ...]:

@@ -15,12 +15,18 @@ evaluates the same function on the children of every sample at the next timestep
   prediction) is refused with an error, so a replay is never silently wrong.
 
 Cost: B·M child rows per step (2·B·M UNet rows with CFG), in chunks of `max_batch` children.
+
+One hook per UNet: `UNetReplay.shared(unet, user)` hands every scheduler on the same UNet the same
+recorder. The hook is removed when its last user is released (`release`, e.g.
+`SVDDScheduler.detach`) or garbage-collected, so swapping schedulers back and forth never piles up
+hooks. The hook holds the recorder weakly; the recorder holds the UNet.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import weakref
+from typing import Any, ClassVar
 
 import torch
 
@@ -32,6 +38,8 @@ class ReplayError(RuntimeError):
 class UNetReplay:
     """Records the calls a pipeline makes to `unet` and re-runs the last one on new samples."""
 
+    _live: ClassVar[weakref.WeakValueDictionary[int, UNetReplay]] = weakref.WeakValueDictionary()
+
     def __init__(self, unet: Any):
         self.unet = unet
         self.last: dict[str, Any] | None = None
@@ -39,12 +47,37 @@ class UNetReplay:
         self.rows = 0           # UNet rows evaluated by `replay` (2 per child with CFG)
         self.pipeline_rows = 0  # UNet rows of the pipeline's own calls since `take_pipeline_rows`
         self._replaying = False
+        self._users: weakref.WeakSet[Any] = weakref.WeakSet()
         self._signature = inspect.signature(unet.forward)
-        self._handle = unet.register_forward_hook(self._record, with_kwargs=True)
+        self._handle = unet.register_forward_hook(_WeakHook(self), with_kwargs=True)
+        self._finalizer = weakref.finalize(self, self._handle.remove)
+
+    @classmethod
+    def shared(cls, unet: Any, user: Any) -> UNetReplay:
+        """The recorder of `unet` (made and hooked if it has none), with `user` registered on it."""
+        replay = cls._live.get(id(unet))
+        if replay is None or replay.unet is not unet or not replay.hooked:
+            replay = cls(unet)
+            cls._live[id(unet)] = replay
+        replay._users.add(user)
+        return replay
+
+    @property
+    def hooked(self) -> bool:
+        """Whether the forward hook is still on the UNet."""
+        return self._finalizer.alive
+
+    def release(self, user: Any) -> None:
+        """`user` no longer needs the recorder; the hook goes when no user is left."""
+        self._users.discard(user)
+        if not self._users:
+            self.remove()
 
     def remove(self) -> None:
-        """Remove the hook from the UNet."""
-        self._handle.remove()
+        """Remove the hook from the UNet (for every user)."""
+        self._finalizer()
+        if UNetReplay._live.get(id(self.unet)) is self:
+            del UNetReplay._live[id(self.unet)]
 
     def _record(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
         if self._replaying:
@@ -65,7 +98,7 @@ class UNetReplay:
             raise ReplayError(
                 "SVDDScheduler's posterior-mean value replays the pipeline's UNet call, but no UNet "
                 "call was recorded: build the scheduler with SVDDScheduler.from_pipeline(pipe, ...) "
-                "(or scheduler.attach(unet=pipe.unet)) and call the pipeline, or use "
+                "(or scheduler.attach(pipe=pipe)) and call the pipeline, or use "
                 "value=svdd.LearnedValue(fn), which needs no UNet"
             )
         arguments, out = self.last["arguments"], self.last["output"]
@@ -75,6 +108,7 @@ class UNetReplay:
                 f"the last UNet call was at timestep {_first(recorded_t)}, but step was called at "
                 f"{_first(timestep)}; the replay needs the pipeline's UNet call of this very step"
             )
+        model_output = model_output.detach()
         b = model_output.shape[0]
         tol = (1e-2 if model_output.dtype in (torch.float16, torch.bfloat16) else 1e-4)
         scale = float(model_output.abs().max()) + 1.0
@@ -140,6 +174,18 @@ class UNetReplay:
         finally:
             self._replaying = False
         return torch.cat(parts)
+
+
+class _WeakHook:
+    """The forward hook: calls the recorder's `_record` while it is alive (the UNet must not keep it alive)."""
+
+    def __init__(self, replay: UNetReplay):
+        self._replay = weakref.ref(replay)
+
+    def __call__(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        replay = self._replay()
+        if replay is not None:
+            replay._record(module, args, kwargs, output)
 
 
 def _first(t: Any) -> float:

@@ -38,22 +38,41 @@ models. Refused bases: order 2 (Heun, KDPM2) at construction; deterministic ones
 Euler, PNDM, default DPM-Solver, UniPC) at construction when the step has no `eta`, and on the
 first step otherwise (DDIM receives eta from the pipeline call).
 
+Finding the pipeline's modules: when a pipeline calls `set_timesteps` (or `step`), the scheduler
+finds that pipeline (the `DiffusionPipeline` whose `scheduler` it is, up the call stack) and takes
+its UNet and VAE for whichever of the two it was not given, so the reward always reads the images
+the pipeline itself would decode, never raw latents. A scheduler driven by a hand-written loop
+gets its modules only from `from_pipeline` or `attach`; given a VAE, it refuses samples whose
+channels are not the VAE's latent channels.
+
+Config: `config` holds the wrapper's own keys and, beside them, the base's keys, so the usual
+diffusers idiom `EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)` rebuilds a
+scheduler on the base's schedule; `compatibles` lists the stochastic schedulers SVDD can wrap.
+Swapping schedulers never piles up UNet hooks: one recorder per UNet is shared and its hook goes
+with its last user (`svdd.diffusers.replay.UNetReplay.shared`).
+
 Serialization: `save_pretrained` stores `base_scheduler_class`, `base_scheduler_config`,
-`num_candidates`, `alpha` and `max_batch`; the reward, the value and the module references are
-Python objects and are not saved. After `from_pretrained` (alone or inside
-`DiffusionPipeline.from_pretrained`) re-attach them: `pipe.scheduler.attach(reward=...,
-unet=pipe.unet, vae=getattr(pipe, "vae", None))`, or call `SVDDScheduler.from_pipeline(pipe, ...)`
-again.
+`num_candidates`, `alpha`, `max_batch` and `decode_batch`; the reward, the value and the module
+references are Python objects and are not saved. After `from_pretrained` (alone or inside
+`DiffusionPipeline.from_pretrained`) re-attach the reward: `pipe.scheduler.attach(reward=...,
+pipe=pipe)` (the pipeline's UNet and VAE are also found on its first call), or call
+`SVDDScheduler.from_pipeline(pipe, ...)` again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import numbers
+import sys
+import types
+import weakref
 from typing import Any
 
 import diffusers
 import torch
+from diffusers import DiffusionPipeline
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
@@ -78,14 +97,19 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         reward: the objective, `list[image] -> array[float]` (images [C, H, W] in [0, 1]).
         value: None (PM on `reward`), `svdd.PosteriorMean(r)`, `svdd.LearnedValue(fn)` or any
             `svdd.values.Value`.
-        unet: the pipeline's UNet (needed by PM; a forward hook records its calls).
-        vae: the pipeline's VAE for latent models (None for pixel models).
+        unet: the pipeline's UNet (needed by PM; a forward hook records its calls). Found on the
+            pipeline's first call when not given.
+        vae: the pipeline's VAE for latent models (None for pixel models). Found on the
+            pipeline's first call when not given.
         decode_batch: rows per `vae.decode` call.
     """
 
     config_name = "scheduler_config.json"
     ignore_for_config = ["reward", "value", "unet", "vae"]
-    _compatibles: list[str] = []
+    # the stochastic order-1 schedulers SVDD wraps; each can be built from this config (it holds the base's keys)
+    _compatibles = ["DDPMScheduler", "DDIMScheduler", "EulerAncestralDiscreteScheduler",
+                    "DPMSolverMultistepScheduler", "DPMSolverSDEScheduler", "LCMScheduler",
+                    "FlowMatchEulerDiscreteScheduler"]
 
     @register_to_config
     def __init__(
@@ -101,10 +125,18 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         unet: Any = None,
         vae: Any = None,
     ):
-        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-            raise ValueError(f"num_candidates must be an integer >= 1; got {num_candidates!r}")
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha >= 0 or alpha == float("inf"):
-            raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {alpha!r}")
+        num_candidates, alpha = _count("num_candidates", num_candidates), _alpha(alpha)
+        max_batch = None if max_batch is None else _count("max_batch", max_batch)
+        decode_batch = _count("decode_batch", decode_batch)
+        if not isinstance(base_scheduler_class, str):
+            raise TypeError(f"base_scheduler_class must be the name of a diffusers scheduler class; got "
+                            f"{base_scheduler_class!r}")
+        if base_scheduler_config is not None and not isinstance(base_scheduler_config, dict):
+            raise TypeError(f"base_scheduler_config must be a dict (dict(base.config)) or None; got "
+                            f"{type(base_scheduler_config).__name__}")
+        # plain Python numbers in the config (numpy scalars do not serialize)
+        self.register_to_config(num_candidates=num_candidates, alpha=alpha, max_batch=max_batch,
+                                decode_batch=decode_batch)
         base_class = getattr(diffusers, base_scheduler_class, None)
         if base_class is None or not isinstance(base_class, type) or not issubclass(base_class, SchedulerMixin):
             raise ValueError(f"base_scheduler_class {base_scheduler_class!r} is not a diffusers scheduler class")
@@ -114,14 +146,30 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         check_order(self.base)
         if "eta" not in step_parameters(self.base):
             check_stochastic(self.base)
+        # the base's keys beside the wrapper's, for `OtherScheduler.from_config(svdd.config)`
+        own = set(inspect.signature(SVDDScheduler.__init__).parameters)
+        self.register_to_config(**{k: v for k, v in dict(self.base.config).items()
+                                   if not k.startswith("_") and k not in own})
         self.reward: Any = None
         self.value: Value | None = None
         self.vae: Any = None
         self.replay: UNetReplay | None = None
         self.stats: dict[str, Any] = {}
         self.trace: list[dict[str, Any]] = []
+        self._schedule_set = False
+        self._pipeline: weakref.ref | None = None  # the pipeline calling this scheduler, if found
+        self._searched = False  # whether this run looked for it already
         self.attach(reward=reward, value=value, unet=unet, vae=vae)
         self._reset()
+
+    @classmethod
+    def extract_init_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> tuple[dict, dict, dict]:
+        """diffusers' config reading, without the base's keys that `config` carries beside the
+        wrapper's (they are rebuilt from `base_scheduler_config`, not passed to `__init__`)."""
+        base_keys = set(dict(config_dict).get("base_scheduler_config") or {})
+        own = set(inspect.signature(cls.__init__).parameters)
+        config_dict = {k: v for k, v in dict(config_dict).items() if k in own or k not in base_keys}
+        return super().extract_init_dict(config_dict, **kwargs)
 
     @classmethod
     def from_pipeline(cls, pipe: Any, reward: Any = None, num_candidates: int = 8, alpha: float = 0.0,
@@ -137,8 +185,18 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
                    num_candidates=num_candidates, alpha=alpha, max_batch=max_batch, decode_batch=decode_batch,
                    reward=reward, value=value, unet=getattr(pipe, "unet", None), vae=getattr(pipe, "vae", None))
 
-    def attach(self, reward: Any = None, value: Any = None, unet: Any = None, vae: Any = None) -> "SVDDScheduler":
-        """Set the Python objects that are not saved with the config (arguments left None are kept)."""
+    def attach(self, reward: Any = None, value: Any = None, unet: Any = None, vae: Any = None,
+               pipe: Any = None) -> "SVDDScheduler":
+        """Set the Python objects that are not saved with the config (arguments left None are kept).
+
+        `pipe`: take the pipeline's `unet` and `vae` for those not given. Without it they are also
+        found on the pipeline's first call (see the module docstring).
+        """
+        if pipe is not None:
+            if not isinstance(pipe, DiffusionPipeline):
+                raise TypeError(f"pipe must be a diffusers DiffusionPipeline; got {type(pipe).__name__}")
+            unet = unet if unet is not None else getattr(pipe, "unet", None)
+            vae = vae if vae is not None else getattr(pipe, "vae", None)
         if reward is not None:
             if not callable(reward):
                 raise TypeError(f"reward must be callable list[image] -> array[float]; got {type(reward).__name__}")
@@ -146,17 +204,22 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         if value is not None:
             self.value = as_value(value, None)
         if unet is not None:
-            if self.replay is not None:
-                self.replay.remove()
-            self.replay = UNetReplay(unet)
+            if not callable(getattr(unet, "register_forward_hook", None)):
+                raise TypeError(f"unet must be the pipeline's UNet (a torch module); got {type(unet).__name__}")
+            if self.replay is None or self.replay.unet is not unet:
+                self.detach()
+                self.replay = UNetReplay.shared(unet, self)
         if vae is not None:
+            if not callable(getattr(vae, "decode", None)) or not hasattr(vae, "config"):
+                raise TypeError(f"vae must be the pipeline's VAE (with decode and config); got {type(vae).__name__}")
             self.vae = vae
         return self
 
     def detach(self) -> None:
-        """Remove the forward hook from the UNet (the scheduler can no longer compute PM values)."""
+        """Stop recording the UNet's calls (the scheduler can no longer compute PM values); the
+        UNet's forward hook is removed when no other scheduler uses it."""
         if self.replay is not None:
-            self.replay.remove()
+            self.replay.release(self)
             self.replay = None
 
     # -- the scheduler interface pipelines use -------------------------------------------------
@@ -175,7 +238,9 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         """`set_timesteps` with the base scheduler's signature (pipelines inspect it)."""
         def set_timesteps(*args: Any, **kwargs: Any) -> None:
             self.base.set_timesteps(*args, **kwargs)
+            self._schedule_set = True
             self._reset()
+            self._adopt_pipeline_modules()
         set_timesteps.__signature__ = inspect.signature(self.base.set_timesteps)
         return set_timesteps
 
@@ -226,6 +291,45 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
     def __len__(self) -> int:
         return len(self.base)
 
+    @property
+    def compatibles(self) -> list[type]:
+        """The diffusers schedulers that can be built from this config: the stochastic ones SVDD wraps."""
+        return [c for c in self._get_compatibles() if c is not SVDDScheduler]
+
+    # -- the pipeline's modules ----------------------------------------------------------------
+
+    def _calling_pipeline(self) -> Any:
+        """The DiffusionPipeline whose `scheduler` is this one, found up the call stack (or None)."""
+        frame: types.FrameType | None = sys._getframe(1)
+        for _ in range(12):
+            if frame is None:
+                return None
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, DiffusionPipeline) and getattr(owner, "scheduler", None) is self:
+                return owner
+            frame = frame.f_back
+        return None
+
+    def _adopt_pipeline_modules(self) -> None:
+        """Take the calling pipeline's UNet and VAE for those the scheduler was not given."""
+        self._searched, self._pipeline = True, None
+        pipe = self._calling_pipeline()
+        if pipe is None:
+            return
+        self._pipeline = weakref.ref(pipe)
+        self.attach(unet=None if self.replay is not None else getattr(pipe, "unet", None),
+                    vae=None if self.vae is not None else getattr(pipe, "vae", None))
+
+    def _check_latents(self, sample: torch.Tensor) -> None:
+        """Refuse samples the attached VAE cannot decode (so a reward never scores the wrong thing)."""
+        latent_channels = getattr(getattr(self.vae, "config", None), "latent_channels", None)
+        if isinstance(latent_channels, int) and sample.dim() == 4 and sample.shape[1] != latent_channels:
+            raise ValueError(
+                f"the samples have {sample.shape[1]} channels, but the VAE attached to this SVDDScheduler "
+                f"decodes {latent_channels}-channel latents: attach the pipeline's own VAE "
+                "(pipe.scheduler.attach(pipe=pipe)), or none for a pixel-space model"
+            )
+
     # -- SVDD --------------------------------------------------------------------------------
 
     def _reset(self) -> None:
@@ -234,7 +338,8 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         self._index = None
         if self.replay is not None:
             self.replay.take_pipeline_rows()  # count only the rows of this run's own UNet calls
-        if getattr(self.base, "timesteps", None) is not None and getattr(self.base, "num_inference_steps", None):
+        # a schedule exists once set_timesteps ran (with num_inference_steps or custom timesteps)
+        if self._schedule_set and getattr(self.base, "timesteps", None) is not None:
             self._index = timestep_index([float(t) for t in self.base.timesteps])
 
     def _svdd_step(self, *args: Any, **kwargs: Any) -> Any:
@@ -248,10 +353,15 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         if self.reward is None:
             raise ValueError(
                 "SVDDScheduler has no reward (rewards are not saved with the config): call "
-                "scheduler.attach(reward=..., unet=pipe.unet) or SVDDScheduler.from_pipeline(pipe, reward=...)"
+                "pipe.scheduler.attach(reward=..., pipe=pipe) (the pipeline's UNet and VAE; or "
+                "attach(reward=..., unet=pipe.unet, vae=pipe.vae) for a latent model) or "
+                "SVDDScheduler.from_pipeline(pipe, reward=...)"
             )
         if self._index is None:
             raise ValueError("call set_timesteps before step")
+        if not self._searched:
+            self._adopt_pipeline_modules()
+        self._check_latents(sample)
         b, m = sample.shape[0], self.config.num_candidates
         if isinstance(generator, (list, tuple)):
             check_generator(list(generator), b)
@@ -291,6 +401,18 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
             elif kind is not inspect.Parameter.VAR_POSITIONAL:
                 extra[name] = v
         return model_output, timestep, sample, generator, return_dict, extra
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def _alpha(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"alpha must be a finite number >= 0 (0 selects by argmax); got {value!r}")
+    return float(value)
 
 
 def _take_rows(result: Any, index: torch.Tensor, rows: int) -> Any:
