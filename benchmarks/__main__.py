@@ -8,6 +8,11 @@ Tables (each writes its numbers, plots and the command that made them to benchma
   chunk_size   denoiser cost per row against the call size; max_batch="auto" vs None
   images | sequences | molecules | generate_scaling   the per-domain benchmarks
   seed_editing reward against distance to a seed (DNA, molecules) when editing natural seeds
+  molecules_docking_noise   Vina's spread over seeds at exhaustiveness 1, 4 and 8
+
+Shared by all: tasks.py (every task built through the domain plug-ins), methods.py (the sampling
+methods by table name), metrics.py (summary statistics), report.py (provenance, tables, files,
+plots), timing.py (the performance parts' clocks and domains).
 
 `--quick` (table1, curves, performance, chunk_size) runs tiny settings that finish in minutes on a
 laptop and writes under benchmarks/results/quick/ (table1) or a temporary directory.
@@ -19,7 +24,7 @@ import importlib
 import sys
 
 TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling",
-          "seed_editing")
+          "seed_editing", "molecules_docking_noise")
 
 
 def main(argv: list[str] | None = None) -> None:

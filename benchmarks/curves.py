@@ -30,6 +30,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,9 +40,10 @@ from .metrics import reward_quantiles
 from .report import RESULTS, ROOT, finish, loadavg, provenance, write_csv, write_json
 from .tasks import Task
 
-FULL = {"num_samples": 64, "steps": 32, "candidates": [1, 2, 4, 8, 16], "alpha_m": 10,
-        "alphas": [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
-QUICK = {"num_samples": 16, "steps": 16, "candidates": [1, 2, 4], "alpha_m": 4, "alphas": [0.0, 0.01, 0.1]}
+FULL: dict[str, Any] = {"num_samples": 64, "steps": 32, "candidates": [1, 2, 4, 8, 16], "alpha_m": 10,
+                        "alphas": [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
+QUICK: dict[str, Any] = {"num_samples": 16, "steps": 16, "candidates": [1, 2, 4], "alpha_m": 4,
+                         "alphas": [0.0, 0.01, 0.1]}
 # the curves' task names -> (benchmarks.tasks name, whether SVDD-MC runs, the diversity measure)
 TASKS = {"dna": ("dna_ars1", True, "mean pairwise normalised Hamming distance"),
          "qed": ("molecules_qed", False, "mean pairwise Tanimoto distance (Morgan r=2)"),

@@ -69,22 +69,22 @@ def compute_notes(rows: list[dict]) -> list[str]:
         notes.append(f"M = {m}: SVDD-PM median {fmt(pm['median'])} at {pm['model_calls']} model calls; "
                      + "; ".join(parts) + ".")
     for m in ms:  # the time axis: the best Best-of-N run that took no longer than SVDD-PM at this M
-        pm = by[("svdd_pm", m)]
-        cheaper = [r for r in rows if r["method"] == "best_of_n" and r["wall_time_s"] <= pm["wall_time_s"]]
+        at_m = by[("svdd_pm", m)]
+        cheaper = [r for r in rows if r["method"] == "best_of_n" and r["wall_time_s"] <= at_m["wall_time_s"]]
         if m > 1 and cheaper:
             b = max(cheaper, key=lambda r: r["median"])
-            if b["median"] >= pm["median"]:
-                notes.append(f"At equal wall time Best-of-N WINS over SVDD-PM M = {m} ({pm['wall_time_s']:.3g} s, "
-                             f"median {fmt(pm['median'])}): Best-of-N M = {b['M']} reaches {fmt(b['median'])} in "
+            if b["median"] >= at_m["median"]:
+                notes.append(f"At equal wall time Best-of-N WINS over SVDD-PM M = {m} ({at_m['wall_time_s']:.3g} s, "
+                             f"median {fmt(at_m['median'])}): Best-of-N M = {b['M']} reaches {fmt(b['median'])} in "
                              f"{b['wall_time_s']:.3g} s (SVDD-PM also pays N·M reward calls per step).")
     for mc in (r for r in rows if r["method"] == "svdd_mc" and r["M"] > 1):
         faster = [r for r in rows if r["method"] == "svdd_pm" and r["wall_time_s"] <= mc["wall_time_s"]]
-        b = max(faster, key=lambda r: r["median"]) if faster else None
-        if b is not None and b["median"] > mc["median"]:
+        best = max(faster, key=lambda r: r["median"]) if faster else None
+        if best is not None and best["median"] > mc["median"]:
             notes.append(f"SVDD-MC M = {mc['M']} uses only {mc['model_calls']} model calls but {mc['value_calls']} "
                          f"value-network calls ({mc['wall_time_s']:.3g} s, median {fmt(mc['median'])}); SVDD-PM "
-                         f"M = {b['M']} gets {fmt(b['median'])} in {b['wall_time_s']:.3g} s, so MC LOSES at equal "
-                         "wall time here.")
+                         f"M = {best['M']} gets {fmt(best['median'])} in {best['wall_time_s']:.3g} s, so MC LOSES at "
+                         "equal wall time here.")
     pre, pm1 = by.get(("pretrained", 1)), by.get(("svdd_pm", 1))
     if pre and pm1 and pm1["wall_time_s"] > 1.5 * pre["wall_time_s"]:
         notes.append(f"SVDD-PM at M = 1 returns the pretrained samples but still scores the single child every step "
@@ -180,6 +180,11 @@ def render(out: Path) -> None:
         (out / "curves.md").write_text(summary_md(payloads))
 
 
+def _point(r: dict | None) -> list[str]:
+    """Median, diversity and uniqueness of one α-sweep point (blank cells for none)."""
+    return [fmt(r["median"]), fmt(r["diversity"]), fmt(r["unique"], 2)] if r else ["", "", ""]
+
+
 def summary_md(payloads: dict) -> str:
     lines = ["# Reward against compute and against diversity (python -m benchmarks curves)", "",
              "Regenerate: `OMP_NUM_THREADS=1 python -m benchmarks curves all` (sized for about 20-25 min on one idle "
@@ -206,11 +211,8 @@ def summary_md(payloads: dict) -> str:
             pm = {r["alpha"]: r for r in trows if r["method"] == "svdd_pm"}
             smc = {r["alpha"]: r for r in trows if r["method"] == "smc"}
 
-            def cells(r: dict | None) -> list[str]:
-                return [fmt(r["median"]), fmt(r["diversity"]), fmt(r["unique"], 2)] if r else ["", "", ""]
-
-            table = [[f"{a:g}", *cells(pm.get(a)), *cells(smc.get(a))] for a in sorted(set(pm) | set(smc))]
-            table += [[f"{label(r)} (M={r['M']})", *cells(r), "", "", ""] for r in trows
+            table = [[f"{a:g}", *_point(pm.get(a)), *_point(smc.get(a))] for a in sorted(set(pm) | set(smc))]
+            table += [[f"{label(r)} (M={r['M']})", *_point(r), "", "", ""] for r in trows
                       if r["method"] in ("pretrained", "best_of_n")]
             lines += [f"### {task} (diversity = {meta['diversity_label'][task]})", "",
                       *md_table(["α", "SVDD-PM median", "SVDD-PM diversity", "SVDD-PM unique", "SMC median",

@@ -53,8 +53,8 @@ def run_method(task: Task, method: str, *, num_samples: int, num_candidates: int
 
     alpha: the selection temperature; None leaves the sampler's default (0), except SMC, which
     then uses the task's `smc_alpha`. options: passed on to `svdd.sample` (resample_fraction,
-    select_steps, guidance_scale, ...). DPS samples with the task's differentiable surrogate and
-    reports the true reward of its samples.
+    select_steps, guidance_scale, ...; `value=` replaces the method's own). DPS samples with the
+    task's differentiable surrogate and reports the true reward of its samples.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -65,8 +65,8 @@ def run_method(task: Task, method: str, *, num_samples: int, num_candidates: int
     if alpha is None and method == "smc":
         alpha = task.spec.smc_alpha
     kw: dict[str, Any] = dict(num_samples=num_samples, num_candidates=num_candidates, max_batch=max_batch,
-                              generator=torch.Generator().manual_seed(seed), progress=progress,
-                              **spec.extra(task), **options)
+                              generator=torch.Generator().manual_seed(seed), progress=progress)
+    kw.update(spec.extra(task), **options)
     if alpha is not None:
         kw["alpha"] = alpha
     reward = task.dps_reward if method == "dps" else task.reward

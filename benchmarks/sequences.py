@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     meta = provenance("sequences", argv, seed=args.seed, packages=("ViennaRNA", "biopython", "logomaker", "pyjaspar"),
                       num_samples=args.num_samples, num_candidates=args.num_candidates, num_steps=args.steps)
-    rows, rewards, oracle_test = [], {}, {}
+    rows: list[dict] = []
+    rewards: dict[str, dict[str, list[float]]] = {}
+    oracle_test: dict[str, float | None] = {}
     for name in args.tasks:
         task = Task(TASKS[name], steps=args.steps)
         if name == "ars1":

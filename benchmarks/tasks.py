@@ -15,8 +15,9 @@ A new task is one entry of `TASKS`; a new domain is one more kind class (and its
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -96,6 +97,15 @@ class Task:
                 return reward
         return domain_reward(self.domain, spec)
 
+    def with_reward(self, spec: str, label: str | None = None) -> Task:
+        """This task's process with another reward of the domain (`spec`, a command-line name)."""
+        other = copy.copy(self)
+        other.spec = replace(self.spec, reward=spec, label=label or spec)
+        other.reward = domain_reward(self.domain, spec)
+        other.__dict__.pop("_value", None)
+        other._closers = []
+        return other
+
     def value(self) -> Any:
         """The shipped MC value network for this task's reward (`svdd.LearnedValue`), loaded once."""
         return self._value
@@ -122,7 +132,7 @@ class Task:
 
     @property
     def dps_reward(self) -> Any:
-        """A differentiable surrogate of the reward for DPS, or None (`dps_unavailable` says why)."""
+        """A differentiable surrogate of the reward for DPS, or None (`spec.dps_unavailable` says why)."""
         return self.kind.dps_reward(self)
 
     def close(self) -> None:
