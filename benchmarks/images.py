@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     for task in (jpeg, clf):
         methods: list[tuple[str, dict]] = [("best_of_n", {}), ("svdd_pm", {})]
         if task is jpeg:
-            methods.append(("svdd_mc", {"value": svdd.LearnedValue(task.value().fn, max_batch=512)}))
+            methods.append(("svdd_mc", {"value": svdd.LearnedValue(task.value.fn, max_batch=512)}))
         for method, options in methods:
             res, wall = run(task, method, n, m, seed, **options)
             s = stats(res.rewards)

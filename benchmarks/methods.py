@@ -32,7 +32,7 @@ class Method:
 
 
 def _smc_value(task: Task) -> dict[str, Any]:
-    return {"value": task.value() if task.spec.smc_mc_value else None}
+    return {"value": task.value if task.spec.smc_mc_value else None}
 
 
 METHODS: dict[str, Method] = {
@@ -40,7 +40,7 @@ METHODS: dict[str, Method] = {
     "best_of_n": Method("Best-of-N", "best_of_n"),
     "dps": Method("DPS", "dps", unavailable=lambda spec: spec.dps_unavailable),
     "smc": Method("SMC", "smc", _smc_value),
-    "svdd_mc": Method("SVDD-MC", "svdd", lambda task: {"value": task.value()}),
+    "svdd_mc": Method("SVDD-MC", "svdd", lambda task: {"value": task.value}),
     "svdd_pm": Method("SVDD-PM", "svdd"),
     "svdd_r": Method("SVDD-R", "svdd_r"),
 }

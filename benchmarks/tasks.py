@@ -7,8 +7,8 @@ Everything is built through `svdd.plugins.load_domain(name)`: the process from
 look like (token sequences, molecules, images) decides the diversity and naturalness measures;
 those live in one small class per kind of sample (`KINDS`).
 
-    task = load_task("dna_ars1", steps=32)
-    res = svdd.sample(task.process, task.reward, value=task.value(), ...)
+    task = Task("dna_ars1", steps=32)
+    res = svdd.sample(task.process, task.reward, value=task.value, ...)
     task.diversity(res), task.naturalness(res)
 
 A new task is one entry of `TASKS`; a new domain is one more kind class (and its TASKS entries).
@@ -69,7 +69,7 @@ TASKS: dict[str, TaskSpec] = {
 
 
 class Task:
-    """A built task: `process`, `reward`, the lazily loaded MC `value()`, and sample descriptions.
+    """A built task: `process`, `reward`, the lazily loaded MC `value`, and sample descriptions.
 
     steps: reverse steps K (None: the domain's default); device: where the model runs;
     reward_workers: score the reward on a process pool of that many workers where the reward
@@ -100,18 +100,15 @@ class Task:
     def with_reward(self, spec: str, label: str | None = None) -> Task:
         """This task's process with another reward of the domain (`spec`, a command-line name)."""
         other = copy.copy(self)
-        other.spec = replace(self.spec, reward=spec, label=label or spec)
+        other.name, other.spec = f"{self.spec.domain}:{spec}", replace(self.spec, reward=spec, label=label or spec)
         other.reward = domain_reward(self.domain, spec)
-        other.__dict__.pop("_value", None)
+        other.__dict__.pop("value", None)
         other._closers = []
         return other
 
+    @cached_property
     def value(self) -> Any:
         """The shipped MC value network for this task's reward (`svdd.LearnedValue`), loaded once."""
-        return self._value
-
-    @cached_property
-    def _value(self) -> Any:
         values = self.domain.values()
         if self.spec.reward not in values:
             raise ValueError(f"domain {self.domain.name!r} ships no value network for {self.spec.reward!r}; "
@@ -139,11 +136,6 @@ class Task:
         """Shut down the reward's worker pool, if any."""
         while self._closers:
             self._closers.pop()()
-
-
-def load_task(name: str, steps: int | None = None, **kwargs: Any) -> Task:
-    """`Task(name, steps=steps, ...)`: see Task."""
-    return Task(name, steps=steps, **kwargs)
 
 
 # -------------------------------------------------------------------------------- kinds of samples
