@@ -71,7 +71,7 @@ train-images: $(DEV)
 	OMP_NUM_THREADS=1 $(PY) -m svdd.domains.images.train_value --train 1024 --val 256 --steps 50 --every 2 --epochs 8
 
 bench-images: $(DEV)
-	OMP_NUM_THREADS=1 $(PY) benchmarks/images.py --n 64 --m 8 --steps 50 --seed 0 --class shirt
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks images --n 64 --m 8 --steps 50 --seed 0 --class shirt
 
 # Molecules domain: retrain the shipped SELFIES masked diffusion model on MOSES (about 25 min on
 # one CPU core). MOSES ships in the molsets wheel, whose own dependencies fail to build, so it is

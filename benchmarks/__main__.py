@@ -1,24 +1,30 @@
 """Re-run any benchmark table: `python -m benchmarks TABLE [options]` from the repository root.
 
 Tables (each writes its numbers, plots and the command that made them to benchmarks/results/):
-  table1       the paper's Table 1 on our models (every domain x every method)
+  table1       the paper's Table 1 on our models (every task x every method)
   curves       reward against model calls / wall time for M in {1..16}; alpha sweeps
-  performance  sampler overhead, batched vs per-candidate loop, peak memory vs M, throughput vs N
+  performance  PART: overhead | loop | memory | scaling | all (sampler overhead, batched vs
+               per-candidate loop, peak memory vs M, throughput vs N) and their summary
+  chunk_size   denoiser cost per row against the call size; max_batch="auto" vs None
   images | sequences | molecules | generate_scaling   the per-domain benchmarks
   seed_editing reward against distance to a seed (DNA, molecules) when editing natural seeds
+  molecules_docking_noise   Vina's spread over seeds at exhaustiveness 1, 4 and 8
 
-`--quick` (table1, curves, performance) runs tiny settings that finish in minutes on a laptop
-and writes under benchmarks/results/quick/ (table1) or marks the results as quick.
+Shared by all: tasks.py (every task built through the domain plug-ins), methods.py (the sampling
+methods by table name), metrics.py (summary statistics), report.py (provenance, tables, files,
+plots), timing.py (the performance parts' clocks and domains).
+
+`--quick` (table1, curves, performance, chunk_size) runs tiny settings that finish in minutes on a
+laptop and writes under benchmarks/results/quick/ (table1) or a temporary directory.
+`python -m benchmarks TABLE --help` lists a table's options.
 """
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
-from pathlib import Path
 
 TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling",
-          "seed_editing")
+          "seed_editing", "molecules_docking_noise")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,15 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     table, rest = argv[0], argv[1:]
     if table not in TABLES:
         raise SystemExit(f"unknown benchmark {table!r}; choose one of {', '.join(TABLES)}")
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    module = importlib.import_module(f"benchmarks.{table}")
-    sys.argv = [f"benchmarks/{table}.py", *rest]
-    entry = module.main
-    if inspect.signature(entry).parameters:
-        entry(rest)
-    else:  # scripts whose main() reads sys.argv itself
-        entry()
+    importlib.import_module(f"benchmarks.{table}").main(rest)
 
 
 if __name__ == "__main__":

@@ -3,35 +3,32 @@
 The workload is dominated by an expensive CPU-bound oracle (default: the RNA ensemble free
 energy from ViennaRNA's partition function, scored on every candidate at every step; pass
 `--domain molecules --reward docking` for AutoDock Vina), the case where spreading shards over
-cores pays. Each worker count writes its own run; the samples must be identical.
+cores pays. The job is a `svdd.jobs.DomainJob` (a plug-in domain and a reward by its command-line
+name, built in each worker). Each worker count writes its own run; the samples must be identical.
 
-    python benchmarks/generate_scaling.py [--domain rna --reward mfe=ensemble --samples 64]
+    python -m benchmarks generate_scaling [--domain rna --reward mfe=ensemble --samples 64]
 
 Writes benchmarks/results/generate_scaling.{json,md}.
 """
-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from svdd.executors import process_pool
+from svdd.jobs import DomainJob
+from svdd.runs import RunSettings, environment, generate
 
-from svdd.jobs import DomainJob  # noqa: E402
-from svdd.executors import process_pool  # noqa: E402
-from svdd.runs import RunSettings, environment, generate  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from .report import RESULTS, command_line, md_table, write_json, write_md
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    argv = list(argv or [])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks generate_scaling", description=__doc__.splitlines()[0])
     ap.add_argument("--domain", default="rna")
     ap.add_argument("--reward", default="mfe=ensemble")
     ap.add_argument("--samples", type=int, default=64)
@@ -39,7 +36,8 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker
 
     job = DomainJob(domain=args.domain, reward=args.reward, steps=args.steps)
@@ -47,42 +45,34 @@ def main() -> None:
                            shard_size=args.shard_size, seed=0)
     rows, outputs = [], {}
     for workers in args.workers:
-        out = Path(tempfile.mkdtemp(prefix=f"svdd-scaling-{workers}-"))
+        run_dir = Path(tempfile.mkdtemp(prefix=f"svdd-scaling-{workers}-"))
         pool = process_pool(workers)
         try:
             start = time.perf_counter()
-            run = generate(job, settings, out, executor=pool, progress=False, log=lambda m: None)
+            run = generate(job, settings, run_dir, executor=pool, progress=False, log=lambda m: None)
             wall = time.perf_counter() - start
+            assert run is not None, "generate returned no run"
         finally:
             pool.shutdown()
-        outputs[workers] = (out / "samples.csv").read_text()
+        outputs[workers] = (run_dir / "samples.csv").read_text()
         rows.append({"workers": workers, "wall_s": round(wall, 2), "samples_per_s": round(args.samples / wall, 3),
                      "reward_time_s": round(run.record["stats"].get("reward_time_s", 0.0), 2),
                      "model_time_s": round(run.record["stats"].get("model_time_s", 0.0), 2),
                      "reward_median": run.record["reward_median"]})
-        shutil.rmtree(out)
-    base = rows[0]["samples_per_s"]
+        shutil.rmtree(run_dir)
     for row in rows:
-        row["speedup"] = round(row["samples_per_s"] / base, 2)
+        row["speedup"] = round(row["samples_per_s"] / rows[0]["samples_per_s"], 2)
     identical = len(set(outputs.values())) == 1
-    command = "python benchmarks/generate_scaling.py " + " ".join(sys.argv[1:])
-    result = {"command": command.strip(), "job": vars(args), "identical_samples": identical, "rows": rows,
-              "environment": environment(),
+    result = {"command": command_line("generate_scaling", argv), "job": {k: str(v) for k, v in vars(args).items()},
+              "identical_samples": identical, "rows": rows, "environment": environment(),
               "note": "wall time includes starting the spawn workers and loading the model in each"}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "generate_scaling.json").write_text(json.dumps(result, indent=1))
-    lines = [f"# Batch generation throughput: 1 vs 2 worker processes\n",
-             f"Command: `{result['command']}`  ",
-             f"Job: {args.domain} / {args.reward}, svdd, N={args.samples}, M={args.candidates}, "
-             f"K={args.steps}, shards of {args.shard_size}, seed 0; machine: {os.cpu_count()} cores. "
-             f"Samples identical across worker counts: {identical}.\n",
-             "| workers | wall (s) | samples/s | speed-up | reward time (s, summed) | model time (s, summed) |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {r['wall_s']} | {r['samples_per_s']} | {r['speedup']} | {r['reward_time_s']} | "
-              f"{r['model_time_s']} |" for r in rows]
-    (RESULTS / "generate_scaling.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()
+    write_json(args.out / "generate_scaling.json", result)
+    lines = ["# Batch generation throughput: 1 vs 2 worker processes\n", f"Command: `{result['command']}`  ",
+             f"Job: {args.domain} / {args.reward}, svdd, N={args.samples}, M={args.candidates}, K={args.steps}, "
+             f"shards of {args.shard_size}, seed 0; machine: {os.cpu_count()} cores. Samples identical across "
+             f"worker counts: {identical}.\n"]
+    lines += md_table(["workers", "wall (s)", "samples/s", "speed-up", "reward time (s, summed)",
+                       "model time (s, summed)"],
+                      [[r["workers"], r["wall_s"], r["samples_per_s"], r["speedup"], r["reward_time_s"],
+                        r["model_time_s"]] for r in rows])
+    write_md(args.out / "generate_scaling.md", "\n".join(lines))

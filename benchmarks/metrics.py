@@ -20,6 +20,18 @@ def bootstrap_ci(values: np.ndarray, stat, *, resamples: int = 2000, level: floa
     return float(low), float(high)
 
 
+def reward_quantiles(rewards: np.ndarray) -> dict:
+    """Median, 90th percentile, mean and max of the valid (finite) rewards float [n], the number
+    of invalid (NaN) ones and the valid share; NaN statistics when none is valid."""
+    r = np.asarray(rewards, dtype=np.float64)
+    ok = r[np.isfinite(r)]
+    if ok.size == 0:
+        return {"median": float("nan"), "p90": float("nan"), "mean": float("nan"), "max": float("nan"),
+                "invalid": int(r.size), "valid": 0.0}
+    return {"median": float(np.median(ok)), "p90": float(np.quantile(ok, 0.9)), "mean": float(ok.mean()),
+            "max": float(ok.max()), "invalid": int(r.size - ok.size), "valid": ok.size / r.size}
+
+
 def median_p90(rewards: np.ndarray, seed: int = 0) -> dict:
     """Median and 90th percentile of the valid (finite) rewards, each with a 95% bootstrap interval."""
     r = np.asarray(rewards, dtype=np.float64)

@@ -26,7 +26,7 @@ domains, and Tanimoto distance (1 - similarity of Morgan fingerprints, radius 2,
 molecules. Writes benchmarks/results/seed_editing.{md,json,png}. Other domains (proteins) are
 added as one more entry of DOMAINS.
 
-    OMP_NUM_THREADS=1 python benchmarks/seed_editing.py     # N=32, M=10, K=32, 3 seeds, f in 0.1 0.2 0.4, both modes
+    python -m benchmarks seed_editing     # N=32, M=10, K=32, 3 seeds, f in 0.1 0.2 0.4, both modes
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,13 +41,12 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import svdd
 
-import svdd  # noqa: E402
-from benchmarks.provenance import machine_and_versions  # noqa: E402
+from .metrics import reward_quantiles
+from .report import RESULTS, finish, md_table, provenance, pyplot, save_figure, write_json
+from .tasks import Task
 
-RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("pretrained", "best_of_n", "svdd", "svdd_select_mask")
 MODES = ("region", "random")
 SEED_QUANTILES = (0.05, 0.10, 0.15)
@@ -57,23 +54,24 @@ SEED_QUANTILES = (0.05, 0.10, 0.15)
 
 def dna(steps: int) -> dict[str, Any]:
     """The ARS1 model, its reward, and natural seeds: 2,000 library variants scored by the oracle."""
-    from svdd.domains.sequences import ARS1Activity, load_pretrained
     from svdd.domains.sequences.data import load_ars1
 
-    process, reward = load_pretrained("dna-ars1", num_steps=steps), ARS1Activity()
+    task = Task("dna_ars1", steps=steps)
+    process, reward = task.process, task.reward
     pool = load_ars1(limit=20000).sequences
     pool = [pool[i] for i in np.random.default_rng(0).choice(len(pool), 2000, replace=False)]
     return {"process": process, "reward": reward, "reward_name": "ARS1Activity", "pool": pool,
-            "encode": lambda s: process.alphabet.encode([s])[0], "pad": None, "distance": None}
+            "encode": lambda s: process.tokenizer.encode([s])[0], "pad": None, "distance": None}
 
 
 def molecules(steps: int) -> dict[str, Any]:
     """The MOSES SELFIES model, QED, and seeds from the 500 shipped MOSES test molecules."""
-    from svdd.domains.molecules import QED, load_pretrained, sample_smiles, tanimoto_distance
+    from svdd.domains.molecules import sample_smiles, tanimoto_distance
 
-    process = load_pretrained(num_steps=steps)
+    task = Task("molecules_qed", steps=steps)
+    process = task.process
     pool = [s for s in sample_smiles() if process.tokenizer.encodable(s)]
-    return {"process": process, "reward": QED(), "reward_name": "QED", "pool": pool,
+    return {"process": process, "reward": task.reward, "reward_name": "QED", "pool": pool,
             "encode": lambda s: process.tokenizer.encode(s)[0], "pad": process.tokenizer.pad_index,
             "distance": tanimoto_distance}
 
@@ -125,12 +123,11 @@ def run(domain: dict[str, Any], seed_obj: str, seed_reward: float, edited: Any, 
                           num_candidates=args.num_candidates, generator=torch.Generator().manual_seed(args.seed),
                           progress=False)
     r = np.asarray(res.rewards, dtype=np.float64)
-    ok = np.isfinite(r)
+    q, ok = reward_quantiles(r), r[np.isfinite(r)]
     hamming = edited.hamming_to_seed(res.states).numpy()
     row = {"masked": edited.seed_mask_count, "steps": len(edited.timesteps), "method": method,
-           "seed_reward": seed_reward, "median": float(np.median(r[ok])), "p90": float(np.quantile(r[ok], 0.9)),
-           "mean": float(r[ok].mean()), "max": float(r[ok].max()), "valid": float(ok.mean()),
-           "improved": float((r[ok] > seed_reward).mean()), "unique": len(set(res.samples)) / len(res.samples),
+           "seed_reward": seed_reward, **{k: q[k] for k in ("median", "p90", "mean", "max", "valid")},
+           "improved": float((ok > seed_reward).mean()), "unique": len(set(res.samples)) / len(res.samples),
            "hamming_mean": float(hamming.mean()), "hamming_max": int(hamming.max()),
            "model_calls": int(res.stats["model_calls"]), "reward_calls": int(res.stats["reward_calls"]),
            "wall_time_s": float(res.stats["wall_time_s"])}
@@ -165,27 +162,27 @@ def markdown(rows: list[dict], table: list[dict], meta: dict) -> str:
               "f·L of all L positions per sample (pads included). Gain = median reward minus the seed's reward, "
               "averaged over the seeds. Hamming = tokens changed (mean); Tanimoto = 1 - Morgan similarity to the "
               "seed (mean, molecules). Best-of-N uses N·M·K_f model calls, SVDD-PM N + N·M·(K_f - 1).")
-    header = "| domain | mode | f | method | median gain | median | 90% | improved | Hamming | Tanimoto | unique | calls |"
     lines = ["# Seed editing: reward against distance to the seed", "", f"Command: `{meta['command']}`  ", setup, "",
-             legend, "", header, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for e in table:
-        tani = f"{e['tanimoto_mean']:.3f}" if "tanimoto_mean" in e else "-"
-        lines.append(f"| {e['domain']} | {e['mode']} | {e['fraction']:.1f} | {e['method']} | {e['median_gain']:+.3f} | "
-                     f"{e['median']:.3f} | {e['p90']:.3f} | {e['improved']:.2f} | {e['hamming_mean']:.1f} | {tani} | "
-                     f"{e['unique']:.2f} | {e['model_calls']:.0f} |")
-    per_seed = "| domain | mode | seed | seed reward | f | method | median | max | Hamming mean (max) |"
-    lines += ["", "## Per seed", "", per_seed, "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['domain']} | {r['mode']} | {r['seed_index']} | {r['seed_reward']:.3f} | {r['fraction']:.1f} | "
-                     f"{r['method']} | {r['median']:.3f} | {r['max']:.3f} | {r['hamming_mean']:.1f} "
-                     f"({r['hamming_max']}) |")
+             legend, ""]
+    lines += md_table(["domain", "mode", "f", "method", "median gain", "median", "90%", "improved", "Hamming",
+                       "Tanimoto", "unique", "calls"],
+                      [[e["domain"], e["mode"], f"{e['fraction']:.1f}", e["method"], f"{e['median_gain']:+.3f}",
+                        f"{e['median']:.3f}", f"{e['p90']:.3f}", f"{e['improved']:.2f}", f"{e['hamming_mean']:.1f}",
+                        f"{e['tanimoto_mean']:.3f}" if "tanimoto_mean" in e else "-", f"{e['unique']:.2f}",
+                        f"{e['model_calls']:.0f}"] for e in table])
+    lines += ["", "## Per seed", ""]
+    lines += md_table(["domain", "mode", "seed", "seed reward", "f", "method", "median", "max", "Hamming mean (max)"],
+                      [[r["domain"], r["mode"], r["seed_index"], f"{r['seed_reward']:.3f}", f"{r['fraction']:.1f}",
+                        r["method"], f"{r['median']:.3f}", f"{r['max']:.3f}",
+                        f"{r['hamming_mean']:.1f} ({r['hamming_max']})"] for r in rows])
     lines += ["", "## Checks", ""]
     for e in (e for e in table if e["method"] == "svdd"):
         same = {x["method"]: x for x in table
                 if (x["domain"], x["mode"], x["fraction"]) == (e["domain"], e["mode"], e["fraction"])}
         bon, pre = same["best_of_n"], same["pretrained"]
-        lines.append(f"- {e['domain']}, {e['mode']}, f = {e['fraction']:.1f}: SVDD median gain {e['median_gain']:+.3f} vs "
-                     f"Best-of-N {bon['median_gain']:+.3f} ({'better' if e['median'] > bon['median'] else 'NOT better'}"
+        better = "better" if e["median"] > bon["median"] else "NOT better"
+        lines.append(f"- {e['domain']}, {e['mode']}, f = {e['fraction']:.1f}: SVDD median gain "
+                     f"{e['median_gain']:+.3f} vs Best-of-N {bon['median_gain']:+.3f} ({better}"
                      f", {e['model_calls']:.0f} vs {bon['model_calls']:.0f} model calls); vs pretrained-from-seed "
                      f"90th percentile {pre['p90']:.3f} ({'above' if e['median'] > pre['p90'] else 'NOT above'}); "
                      f"mean Hamming {e['hamming_mean']:.1f} (Best-of-N {bon['hamming_mean']:.1f}).")
@@ -198,11 +195,9 @@ def markdown(rows: list[dict], table: list[dict], meta: dict) -> str:
 
 
 def plot(table: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return
     domains = sorted({e["domain"] for e in table})
     modes = [m for m in MODES if any(e["mode"] == m for e in table)]
     fig, axes = plt.subplots(len(modes), len(domains), figsize=(5.5 * len(domains), 4 * len(modes)), squeeze=False)
@@ -218,16 +213,17 @@ def plot(table: list[dict], path: Path) -> None:
             for d, g, f in pts:
                 ax.annotate(f"f={f:.1f}", (d, g), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_xlabel("mean Tanimoto distance to seed" if distance == "tanimoto_mean" else "mean Hamming distance to seed")
+        ax.set_xlabel(f"mean {'Tanimoto' if distance == 'tanimoto_mean' else 'Hamming'} distance to seed")
         ax.set_ylabel("median reward - seed reward (mean over seeds)")
         ax.set_title(f"{domain}, {mode} positions")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = list(argv or [])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks seed_editing", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=list(DOMAINS))
     parser.add_argument("--num-samples", type=int, default=32)
     parser.add_argument("--num-candidates", type=int, default=10)
@@ -244,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / "seed_editing.md").write_text(markdown(saved["rows"], saved["summary"], saved["meta"]))
         plot(saved["summary"], args.out / "seed_editing.png")
         return
-    start = time.time()
+    meta = provenance("seed_editing", argv, seed=args.seed, packages=("rdkit", "selfies"),
+                      num_samples=args.num_samples, num_candidates=args.num_candidates, steps=args.steps)
     rows = []
     for name in args.domains:
         domain = DOMAINS[name](args.steps)
@@ -259,16 +256,9 @@ def main(argv: list[str] | None = None) -> None:
                         print(f"{name} {mode} seed {index} f={fraction} {method}: median {row['median']:.3f} "
                               f"(seed {seed_reward:.3f}), Hamming {row['hamming_mean']:.1f}", flush=True)
     table = summary(rows)
-    meta = {"command": "OMP_NUM_THREADS=1 python benchmarks/seed_editing.py" + (" " + " ".join(argv) if argv else ""),
-            "num_samples": args.num_samples, "num_candidates": args.num_candidates, "steps": args.steps,
-            "seed": args.seed, "versions": machine_and_versions(("torch", "numpy", "rdkit", "selfies")),
-            "total_wall_time_s": time.time() - start}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "seed_editing.json").write_text(json.dumps({"meta": meta, "summary": table, "rows": rows}, indent=1))
+    meta = finish(meta, wall_key="total_wall_time_s")
+    write_json(args.out / "seed_editing.json", {"meta": meta, "summary": table, "rows": rows})
     (args.out / "seed_editing.md").write_text(markdown(rows, table, meta))
     plot(table, args.out / "seed_editing.png")
     print(f"wrote {args.out / 'seed_editing.md'} in {meta['total_wall_time_s']:.0f} s")
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,0 +1,79 @@
+"""The benchmarks' shared modules: every task resolves through the domain plug-ins, the method
+registry refuses what cannot run, the writer's tables, and the loop benchmark's per-candidate
+loop keeps the batched sampler's children on a process that draws once per row.
+
+The benchmarks live in the repository, not in the installed package: they run from a clone.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import toy_probs, weighted_sum
+
+import svdd
+from svdd.plugins import load_domain
+from svdd.toys import MaskedToy
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from benchmarks.loop import OneDrawPerRow, per_candidate_loop  # noqa: E402
+from benchmarks.methods import METHODS, run_method  # noqa: E402
+from benchmarks.tasks import TASKS, Task  # noqa: E402
+from benchmarks.timing import per_sample_generators  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_names_a_shipped_reward_and_value_of_an_installed_domain(name):
+    spec = TASKS[name]
+    domain = load_domain(spec.domain)
+    assert spec.reward.partition("=")[0] in domain.rewards()
+    assert spec.reward in domain.values()  # SVDD-MC and the SMC value of docking use it
+    assert spec.smc_alpha > 0
+
+
+def test_dps_runs_only_where_a_task_has_a_differentiable_surrogate():
+    runnable = {name for name, spec in TASKS.items() if METHODS["dps"].unavailable(spec) is None}
+    assert runnable == {"images_shirt"}
+    assert "discrete" in TASKS["dna_ars1"].dps_unavailable
+
+
+def test_run_method_refuses_an_unknown_method_and_one_that_cannot_run():
+    pytest.importorskip("svdd.domains.sequences")
+    task = Task("dna_ars1", steps=2)
+    with pytest.raises(ValueError, match="unknown method 'beam2'"):
+        run_method(task, "beam2", num_samples=2, num_candidates=2, seed=0)
+    with pytest.raises(ValueError, match="dps cannot run on dna_ars1: the states are discrete"):
+        run_method(task, "dps", num_samples=2, num_candidates=2, seed=0)
+    res = run_method(task, "svdd_mc", num_samples=3, num_candidates=2, seed=0, max_batch=None)
+    assert len(res.samples) == 3 and res.stats["value_calls"] > 0
+    assert task.diversity(res) > 0 and task.naturalness(res)["elbo_nats"] < 0
+
+
+def test_md_table_writes_blank_cells_as_empty_columns():
+    lines = report.md_table(["method", "median", "calls"], [["SVDD-PM", "1.2", 40], ["DPS", "n/a", ""]])
+    assert lines == ["| method | median | calls |", "|---|---|---|", "| SVDD-PM | 1.2 | 40 |", "| DPS | n/a | |"]
+    assert report.fmt(float("nan")) == "n/a" and report.fmt(0.12345) == "0.123"
+
+
+def nan_when_first_token_is_zero(seqs):
+    return [math.nan if s[0] == 0 else r for s, r in zip(seqs, weighted_sum(seqs))]
+
+
+@pytest.mark.parametrize("reward", [weighted_sum, nan_when_first_token_is_zero])
+def test_the_per_candidate_loop_keeps_the_batched_children_when_each_row_draws_once(reward):
+    process = OneDrawPerRow(MaskedToy(toy_probs(), vocab_size=3, length=3, num_steps=3))
+    n, m = 12, 4
+    samples, rewards = per_candidate_loop(process, reward, n, m, per_sample_generators(n, 3))
+    res = svdd.sample(process, reward, method="svdd", num_samples=n, num_candidates=m,
+                      generator=per_sample_generators(n, 3), max_batch=None, progress=False)
+    assert [tuple(s) for s in samples] == [tuple(s) for s in res.samples]
+    np.testing.assert_array_equal(rewards, res.rewards)  # NaN where every child was invalid
+    other, _ = per_candidate_loop(process, reward, n, m, per_sample_generators(n, 50))
+    assert [tuple(s) for s in other] != [tuple(s) for s in samples]
