@@ -75,6 +75,9 @@ class Value(Protocol):
         stream (one per row when a per-sample list is given) for values that draw.
     clean_reward(objective): the reward that scores clean candidates at time 0, given the
         objective passed to `svdd.sample`.
+    Optional: `rowwise = True` declares that estimating a batch gives the estimates of its rows,
+        whatever the batch (no draws, nothing shared between rows); `svdd.sample(overlap=True)` then
+        estimates a step's candidates chunk by chunk on a background thread while the model runs.
     """
 
     needs_model_output: bool
@@ -108,6 +111,7 @@ class PosteriorMean:
     """
 
     needs_model_output = True
+    rowwise = True  # the estimate of a batch is the estimates of its rows (svdd.sample(overlap=True))
 
     def __init__(self, reward: Callable[[list[Any]], Any]):
         if not callable(reward):
