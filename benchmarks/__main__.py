@@ -6,6 +6,7 @@ Tables (each writes its numbers, plots and the command that made them to benchma
   performance  sampler overhead, batched vs per-candidate loop, peak memory vs M, throughput vs N
   images | sequences | molecules | generate_scaling   the per-domain benchmarks
   seed_editing reward against distance to a seed (DNA, molecules) when editing natural seeds
+  wall_time    SVDD-PM and Best-of-N wall time vs model and reward time, before/after the reward cache and overlap
 
 `--quick` (table1, curves, performance) runs tiny settings that finish in minutes on a laptop
 and writes under benchmarks/results/quick/ (table1) or marks the results as quick.
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling",
-          "seed_editing")
+          "seed_editing", "wall_time")
 
 
 def main(argv: list[str] | None = None) -> None:
