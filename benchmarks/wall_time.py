@@ -117,6 +117,12 @@ def run_domain(domain: str, cfg: dict[str, Any], repeats: int, seed: int) -> lis
             row = runs[method, config][-1]
             print(f"{domain} {method} {config} round {r}: wall {row['wall_s']:.1f}s cpu {row['cpu_s']:.1f}s "
                   f"ratio {row['ratio']:.2f}", flush=True)
+    for r, overlapped in enumerate(runs["SVDD-PM", "cache+overlap"]):  # its model timer includes waits for the
+        plain = runs["SVDD-PM", "cache"][r]                          # background thread: use the same round's
+        overlapped["ratio_paired"] = overlapped["wall_s"] / max(plain["model_s"], plain["reward_work_s"] / CORES)
+    for done in runs.values():
+        for d in done:
+            d.setdefault("ratio_paired", d["ratio"])
     rows = []
     for (method, config), done in runs.items():
         reference = runs[method, "before"][0]["samples"]
@@ -133,35 +139,45 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     def get(domain: str, method: str, config: str) -> dict[str, Any]:
         return next(r for r in rows if (r["domain"], r["method"], r["config"]) == (domain, method, config))
 
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
     out = []
     for domain in dict.fromkeys(r["domain"] for r in rows):
         before, cache, both = (get(domain, "SVDD-PM", c) for c in ("before", "cache", "cache+overlap"))
-        best = min((cache, both), key=lambda r: r["ratio"])
-        met = "met" if best["ratio"] <= RATIO_TARGET else "NOT met"
-        out.append(f"- {domain}: SVDD-PM wall / max(model, reward work / {CORES}) {before['ratio']:.2f} before -> "
-                   f"{cache['ratio']:.2f} with the cache, {both['ratio']:.2f} with cache + overlap; target <= "
-                   f"{RATIO_TARGET} {met}. Reward calls {before['reward_calls']:.0f} -> {cache['reward_calls']:.0f} "
-                   f"({cache['reward_hit_rate']:.0%} answered by the cache), CPU {before['cpu_s']:.1f} -> "
-                   f"{cache['cpu_s']:.1f} s.")
         bon = get(domain, "Best-of-N", "before")
-        wall, cpu = best["wall_s"] / bon["wall_s"], cache["cpu_s"] / bon["cpu_s"]
-        met = (f"; target <= {BEST_OF_N_TARGET}x " + ("met" if wall <= BEST_OF_N_TARGET else "NOT met")
-               if domain == "molecules QED" else "")  # the target is on QED
+        best = min(cache["ratio"], both["ratio_paired"])
+        out.append(f"- **{domain}**: SVDD-PM wall / max(model, reward work / {CORES}) {before['ratio']:.2f} before -> "
+                   f"{cache['ratio']:.2f} with the cache, {both['ratio_paired']:.2f} with cache + overlap (against "
+                   f"the same round's cache-run timers); target <= {RATIO_TARGET} {verdict(best <= RATIO_TARGET)}. "
+                   f"Reward calls {before['reward_calls']:.0f} -> {cache['reward_calls']:.0f} "
+                   f"({cache['reward_hit_rate']:.0%} answered by the cache), decodes {before['decode_calls']:.0f} -> "
+                   f"{cache['decode_calls']:.0f}; CPU {before['cpu_s']:.1f} -> {cache['cpu_s']:.1f} s.")
+        wall = min(cache["wall_s"], both["wall_s"]) / bon["wall_s"]
+        target = (f"; target <= {BEST_OF_N_TARGET}x {verdict(wall <= BEST_OF_N_TARGET)}"
+                  if domain == "molecules QED" else "")  # the target is on QED
         out.append(f"  SVDD-PM / Best-of-N at equal model calls: wall {before['wall_s'] / bon['wall_s']:.2f}x before "
-                   f"-> {wall:.2f}x ({best['config']}{met}), CPU "
-                   f"{before['cpu_s'] / bon['cpu_s']:.2f}x -> {cpu:.2f}x.")
+                   f"-> {cache['wall_s'] / bon['wall_s']:.2f}x (cache), {both['wall_s'] / bon['wall_s']:.2f}x (cache "
+                   f"+ overlap){target}; CPU {before['cpu_s'] / bon['cpu_s']:.2f}x -> "
+                   f"{cache['cpu_s'] / bon['cpu_s']:.2f}x; with overlap the main thread's CPU is "
+                   f"{both['main_thread_cpu_s'] / bon['cpu_s']:.2f}x Best-of-N's CPU (a lower bound for the overlapped "
+                   "wall time on a free core).")
     return out
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    cols = ["wall_s", "cpu_s", "main_thread_cpu_s", "model_s", "reward_s", "decode_s", "ratio", "reward_calls",
+    cols = ["wall_s", "cpu_s", "main_thread_cpu_s", "model_s", "reward_s", "decode_s", "ratio", "ratio_paired",
+            "reward_calls",
             "reward_hit_rate", "decode_hit_rate", "reward_median", "load_1min"]
     lines = ["# Wall time against model and reward time (SVDD-PM, Best-of-N)", "",
              f"Regenerate: `{payload['command']}` ({payload['seconds']:.0f} s). Library at {payload['commit']}; "
              f"load average {payload['load_start']} -> {payload['load_end']}; spare-core probe "
              f"{payload['spare_core_speedup']:.2f}x (2.0: a second thread gets its own core; 1.0: it does not).", "",
-             "ratio = wall / max(model, (reward + decode) / cores), cores = 1. *before*: `reward_cache=0` "
-             "(every candidate decoded and scored); *cache*: the default `reward_cache` (65,536 entries); "
+             "ratio = wall / max(model, (reward + decode) / cores), cores = 1, from the run's own timers; "
+             "ratio_paired (overlap runs) divides by the timers of the same round's *cache* run instead, since "
+             "with overlap the model timer also counts the main thread's waits for the other thread. "
+             "*before*: `reward_cache=0` (every candidate decoded and scored); *cache*: the default "
+             "`reward_cache` (65,536 entries); "
              "*cache+overlap*: also `overlap=True`. Medians over the rounds; `identical` compares the samples "
              "with the *before* run of the same method and seed. Times in seconds.", "", "## Targets", "",
              *payload["verdicts"], "", "## Runs", "",
