@@ -1,6 +1,6 @@
 """SVDD-PM's wall time against its model and reward time, before and after the reward cache and overlap.
 
-    OMP_NUM_THREADS=1 python benchmarks/wall_time.py [--quick] [--repeats 2] [--seed 0] [--out DIR]
+    OMP_NUM_THREADS=1 python benchmarks/wall_time.py [--quick] [--repeats 3] [--seed 0] [--out DIR]
 
 SVDD-PM and Best-of-N at (nearly) equal model calls (N = 16, M = 8, K = 32: 3,984 and 4,096 rows) on
 molecules QED, DNA ARS1 and RNA -MFE, each run "before" (`reward_cache=0`: every candidate decoded and
@@ -205,7 +205,9 @@ NOTES = [
     "runs on the next chunk; the last chunk's reward of each step still runs after the model. The wall time can "
     "only fall where a second core is free (see the probe) and the reward leaves the GIL to the model; "
     "main_thread_cpu_s is the work left on the critical thread.",
-    "- Best-of-N scores only its N·M final samples (128 objects), so the cache has nothing to remove there.",
+    "- Best-of-N scores only its N·M final samples, so the cache has nothing to remove there.",
+    "- A reward that holds the GIL (ViennaRNA's folding) makes the main thread's model calls wait for it under "
+    "overlap (compare model_s of the RNA overlap run); the wall time is then no better, as the reward dominates.",
     "- With N·M = 128 candidates a step has two 64-row model chunks, so half of the reward work (the last "
     "chunk's) still runs after the model; with N = 32 (four chunks) a quarter does.",
 ]
@@ -214,7 +216,7 @@ NOTES = [
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -71,8 +71,8 @@ def sample(
             "t": the step's time, "desc": the sampling pass}; methods that run several passes
             (best_of_n over candidate groups under an int max_batch) count each pass from 1.
         reward_cache: how many distinct objects' scores (and discrete states' decodes) to remember
-            across the steps of this call, 65,536 by default (about 20 MB for SMILES or sequence
-            strings); each batch is de-duplicated too, so the reward sees every distinct object of
+            across the steps of this call, 65,536 by default (at most about 30 MB for SMILES or
+            sequence strings); each batch is de-duplicated too, so the reward sees every distinct object of
             a step once (`stats["reward_calls"]`, the rest in `stats["reward_cache_hits"]`). A
             `svdd.RewardCache` shares its scores across calls; 0 or None scores every object as
             given. Samples do not change for a reward that is a function of the object alone; set
@@ -80,11 +80,13 @@ def sample(
         overlap: decode and score the candidates of one model chunk on a background thread while
             the model runs on the next (svdd, svdd_r with a row-wise value such as PM; a step's
             candidates must span more than one model chunk, e.g. N·M > 64 on a CPU under
-            max_batch="auto"). Same samples and counts; the reward is then called from that thread
-            (one call at a time), so leave it off for a reward that must run on the main thread or
-            is not safe to run beside the model (the `*_time_s` timers then overlap). With torch
-            using several threads, two threads now share them; the gain is largest when the reward
-            releases the GIL (a torch oracle, an executor) and the model dominates.
+            max_batch="auto"; the last chunk's reward work still follows the model). Same samples
+            and counts; the reward is then called from that thread (one call at a time), so leave
+            it off for a reward that must run on the main thread (signal-based timeouts) or is not
+            safe to run beside the model; the `*_time_s` timers then overlap. It pays only where a
+            second core is free (molecules QED, N = 16, M = 8: wall 7.5 -> 7.0 s; N = 32: 14.5 ->
+            11.9 s, benchmarks/results/performance_wall.md); without one it gains nothing.
+            With torch using several threads, the two threads share them.
         **options: method options: `resample_fraction` (svdd_r), `resampling` and
             `ess_threshold` (smc), `guidance_scale` (dps).
 

@@ -22,9 +22,11 @@ purpose (a noisy oracle) should set `cacheable = False`, or the run `reward_cach
 score (an invalid object, or a transient failure such as a docking timeout) is shared within one
 batch but never cached, so a later step scores that object again.
 
-Memory: an entry holds its key and a float (rewards) or the decoded object (decodes); for SMILES or
-sequence strings of ~100 characters that is about 0.3 kB, so the default 65,536 entries per cache
-cost about 20 MB at most.
+Memory: an entry holds its key and a float (rewards) or the decoded object (decodes). Full at the
+default 65,536 entries each with 60-character strings (SMILES), the two caches hold about 30 MB
+(measured with tracemalloc: 11 MB of scores keyed by the strings themselves, 16 MB of decoded
+strings keyed by 16-byte digests); tensor and image objects are keyed by digests too, so their
+score entries stay small, and their (continuous) states are never decode-cached.
 """
 
 from __future__ import annotations
