@@ -9,6 +9,7 @@ Tables (each writes its numbers, plots and the command that made them to benchma
   images | sequences | molecules | generate_scaling   the per-domain benchmarks
   seed_editing reward against distance to a seed (DNA, molecules) when editing natural seeds
   molecules_docking_noise   Vina's spread over seeds at exhaustiveness 1, 4 and 8
+  wall_time    SVDD-PM and Best-of-N wall time vs model and reward time, before/after the reward cache and overlap
 
 Shared by all: tasks.py (every task built through the domain plug-ins), methods.py (the sampling
 methods by table name), metrics.py (summary statistics), report.py (provenance, tables, files,
@@ -24,7 +25,7 @@ import importlib
 import sys
 
 TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling",
-          "seed_editing", "molecules_docking_noise")
+          "seed_editing", "molecules_docking_noise", "wall_time")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,9 @@ value estimate and keep one per sample. The reward may be any black box.
 from .api import sample
 from .process import DenoisingProcess
 from .result import Result
+from .scoring import RewardCache
 from .values import LearnedValue, PosteriorMean
 from . import rewards
 
-__all__ = ["sample", "DenoisingProcess", "Result", "PosteriorMean", "LearnedValue", "rewards"]
+__all__ = ["sample", "DenoisingProcess", "Result", "PosteriorMean", "LearnedValue", "RewardCache", "rewards"]
 __version__ = "0.1.0"

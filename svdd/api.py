@@ -19,6 +19,7 @@ from .options import check_options
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, check_generator
 from .samplers import METHODS
+from .scoring import DEFAULT_CACHE_SIZE, RewardCache
 from .values import PosteriorMean, Value, as_value
 
 CPU_MODEL_CHUNK = 64  # rows per model call under max_batch="auto" without CUDA
@@ -37,6 +38,8 @@ def sample(
     max_batch: int | None | str = "auto",
     progress: bool | Mapping[str, Any] = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    reward_cache: int | RewardCache | None = DEFAULT_CACHE_SIZE,
+    overlap: bool = False,
     **options: Any,
 ) -> Result:
     """Draw `num_samples` samples from `process`, steered toward high `reward`.
@@ -74,6 +77,23 @@ def sample(
         callback: called after every denoising step with {"step": k (1..K), "num_steps": K,
             "t": the step's time, "desc": the sampling pass}; methods that run several passes
             (best_of_n over candidate groups under an int max_batch, refine) count each pass from 1.
+        reward_cache: how many distinct objects' scores (and discrete states' decodes) to remember
+            across the steps of this call, 65,536 by default (at most about 30 MB for SMILES or
+            sequence strings); each batch is de-duplicated too, so the reward sees every distinct object of
+            a step once (`stats["reward_calls"]`, the rest in `stats["reward_cache_hits"]`). A
+            `svdd.RewardCache` shares its scores across calls; 0 or None scores every object as
+            given. Samples do not change for a reward that is a function of the object alone; set
+            `cacheable = False` on a reward that is random on purpose. See `svdd.scoring`.
+        overlap: decode and score the candidates of one model chunk on a background thread while
+            the model runs on the next (svdd, svdd_r with a row-wise value such as PM; a step's
+            candidates must span more than one model chunk, e.g. N·M > 64 on a CPU under
+            max_batch="auto"; the last chunk's reward work still follows the model). Same samples
+            and counts; the reward is then called from that thread (one call at a time), so leave
+            it off for a reward that must run on the main thread (signal-based timeouts) or is not
+            safe to run beside the model; the `*_time_s` timers then overlap. It pays only where a
+            second core is free (molecules QED, N = 16, M = 8: wall 7.5 -> 7.0 s; N = 32: 14.5 ->
+            11.9 s, benchmarks/results/performance_wall.md); without one it gains nothing.
+            With torch using several threads, the two threads share them.
         **options: method options: `resample_fraction` (svdd_r), `select_steps` and
             `select_start` (svdd, svdd_r), `resampling`, `ess_threshold` (smc, fk), `groups` (smc),
             `potential`, `resample_every`, `resample_window`, `num_x0_samples`, `return_all` (fk),
@@ -94,10 +114,14 @@ def sample(
         raise TypeError(f"callback must be callable(dict) or None; got {type(callback).__name__}")
     if not isinstance(progress, (bool, numbers.Integral, Mapping)):
         raise TypeError(f"progress must be True, False or a dict of tqdm options; got {progress!r}")
-    calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk, callback=callback)
+    cache = reward_cache_of(reward_cache)
+    if not isinstance(overlap, bool):
+        raise TypeError(f"overlap must be True or False; got {overlap!r}")
+    calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk, callback=callback,
+                  reward_cache=cache, overlap=overlap)
     calls.alpha = float(alpha)  # the temperature of values that average several draws
     start = time.perf_counter()
-    with torch.no_grad(), _naming_memory_failures(num_samples, num_candidates, max_batch):
+    with torch.no_grad(), calls, _naming_memory_failures(num_samples, num_candidates, max_batch):
         outcome = METHODS[method](
             calls, num_samples=num_samples, num_candidates=num_candidates, alpha=float(alpha),
             generator=generator, **options,
@@ -119,6 +143,8 @@ def sample(
         "max_batch": max_batch,
         "model_chunk": calls.model_chunk,
         "num_steps": len(process.timesteps),
+        "reward_cache": 0 if cache is None else cache.size,
+        "overlap": overlap,
         **options,
     }
     return Result(
@@ -150,6 +176,17 @@ def _naming_memory_failures(num_samples: int, num_candidates: int, max_batch: in
                 exc.add_note(advice)
             raise
         raise MemoryError(f"{advice} ({text.splitlines()[0] if text else type(exc).__name__})") from exc
+
+
+def reward_cache_of(reward_cache: Any) -> RewardCache | None:
+    """`svdd.sample`'s `reward_cache` as a cache: an int n >= 1 -> a fresh RewardCache(n), a
+    RewardCache as is, 0 or None -> None (no de-duplication, no cache)."""
+    if reward_cache is None or isinstance(reward_cache, RewardCache):
+        return reward_cache
+    if isinstance(reward_cache, bool) or not isinstance(reward_cache, (int, np.integer)) or reward_cache < 0:
+        raise ValueError("reward_cache must be an integer >= 0 (entries; 0 turns the cache off), None or a "
+                         f"svdd.RewardCache; got {reward_cache!r}")
+    return RewardCache(int(reward_cache)) if reward_cache else None
 
 
 def _check_count(name: str, v: Any, limit: int = 2**31 - 1) -> None:

@@ -3,9 +3,14 @@
 Every sampler goes through one `Calls` object, and `SVDDScheduler` through a subclass, so the
 counters mean the same thing everywhere (`Result.stats`, `SVDDScheduler.stats`, run records):
 `model_calls` counts item-level denoiser evaluations (rows), `model_batches` the calls they were
-made in, `reward_calls` the objects handed to a reward, `value_calls` the intermediate states
-scored, `fallback_rows` the selections where no candidate had a valid value; each `*_time_s`
-is the time spent inside one kind of call (the timings do not overlap).
+made in, `reward_calls` the objects actually handed to a reward and `reward_cache_hits` the objects
+scored without it (a duplicate in the same batch, or a cached score: `svdd.scoring`), so
+`reward_calls + reward_cache_hits` is the number of objects scored; `decode_calls` and
+`decode_cache_hits` count decoded states the same way; `value_calls` the intermediate states scored,
+`fallback_rows` the selections where no candidate had a valid value; each `*_time_s` is the time
+spent inside one kind of call (hashing for the caches included). The timings do not overlap, except
+with `overlap=True`, where decoding and rewards run on a background thread while the model runs
+(`Calls.model_and_evaluate`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -21,7 +27,8 @@ from tqdm.auto import tqdm
 
 from . import batched
 from .rewards import evaluate
-from .rng import GeneratorLike
+from .rng import GeneratorLike, select_generators
+from .scoring import DecodeCache, RewardCache
 from .selection import Selection, select
 from .values import Value, as_values
 
@@ -32,6 +39,9 @@ def new_stats() -> dict[str, Any]:
         "model_calls": 0,
         "model_batches": 0,
         "reward_calls": 0,
+        "reward_cache_hits": 0,
+        "decode_calls": 0,
+        "decode_cache_hits": 0,
         "value_calls": 0,
         "fallback_rows": 0,
         "model_time_s": 0.0,
@@ -63,14 +73,26 @@ def trace_entry(t: Any, values: torch.Tensor, **extra: Any) -> dict[str, Any]:
 
 
 class Calls:
-    """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`."""
+    """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`.
+
+    `reward_cache`: a `svdd.scoring.RewardCache` (scores de-duplicated within a batch and cached
+    across steps by object key; discrete states' decodes too, in a `DecodeCache` of the same size)
+    or None (every object scored and every state decoded as given). `overlap`: run decoding and
+    rewards of one model chunk on a background thread while the model runs on the next
+    (`model_and_evaluate`); use `close()` (or `with Calls(...)`) to stop that thread.
+    """
 
     alpha: float = 0.0  # the run's temperature (svdd.sample sets it); values that average draws read it
 
     def __init__(self, process: Any, reward: Callable, value: Value, max_batch: int | None,
                  progress: bool | Mapping[str, Any] = False, model_chunk: int | None = None,
-                 stats: dict[str, Any] | None = None, callback: Callable[[dict[str, Any]], None] | None = None):
+                 stats: dict[str, Any] | None = None, callback: Callable[[dict[str, Any]], None] | None = None,
+                 reward_cache: RewardCache | None = None, overlap: bool = False):
         self.process = process
+        self.reward_cache = reward_cache
+        self.decode_cache = None if reward_cache is None else DecodeCache(reward_cache.size)
+        self.overlap = overlap
+        self._background: ThreadPoolExecutor | None = None
         # a mapping: tqdm options (diffusers' set_progress_bar_config), the bar shown unless disable is true
         self.progress_options = dict(progress) if isinstance(progress, Mapping) else {}
         self.progress = (not self.progress_options.get("disable", False)) if isinstance(progress, Mapping) else progress
@@ -195,8 +217,19 @@ class Calls:
         return x0_hat
 
     def decode(self, x0: torch.Tensor) -> list[Any]:
+        """Objects of clean states x0 [n, ...]: each distinct discrete state decoded once (cached)
+        when the calls have a reward cache, else `process.decode(x0)`."""
         with self.timed("decode_time_s"):
-            decoded = self.process.decode(x0)
+            if self.decode_cache is None:
+                objects, decoded, hits = self._decode_checked(x0), x0.shape[0], 0
+            else:
+                objects, decoded, hits = self.decode_cache.decode(x0, self._decode_checked)
+        self.stats["decode_calls"] += decoded
+        self.stats["decode_cache_hits"] += hits
+        return objects
+
+    def _decode_checked(self, x0: torch.Tensor) -> list[Any]:
+        decoded = self.process.decode(x0)
         if isinstance(decoded, (str, bytes)) or not hasattr(decoded, "__iter__"):
             raise TypeError(f"{type(self.process).__name__}.decode must return a sequence of {x0.shape[0]} "
                             f"objects (one per state); got {type(decoded).__name__}")
@@ -230,10 +263,15 @@ class Calls:
     # -- rewards, values and selection -------------------------------------------------------
 
     def score(self, reward: Callable, objects: list[Any]) -> torch.Tensor:
-        """reward(objects) as float64 [n], counted and timed (NaN for invalid objects)."""
+        """reward(objects) as float64 [n], counted and timed (NaN for invalid objects); with a
+        reward cache only the distinct uncached objects reach the reward."""
         with self.timed("reward_time_s"):
-            values = evaluate(reward, objects)
-        self.stats["reward_calls"] += len(objects)
+            if self.reward_cache is None:
+                values, scored, hits = evaluate(reward, objects), len(objects), 0
+            else:
+                values, scored, hits = self.reward_cache.score(reward, objects)
+        self.stats["reward_calls"] += scored
+        self.stats["reward_cache_hits"] += hits
         return torch.from_numpy(np.asarray(values, dtype=np.float64))
 
     def score_clean(self, x0: torch.Tensor, reward: Callable | None = None) -> tuple[torch.Tensor, list[Any]]:
@@ -271,6 +309,59 @@ class Calls:
         if t is None:
             return self.score_clean(x, self.clean_reward)
         return self.values(x, t, out, generator), None
+
+    def model_and_evaluate(self, x: torch.Tensor, t: Any,
+                           generator: GeneratorLike) -> tuple[Any, torch.Tensor, list[Any] | None]:
+        """(`model(x, t)` when the value needs it, else None; then `evaluate(x, t, out, generator)`).
+
+        With `overlap` and a row-wise value (`value.rowwise`, e.g. `PosteriorMean`) the model runs on
+        one `model_chunk` of x after another while a background thread estimates the values of the
+        chunks already done (decode and reward), so the reward work hides behind the model's. The
+        chunks are the ones `model` uses anyway, so outputs, values, samples and counts are the
+        same as without overlap.
+        """
+        if t is None:
+            return (None, *self.evaluate(x, None, None, generator))
+        if not self.needs_model_output:
+            return None, self.values(x, t, None, generator), None
+        n, chunk = x.shape[0], self.model_chunk
+        if not (self.overlap and chunk and n > chunk and getattr(self.value, "rowwise", False)):
+            out = self.model(x, t)
+            return out, self.values(x, t, out, generator), None
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="svdd-rewards")
+        grad = torch.is_grad_enabled()
+        outs: list[Any] = []
+        futures: list[Future] = []
+        try:
+            for start in range(0, n, chunk):
+                rows = slice(start, min(start + chunk, n))
+                out = self.model(x[rows], t)
+                outs.append(out)
+                futures.append(self._background.submit(self._estimate, grad, x[rows], t, out,
+                                                       select_generators(generator, rows)))
+        finally:
+            wait(futures)  # never leave the thread working on this step (an error in the model)
+        self.stats["value_calls"] += n
+        values = torch.cat([f.result() for f in futures])
+        return batched.cat(outs), values, None
+
+    def _estimate(self, grad: bool, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> torch.Tensor:
+        """The value's estimate of states x [n, ...] on the background thread, in the caller's grad mode."""
+        with torch.set_grad_enabled(grad):
+            return as_values(self.value.estimate(x, t, out, self, generator), x.shape[0], repr(self.value))
+
+    def close(self) -> None:
+        """Stop the background thread of `overlap` (if one was started)."""
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+
+    def __enter__(self) -> Calls:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def reward_tensor(self, x0_hat: torch.Tensor) -> torch.Tensor:
         """A differentiable reward's `tensor(x0_hat)` [n] (dps guidance), counted as value calls."""

@@ -81,10 +81,9 @@ def svdd_step(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: i
     children = calls.transition(batched.repeat_rows(x, m), t, batched.repeat_rows(out, m), gens)
     if m == 1 and t_next is not None:  # one child: nothing to choose from, no model or value calls
         return Scored(children, torch.full((g,), torch.nan, dtype=torch.float64), pick=torch.zeros(g, dtype=torch.long))
-    # PM: the model on every child (its output serves the winner's next transition)
-    child_out = calls.model(children, t_next) if t_next is not None and calls.needs_model_output else None
-    # soft values v(x_{t-1}); at the last step the reward of the clean children (decoded objects too)
-    values, objects = calls.evaluate(children, t_next, child_out, gens)
+    # PM: the model on every child (its output serves the winner's next transition); soft values
+    # v(x_{t-1}); at the last step the reward of the clean children (decoded objects too)
+    child_out, values, objects = calls.model_and_evaluate(children, t_next, gens)
     # one child per sample: argmax at alpha = 0, else a draw from softmax(v / alpha)
     choice = calls.select(values.view(g, m), alpha, generator)
     winners = torch.arange(g, device=children.device) * m + choice.index.to(children.device)

@@ -79,6 +79,9 @@ class Value(Protocol):
         stream (one per row when a per-sample list is given) for values that draw.
     clean_reward(objective): the reward that scores clean candidates at time 0, given the
         objective passed to `svdd.sample`.
+    Optional: `rowwise = True` declares that estimating a batch gives the estimates of its rows,
+        whatever the batch (no draws, nothing shared between rows); `svdd.sample(overlap=True)` then
+        estimates a step's candidates chunk by chunk on a background thread while the model runs.
     """
 
     needs_model_output: bool
@@ -142,6 +145,12 @@ class PosteriorMean:
                                 repeat_generators(generator, s))
         rewards = calls.score(self.reward, calls.decode(draws)).view(x.shape[0], s)
         return soft_mean(rewards, float(getattr(calls, "alpha", 0.0)))
+
+    @property
+    def rowwise(self) -> bool:
+        """True when a batch's estimates are its rows' estimates (svdd.sample(overlap=True) may then
+        score model chunks apart): with S > 1 draws from one generator, chunking would reorder them."""
+        return self.num_x0_samples == 1
 
     def clean_reward(self, objective: Callable) -> Callable:
         return self.reward

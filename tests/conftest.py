@@ -100,3 +100,8 @@ class Delegating:
 
     def decode(self, x0):
         return self.process.decode(x0)
+
+
+def requested(stats):
+    """Objects the sampler asked the reward for: those scored plus those answered by the reward cache."""
+    return stats["reward_calls"] + stats["reward_cache_hits"]

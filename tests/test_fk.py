@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import seeded, weighted_sum
+from conftest import requested, seeded, weighted_sum
 
 import svdd
 from svdd.fk import PathScores, scored_steps
@@ -45,8 +45,9 @@ def run(process, reward=weighted_sum, *, n=N, m=M, alpha=0.5, seed=0, **options)
 
 
 def counted(process, reward=weighted_sum, **kw):
+    """A run whose reward records what each step asks it (no reward cache: every request reaches it)."""
     steps = PerStep(process, reward)
-    res = run(process, steps.wrapped_reward, callback=steps.callback, **kw)
+    res = run(process, steps.wrapped_reward, callback=steps.callback, reward_cache=0, **kw)
     return res, steps
 
 
@@ -60,7 +61,7 @@ def test_masked_counts_per_step_skip_the_all_mask_start(masked_toy):
     assert steps.reward_steps == [0, p, p]  # the all-mask start is one state: not scored
     assert res.stats["model_calls"] == 3 * p
     assert res.stats["value_calls"] == 2 * p
-    assert res.stats["reward_calls"] == 2 * p + p  # + the clean particles at the end
+    assert requested(res.stats) == 2 * p + p  # + the clean particles at the end
     assert len(res.samples) == N and res.rewards.shape == (N,)
     assert [e["scored"] for e in res.trace] == [False, True, True]
 
@@ -70,7 +71,7 @@ def test_continuous_counts_score_every_step(mixture):
     res, steps = counted(mixture, near_two)
     assert steps.model_steps == [p] * k
     assert steps.reward_steps == [p] * k
-    assert res.stats["reward_calls"] == (k + 1) * p and res.stats["value_calls"] == k * p
+    assert requested(res.stats) == (k + 1) * p and res.stats["value_calls"] == k * p
 
 
 @pytest.mark.parametrize("options, scored", [
@@ -84,7 +85,7 @@ def test_a_schedule_scores_only_its_steps(masked_toy, options, scored):
     expected = [p if (k in scored and k > 0) else 0 for k in range(3)]
     assert steps.reward_steps == expected
     assert steps.model_steps == [p, p, p]
-    assert res.stats["reward_calls"] == sum(expected) + p
+    assert requested(res.stats) == sum(expected) + p
 
 
 def test_num_x0_samples_makes_s_reward_calls_per_scored_particle(masked_toy):
@@ -101,7 +102,7 @@ def test_mc_value_potentials(masked_toy, chain, toy_rewards):
                       alpha=0.5, generator=seeded(0), progress=False)
     assert res.stats["model_calls"] == 3 * N * M
     assert res.stats["value_calls"] == 2 * N * M
-    assert res.stats["reward_calls"] == N * M  # the clean particles only
+    assert requested(res.stats) == N * M  # the clean particles only
 
 
 # -- what comes back ------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_clean_reward_decides_the_last_selection_and_the_objective_scores_the_re
         def clean_reward(self, objective):
             return negated
 
-    worst = sample(masked_toy, value=WorstAtTheEnd(weighted_sum))
+    worst = sample(masked_toy, value=WorstAtTheEnd(weighted_sum), reward_cache=0)  # every candidate scored
     best = sample(masked_toy)
     assert last_step == [N * M]  # the last step's clean candidates, scored by the value's choice
     assert np.array_equal(worst.rewards, np.asarray(weighted_sum(worst.samples)))  # objective rewards
