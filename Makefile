@@ -35,7 +35,7 @@ test-fast: $(DEV)
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check svdd domains tests benchmarks examples
-	$(VENV)/bin/ruff format --check svdd domains
+	$(VENV)/bin/ruff format --check svdd domains tests examples
 	$(VENV)/bin/mypy
 
 # Build the wheel, install it (not editable) into a clean venv and use it from outside the checkout.

@@ -13,6 +13,8 @@ def shipped(directory: Path, file: str, what: str) -> Path:
     """
     path = directory / file
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the {what} file ships with the svdd package, so this "
-                                "installation is incomplete; reinstall the package (pip install --force-reinstall svdd)")
+        raise FileNotFoundError(
+            f"{path} is missing: the {what} file ships with the svdd package, so this "
+            "installation is incomplete; reinstall the package (pip install --force-reinstall svdd)"
+        )
     return path

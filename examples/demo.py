@@ -22,20 +22,38 @@ def compare(name: str, process, reward, num_samples: int, num_candidates: int) -
     print(f"  {'method':<11}{'median':>9}{'p90':>9}{'model calls':>13}{'seconds':>9}")
     for method in ("pretrained", "best_of_n", "svdd"):
         start = time.perf_counter()
-        res = svdd.sample(process, reward, method=method, num_samples=num_samples,
-                          num_candidates=num_candidates, generator=torch.Generator().manual_seed(0),
-                          progress=False)
+        res = svdd.sample(
+            process,
+            reward,
+            method=method,
+            num_samples=num_samples,
+            num_candidates=num_candidates,
+            generator=torch.Generator().manual_seed(0),
+            progress=False,
+        )
         s = res.summary()
-        print(f"  {method:<11}{s['median']:>9.3f}{s['p90']:>9.3f}{res.stats['model_calls']:>13}"
-              f"{time.perf_counter() - start:>9.1f}")
+        print(
+            f"  {method:<11}{s['median']:>9.3f}{s['p90']:>9.3f}{res.stats['model_calls']:>13}"
+            f"{time.perf_counter() - start:>9.1f}"
+        )
 
 
 def main() -> None:
     print("svdd demo: pretrained vs reward-guided sampling (higher reward is better)")
-    compare("DNA (ARS1 variants), reward ARS1Activity", sequences.load_pretrained("dna-ars1"),
-            sequences.ARS1Activity(), 32, 8)
-    compare("Images (Fashion-MNIST DDPM), reward log p(shirt)", images.load_pretrained(num_steps=20),
-            images.ClassifierReward("shirt"), 8, 4)
+    compare(
+        "DNA (ARS1 variants), reward ARS1Activity",
+        sequences.load_pretrained("dna-ars1"),
+        sequences.ARS1Activity(),
+        32,
+        8,
+    )
+    compare(
+        "Images (Fashion-MNIST DDPM), reward log p(shirt)",
+        images.load_pretrained(num_steps=20),
+        images.ClassifierReward("shirt"),
+        8,
+        4,
+    )
 
 
 if __name__ == "__main__":

@@ -63,29 +63,47 @@ def main() -> None:
     process = DiffusersProcess.from_pipeline(pipe, num_inference_steps=k)
     for method in ("pretrained", "best_of_n", "svdd"):
         start = time.perf_counter()
-        res = svdd.sample(process, reward, method=method, num_samples=n, num_candidates=m,
-                          generator=torch.Generator().manual_seed(args.seed), progress=False)
-        print(f"  svdd.sample {method:<10} reward median {np.median(res.rewards):8.4f}  "
-              f"mean {res.rewards.mean():8.4f}  UNet rows {res.stats['model_calls']:6d}  "
-              f"{time.perf_counter() - start:5.1f} s")
+        res = svdd.sample(
+            process,
+            reward,
+            method=method,
+            num_samples=n,
+            num_candidates=m,
+            generator=torch.Generator().manual_seed(args.seed),
+            progress=False,
+        )
+        print(
+            f"  svdd.sample {method:<10} reward median {np.median(res.rewards):8.4f}  "
+            f"mean {res.rewards.mean():8.4f}  UNet rows {res.stats['model_calls']:6d}  "
+            f"{time.perf_counter() - start:5.1f} s"
+        )
 
     # 2. the drop-in scheduler inside the unmodified pipeline
     base_scheduler = pipe.scheduler
     pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=reward, num_candidates=m)
     start = time.perf_counter()
-    images = pipe(batch_size=n, num_inference_steps=k, generator=torch.Generator().manual_seed(args.seed),
-                  output_type="np").images
+    images = pipe(
+        batch_size=n, num_inference_steps=k, generator=torch.Generator().manual_seed(args.seed), output_type="np"
+    ).images
     scores = np.asarray(reward(list(torch.from_numpy(images).permute(0, 3, 1, 2))))
     rows = pipe.scheduler.stats["model_calls"] + pipe.scheduler.stats["pipeline_unet_rows"]
-    print(f"  SVDDScheduler in {type(pipe).__name__}: reward median {np.median(scores):8.4f}  "
-          f"UNet rows {rows:6d}  {time.perf_counter() - start:5.1f} s")
+    print(
+        f"  SVDDScheduler in {type(pipe).__name__}: reward median {np.median(scores):8.4f}  "
+        f"UNet rows {rows:6d}  {time.perf_counter() - start:5.1f} s"
+    )
     pipe.scheduler.detach()
     pipe.scheduler = base_scheduler
 
     # 3. the explicit pipeline
     out = SVDDPipeline(unet=pipe.unet, scheduler=base_scheduler)(
-        reward=reward, batch_size=n, num_candidates=m, num_inference_steps=k,
-        generator=torch.Generator().manual_seed(args.seed), output_type="np", progress=False)
+        reward=reward,
+        batch_size=n,
+        num_candidates=m,
+        num_inference_steps=k,
+        generator=torch.Generator().manual_seed(args.seed),
+        output_type="np",
+        progress=False,
+    )
     print(f"  SVDDPipeline: reward median {np.median(out.result.rewards):8.4f}, images {out.images.shape}")
 
 

@@ -5,12 +5,12 @@ denoising step draw M candidate next states from the pretrained model, score eac
 value estimate and keep one per sample. The reward may be any black box.
 """
 
+from . import rewards
 from .api import sample
 from .process import DenoisingProcess
 from .result import Result
 from .scoring import RewardCache
 from .values import LearnedValue, PosteriorMean
-from . import rewards
 
-__all__ = ["sample", "DenoisingProcess", "Result", "PosteriorMean", "LearnedValue", "RewardCache", "rewards"]
+__all__ = ["DenoisingProcess", "LearnedValue", "PosteriorMean", "Result", "RewardCache", "rewards", "sample"]
 __version__ = "0.1.0"

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from .calls import Calls
+from .options import check_options
 from .process import check_process
 from .result import Result
-from .options import check_options
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, check_generator
 from .samplers import METHODS
@@ -35,7 +35,7 @@ def sample(
     num_candidates: int = 10,
     alpha: float = 0.0,
     generator: GeneratorLike = None,
-    max_batch: int | None | str = "auto",
+    max_batch: int | str | None = "auto",
     progress: bool | Mapping[str, Any] = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
     reward_cache: int | RewardCache | None = DEFAULT_CACHE_SIZE,
@@ -103,9 +103,18 @@ def sample(
         `svdd.Result` with `samples`, `rewards` [N], `states`, `trace`, `stats`, `config`; with
         fk's `return_all=True` they hold all N·M particles (group by group) instead of N samples.
     """
-    checked = check_arguments(process, reward, method=method, value=value, num_samples=num_samples,
-                              num_candidates=num_candidates, alpha=alpha, generator=generator,
-                              max_batch=max_batch, options=options)
+    checked = check_arguments(
+        process,
+        reward,
+        method=method,
+        value=value,
+        num_samples=num_samples,
+        num_candidates=num_candidates,
+        alpha=alpha,
+        generator=generator,
+        max_batch=max_batch,
+        options=options,
+    )
     value, alpha, options = checked.value, checked.alpha, checked.options
     num_samples, num_candidates = int(num_samples), int(num_candidates)  # numpy integers too
     max_batch, model_chunk = checked.max_batch, checked.model_chunk
@@ -117,14 +126,27 @@ def sample(
     cache = reward_cache_of(reward_cache)
     if not isinstance(overlap, bool):
         raise TypeError(f"overlap must be True or False; got {overlap!r}")
-    calls = Calls(process, reward, value, max_batch, progress=progress, model_chunk=model_chunk, callback=callback,
-                  reward_cache=cache, overlap=overlap)
+    calls = Calls(
+        process,
+        reward,
+        value,
+        max_batch,
+        progress=progress,
+        model_chunk=model_chunk,
+        callback=callback,
+        reward_cache=cache,
+        overlap=overlap,
+    )
     calls.alpha = float(alpha)  # the temperature of values that average several draws
     start = time.perf_counter()
     with torch.no_grad(), calls, _naming_memory_failures(num_samples, num_candidates, max_batch):
         outcome = METHODS[method](
-            calls, num_samples=num_samples, num_candidates=num_candidates, alpha=float(alpha),
-            generator=generator, **options,
+            calls,
+            num_samples=num_samples,
+            num_candidates=num_candidates,
+            alpha=float(alpha),
+            generator=generator,
+            **options,
         )
         samples = outcome.samples
         if samples is None:
@@ -165,12 +187,17 @@ def _naming_memory_failures(num_samples: int, num_candidates: int, max_batch: in
         yield
     except RuntimeError as exc:
         text = str(exc)
-        if not (isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
-                or "out of memory" in text.lower()):
+        if not (
+            isinstance(exc, torch.OutOfMemoryError)
+            or "can't allocate memory" in text
+            or "out of memory" in text.lower()
+        ):
             raise
-        advice = (f"out of memory while sampling num_samples={num_samples} x num_candidates={num_candidates} "
-                  f"= {num_samples * num_candidates} candidates with max_batch={max_batch!r}: lower "
-                  "num_candidates or num_samples, or set max_batch (an int) to hold fewer candidates at once")
+        advice = (
+            f"out of memory while sampling num_samples={num_samples} x num_candidates={num_candidates} "
+            f"= {num_samples * num_candidates} candidates with max_batch={max_batch!r}: lower "
+            "num_candidates or num_samples, or set max_batch (an int) to hold fewer candidates at once"
+        )
         if isinstance(exc, torch.OutOfMemoryError):
             if hasattr(exc, "add_note"):
                 exc.add_note(advice)
@@ -184,8 +211,10 @@ def reward_cache_of(reward_cache: Any) -> RewardCache | None:
     if reward_cache is None or isinstance(reward_cache, RewardCache):
         return reward_cache
     if isinstance(reward_cache, bool) or not isinstance(reward_cache, (int, np.integer)) or reward_cache < 0:
-        raise ValueError("reward_cache must be an integer >= 0 (entries; 0 turns the cache off), None or a "
-                         f"svdd.RewardCache; got {reward_cache!r}")
+        raise ValueError(
+            "reward_cache must be an integer >= 0 (entries; 0 turns the cache off), None or a "
+            f"svdd.RewardCache; got {reward_cache!r}"
+        )
     return RewardCache(int(reward_cache)) if reward_cache else None
 
 
@@ -208,9 +237,19 @@ class CheckedArguments(NamedTuple):
     options: dict[str, Any]
 
 
-def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: Any = None, num_samples: int = 64,
-                    num_candidates: int = 10, alpha: Any = 0.0, generator: GeneratorLike = None,
-                    max_batch: int | None | str = "auto", options: dict[str, Any] | None = None) -> CheckedArguments:
+def check_arguments(
+    process: Any,
+    reward: Any,
+    *,
+    method: str = "svdd",
+    value: Any = None,
+    num_samples: int = 64,
+    num_candidates: int = 10,
+    alpha: Any = 0.0,
+    generator: GeneratorLike = None,
+    max_batch: int | str | None = "auto",
+    options: dict[str, Any] | None = None,
+) -> CheckedArguments:
     """Every check `svdd.sample` makes before sampling, without sampling: raises a ValueError or
     TypeError naming the argument, the value given and what is accepted. `svdd generate` calls it
     before it writes anything."""
@@ -240,20 +279,25 @@ def check_arguments(process: Any, reward: Any, *, method: str = "svdd", value: A
         max_batch = int(max_batch)
     check_generator(generator, num_samples)
     value = as_value(value, reward)
-    options = check_options(method, METHODS[method], dict(options or {}), len(process.timesteps),
-                            num_samples=int(num_samples), num_candidates=int(num_candidates))
+    options = check_options(
+        method,
+        METHODS[method],
+        dict(options or {}),
+        len(process.timesteps),
+        num_samples=int(num_samples),
+        num_candidates=int(num_candidates),
+    )
     if method == "smc" and alpha <= 0:
         raise ValueError("smc needs alpha > 0: its weights are exp((v_{t-1} - v_t)/alpha)")
     if method == "fk" and alpha <= 0:
         raise ValueError("fk needs alpha > 0: its potentials are exp(λ·r) with λ = 1/alpha")
     _check_process_hooks(process, method, value, options)
-    if method == "dps":
-        if not is_differentiable(reward) or not hasattr(reward, "tensor"):
-            raise TypeError(
-                f"dps needs a differentiable reward with a tensor(x0) method, such as "
-                f"svdd.rewards.TorchReward(fn); {reward_name(reward)!r} is a black box. "
-                "Use method='svdd' for black-box rewards."
-            )
+    if method == "dps" and (not is_differentiable(reward) or not hasattr(reward, "tensor")):
+        raise TypeError(
+            f"dps needs a differentiable reward with a tensor(x0) method, such as "
+            f"svdd.rewards.TorchReward(fn); {reward_name(reward)!r} is a black box. "
+            "Use method='svdd' for black-box rewards."
+        )
     return CheckedArguments(value, alpha, max_batch, model_chunk, options)
 
 
@@ -261,13 +305,19 @@ def _check_process_hooks(process: Any, method: str, value: Any, options: dict[st
     """The process members a method or value needs beyond the protocol, and fk's value for num_x0_samples."""
     name = type(process).__name__
     if method == "refine" and not callable(getattr(process, "renoise", None)):
-        raise TypeError(f"refine needs a process with renoise(x0, level, generator) -> (x_t, timesteps) "
-                        f"(MaskedDiffusion, DiffusersProcess and the toys have one); {name} has none")
+        raise TypeError(
+            f"refine needs a process with renoise(x0, level, generator) -> (x_t, timesteps) "
+            f"(MaskedDiffusion, DiffusersProcess and the toys have one); {name} has none"
+        )
     fk_draws = options.get("num_x0_samples") if method == "fk" else None
     if fk_draws is not None and not isinstance(value, PosteriorMean):
-        raise TypeError(f"num_x0_samples applies to the posterior-mean value (value=None or svdd.PosteriorMean); "
-                        f"got value={value!r}")
+        raise TypeError(
+            f"num_x0_samples applies to the posterior-mean value (value=None or svdd.PosteriorMean); "
+            f"got value={value!r}"
+        )
     draws = max(fk_draws or 1, getattr(value, "num_x0_samples", 1) if isinstance(value, PosteriorMean) else 1)
     if draws > 1 and not callable(getattr(process, "sample_x0", None)):
-        raise TypeError(f"num_x0_samples > 1 draws x0 from the denoiser's posterior with process.sample_x0 "
-                        f"(masked processes); {name} has none: use num_x0_samples=1")
+        raise TypeError(
+            f"num_x0_samples > 1 draws x0 from the denoiser's posterior with process.sample_x0 "
+            f"(masked processes); {name} has none: use num_x0_samples=1"
+        )

@@ -65,7 +65,8 @@ def cat(trees: Sequence[Any]) -> Any:
         return type(first)((k, cat([t[k] for t in trees])) for k in first)
     if dataclasses.is_dataclass(first):
         names = [f.name for f in dataclasses.fields(first) if f.init]
-        return dataclasses.replace(first, **{n: cat([getattr(t, n) for t in trees]) for n in names})
+        instance: Any = first  # a dataclass instance (not a class): its fields hold the batch
+        return dataclasses.replace(instance, **{n: cat([getattr(t, n) for t in trees]) for n in names})
     raise TypeError(f"cannot concatenate {type(first).__name__} model outputs")
 
 

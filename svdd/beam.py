@@ -19,8 +19,16 @@ from .outcome import Outcome, Scored, no_options, ranked
 from .rng import GeneratorLike, batch_generator, rand
 
 
-def beam(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, generator: GeneratorLike,
-         beam_width: int | None = None, **options: Any) -> Outcome:
+def beam(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    beam_width: int | None = None,
+    **options: Any,
+) -> Outcome:
     """Beam search: A = `beam_width` (default N) active states, B = M children each per step, the
     best A of the A·B children survive (by value; at alpha > 0 A are drawn without replacement with
     probability ∝ exp(v/α), by Gumbel top-k), N = num_samples of the last A·B clean children returned.
@@ -57,8 +65,9 @@ def beam(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, g
     return Outcome(active.states, trace, rewards, active.objects)
 
 
-def survivors(states: torch.Tensor, values: torch.Tensor, count: int, alpha: float,
-              generator: GeneratorLike) -> torch.Tensor:
+def survivors(
+    states: torch.Tensor, values: torch.Tensor, count: int, alpha: float, generator: GeneratorLike
+) -> torch.Tensor:
     """Indices LongTensor [count] of the states [C, ...] that survive, best first.
 
     Ranked by value (NaN last) at alpha 0, by value/alpha plus Gumbel noise otherwise (a draw of

@@ -84,10 +84,19 @@ class Calls:
 
     alpha: float = 0.0  # the run's temperature (svdd.sample sets it); values that average draws read it
 
-    def __init__(self, process: Any, reward: Callable, value: Value, max_batch: int | None,
-                 progress: bool | Mapping[str, Any] = False, model_chunk: int | None = None,
-                 stats: dict[str, Any] | None = None, callback: Callable[[dict[str, Any]], None] | None = None,
-                 reward_cache: RewardCache | None = None, overlap: bool = False):
+    def __init__(
+        self,
+        process: Any,
+        reward: Callable,
+        value: Value,
+        max_batch: int | None,
+        progress: bool | Mapping[str, Any] = False,
+        model_chunk: int | None = None,
+        stats: dict[str, Any] | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        reward_cache: RewardCache | None = None,
+        overlap: bool = False,
+    ):
         self.process = process
         self.reward_cache = reward_cache
         self.decode_cache = None if reward_cache is None else DecodeCache(reward_cache.size)
@@ -155,8 +164,10 @@ class Calls:
                 chunk = x[start : start + step]
                 out = self.process.model(chunk, t)
                 if out is None:
-                    raise TypeError(f"{type(self.process).__name__}.model returned None; it must return the "
-                                    "denoiser output (a tensor, or a tuple/dict/dataclass of batch-first tensors)")
+                    raise TypeError(
+                        f"{type(self.process).__name__}.model returned None; it must return the "
+                        "denoiser output (a tensor, or a tuple/dict/dataclass of batch-first tensors)"
+                    )
                 got = batched.rows(out)
                 if got is not None and got != chunk.shape[0]:
                     raise ValueError(
@@ -191,8 +202,10 @@ class Calls:
         processes), one per state x [n, ...] given `out = model(x, t)`, timed as denoising."""
         draw = getattr(self.process, "sample_x0", None)
         if draw is None:
-            raise TypeError(f"{type(self.process).__name__} has no sample_x0: drawing x0 from the denoiser's posterior "
-                            "(PosteriorMean(num_x0_samples > 1)) needs a masked process; use num_x0_samples=1")
+            raise TypeError(
+                f"{type(self.process).__name__} has no sample_x0: drawing x0 from the denoiser's posterior "
+                "(PosteriorMean(num_x0_samples > 1)) needs a masked process; use num_x0_samples=1"
+            )
         with self.timed("denoise_time_s"):
             x0 = draw(x, t, out, generator)
         _check_rows(x0, x.shape[0], f"{type(self.process).__name__}.sample_x0")
@@ -231,13 +244,14 @@ class Calls:
     def _decode_checked(self, x0: torch.Tensor) -> list[Any]:
         decoded = self.process.decode(x0)
         if isinstance(decoded, (str, bytes)) or not hasattr(decoded, "__iter__"):
-            raise TypeError(f"{type(self.process).__name__}.decode must return a sequence of {x0.shape[0]} "
-                            f"objects (one per state); got {type(decoded).__name__}")
+            raise TypeError(
+                f"{type(self.process).__name__}.decode must return a sequence of {x0.shape[0]} "
+                f"objects (one per state); got {type(decoded).__name__}"
+            )
         objects = list(decoded)
         if len(objects) != x0.shape[0]:
             raise ValueError(
-                f"{type(self.process).__name__}.decode returned {len(objects)} objects for "
-                f"{x0.shape[0]} states"
+                f"{type(self.process).__name__}.decode returned {len(objects)} objects for {x0.shape[0]} states"
             )
         return objects
 
@@ -303,15 +317,18 @@ class Calls:
         raw = self.value.estimate(x, t, out if self.needs_model_output else None, self, generator)
         return as_values(raw, x.shape[0], repr(self.value))
 
-    def evaluate(self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike) -> tuple[torch.Tensor, list[Any] | None]:
+    def evaluate(
+        self, x: torch.Tensor, t: Any, out: Any, generator: GeneratorLike
+    ) -> tuple[torch.Tensor, list[Any] | None]:
         """(`values(x, t, out, generator)`, None); for clean states x0 (t None: the last step's
         candidates) (their `clean_reward` float64 [n], their decoded objects)."""
         if t is None:
             return self.score_clean(x, self.clean_reward)
         return self.values(x, t, out, generator), None
 
-    def model_and_evaluate(self, x: torch.Tensor, t: Any,
-                           generator: GeneratorLike) -> tuple[Any, torch.Tensor, list[Any] | None]:
+    def model_and_evaluate(
+        self, x: torch.Tensor, t: Any, generator: GeneratorLike
+    ) -> tuple[Any, torch.Tensor, list[Any] | None]:
         """(`model(x, t)` when the value needs it, else None; then `evaluate(x, t, out, generator)`).
 
         With `overlap` and a row-wise value (`value.rowwise`, e.g. `PosteriorMean`) the model runs on
@@ -338,8 +355,9 @@ class Calls:
                 rows = slice(start, min(start + chunk, n))
                 out = self.model(x[rows], t)
                 outs.append(out)
-                futures.append(self._background.submit(self._estimate, grad, x[rows], t, out,
-                                                       select_generators(generator, rows)))
+                futures.append(
+                    self._background.submit(self._estimate, grad, x[rows], t, out, select_generators(generator, rows))
+                )
         finally:
             wait(futures)  # never leave the thread working on this step (an error in the model)
         self.stats["value_calls"] += n
@@ -380,7 +398,8 @@ class Calls:
 def _check_rows(x: Any, n: int, where: str) -> None:
     if not isinstance(x, torch.Tensor):
         hint = " (convert it with torch.as_tensor)" if isinstance(x, np.ndarray) else ""
-        raise TypeError(f"{where} must return a torch.Tensor of shape [{n}, ...] (batch first); "
-                        f"got {type(x).__name__}{hint}")
+        raise TypeError(
+            f"{where} must return a torch.Tensor of shape [{n}, ...] (batch first); got {type(x).__name__}{hint}"
+        )
     if x.dim() == 0 or x.shape[0] != n:
         raise ValueError(f"{where} returned shape {tuple(x.shape)}; expected {n} rows on dim 0")

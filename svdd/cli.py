@@ -15,14 +15,15 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 
 from . import __version__
 
-app = typer.Typer(help="Reward-guided sampling from pretrained diffusion models (SVDD).",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Reward-guided sampling from pretrained diffusion models (SVDD).", no_args_is_help=True, add_completion=False
+)
 
 
 def _show_version(value: bool) -> None:
@@ -32,8 +33,11 @@ def _show_version(value: bool) -> None:
 
 
 @app.callback()
-def _commands(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                           help="print the version and exit")) -> None:
+def _commands(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
     """Reward-guided sampling from pretrained diffusion models (SVDD)."""
 
 
@@ -83,35 +87,50 @@ def _domain_options(args: list[str]) -> dict[str, str]:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def generate(
     ctx: typer.Context,
-    domain: Optional[str] = typer.Argument(None, help="an installed domain (see `svdd domains`); "
-                                                       "omit it with --process"),
-    reward: str = typer.Option(..., "--reward", "-r",
-                               help="a domain reward (name or name=arg), or module:callable / file.py:callable[=arg]"),
+    domain: str | None = typer.Argument(None, help="an installed domain (see `svdd domains`); omit it with --process"),
+    reward: str = typer.Option(
+        ..., "--reward", "-r", help="a domain reward (name or name=arg), or module:callable / file.py:callable[=arg]"
+    ),
     num_samples: int = typer.Option(..., "-n", "--num-samples", help="samples to generate"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory (resumes a run already there)"),
-    process: Optional[str] = typer.Option(None, "--process", help="your own model: module:factory or "
-                                          "file.py:factory returning a svdd.DenoisingProcess"),
-    method: str = typer.Option("svdd", "--method",
-                               help="pretrained | best_of_n | svdd | svdd_r | smc | fk | beam | refine | dps"),
+    process: str | None = typer.Option(
+        None, "--process", help="your own model: module:factory or file.py:factory returning a svdd.DenoisingProcess"
+    ),
+    method: str = typer.Option(
+        "svdd", "--method", help="pretrained | best_of_n | svdd | svdd_r | smc | fk | beam | refine | dps"
+    ),
     num_candidates: int = typer.Option(10, "-M", "--num-candidates", help="M, candidates per sample and step"),
     alpha: float = typer.Option(0.0, "--alpha", help="temperature; 0 keeps the best candidate"),
-    value: str = typer.Option("pm", "--value", help="pm (posterior mean), mc (the domain's value network), "
-                              "the value.pt of `svdd train-value`, or module:callable"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="denoising steps (default: the model's)"),
+    value: str = typer.Option(
+        "pm",
+        "--value",
+        help="pm (posterior mean), mc (the domain's value network), "
+        "the value.pt of `svdd train-value`, or module:callable",
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="denoising steps (default: the model's)"),
     seed: int = typer.Option(0, "--seed"),
     shard_size: int = typer.Option(64, "--shard-size", help="samples per shard (the unit of resumption)"),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch",
-                                            help="most rows per model call and candidates held at once "
-                                                 "(default: 64-row model calls on a CPU)"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda when "
-                                         "available; each rank its own GPU under torchrun/accelerate)"),
+    max_batch: int | None = typer.Option(
+        None,
+        "--max-batch",
+        help="most rows per model call and candidates held at once (default: 64-row model calls on a CPU)",
+    ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="cpu, cuda, cuda:1 (default: cuda when available; each rank its own GPU under torchrun/accelerate)",
+    ),
     table_format: str = typer.Option("csv", "--format", help="sample table: csv | parquet"),
     executor: str = typer.Option("none", "--executor", help="none | processes | ray"),
     workers: int = typer.Option(2, "--workers", help="worker processes (processes, local ray)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster address"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="a Ray cluster address"),
     option: list[str] = typer.Option([], "--option", help="method option key=value, repeatable"),
-    cooperate: bool = typer.Option(False, "--cooperate", help="share OUT with other workers started with the same "
-                                   "settings and --cooperate (e.g. cluster jobs): shards are claimed, never computed twice"),
+    cooperate: bool = typer.Option(
+        False,
+        "--cooperate",
+        help="share OUT with other workers started with the same "
+        "settings and --cooperate (e.g. cluster jobs): shards are claimed, never computed twice",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="log lines instead of a progress bar"),
 ) -> None:
     """Generate samples with their rewards into OUT: shards/, the sample table, the domain's own
@@ -121,14 +140,17 @@ def generate(
     from .plugins import PluginError
     from .rewards import RewardError
     from .rundir import RunLockedError
-    from .runs import RunSettings, generate as run_generate
+    from .runs import RunSettings
+    from .runs import generate as run_generate
 
     extra = _domain_options(ctx.args)
     try:
         if (domain is None) == (process is None):
-            raise ValueError("name a domain (svdd generate DOMAIN ...) or your own model (--process module:factory), "
-                             "not both" if domain and process else
-                             "name a domain (see `svdd domains`) or your own model with --process module:factory")
+            raise ValueError(
+                "name a domain (svdd generate DOMAIN ...) or your own model (--process module:factory), not both"
+                if domain and process
+                else "name a domain (see `svdd domains`) or your own model with --process module:factory"
+            )
         if steps is not None and steps < 1:
             raise ValueError(f"--steps must be an integer >= 1; got {steps}")
         if max_batch is not None and max_batch < 1:
@@ -144,26 +166,54 @@ def generate(
             job = ProcessJob(process=process, reward=reward, value=value, steps=steps)
             described: dict[str, Any] = {"process": process}
         else:
-            job = DomainJob(domain=str(domain), reward=reward, value=value, steps=steps,
-                            device=resolve_device(device), options=extra)
+            job = DomainJob(
+                domain=str(domain),
+                reward=reward,
+                value=value,
+                steps=steps,
+                device=resolve_device(device),
+                options=extra,
+            )
             described = {"domain": domain, **({"options": extra} if extra else {})}
-        settings = RunSettings(num_samples=num_samples, method=method, num_candidates=num_candidates, alpha=alpha,
-                               seed=seed, shard_size=shard_size, max_batch=max_batch, options=_parse_options(option),
-                               description={**described, "reward": reward, "value": value, "steps": steps})
+        settings = RunSettings(
+            num_samples=num_samples,
+            method=method,
+            num_candidates=num_candidates,
+            alpha=alpha,
+            seed=seed,
+            shard_size=shard_size,
+            max_batch=max_batch,
+            options=_parse_options(option),
+            description={**described, "reward": reward, "value": value, "steps": steps},
+        )
         job.check()
         pool = make_executor(executor, workers, ray_address)
     except (ValueError, TypeError, ImportError) as exc:
         _fail(str(exc))
-    log = (lambda msg: typer.echo(msg, err=True))
+
+    def log(msg):
+        return typer.echo(msg, err=True)
+
     command = shlex.join(["svdd", *sys.argv[1:]])
     try:
-        summary = run_generate(job, settings, out, executor=pool, progress=not quiet, log=log,
-                               table_format=table_format, command=command, cooperate=cooperate)
+        summary = run_generate(
+            job,
+            settings,
+            out,
+            executor=pool,
+            progress=not quiet,
+            log=log,
+            table_format=table_format,
+            command=command,
+            cooperate=cooperate,
+        )
     except (ValueError, TypeError, RewardError, PluginError, RunLockedError) as exc:
         _fail(str(exc))
     except OSError as exc:  # a full disk, a vanished mount: one line; rerunning resumes
-        _fail(f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
-              "fix the cause and rerun the same command to resume")
+        _fail(
+            f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
+            "fix the cause and rerun the same command to resume"
+        )
     finally:
         if pool is not None:
             pool.shutdown()
@@ -171,9 +221,11 @@ def generate(
         typer.echo("this rank's shards are written; rank 0 merges the outputs")
         return
     record = summary.record
-    typer.echo(f"{num_samples} samples in {out}: median reward {_fmt(record['reward_median'])}, "
-               f"p90 {_fmt(record['reward_p90'])}, invalid {record['invalid_samples']}, "
-               f"reward failures {record['reward_failures']}; files: {', '.join(record['outputs'])}")
+    typer.echo(
+        f"{num_samples} samples in {out}: median reward {_fmt(record['reward_median'])}, "
+        f"p90 {_fmt(record['reward_p90'])}, invalid {record['invalid_samples']}, "
+        f"reward failures {record['reward_failures']}; files: {', '.join(record['outputs'])}"
+    )
 
 
 def _fmt(x: float | None) -> str:
@@ -193,7 +245,9 @@ def list_domains() -> None:
             continue
         typer.echo(f"{name}: {domain.summary}")
         try:
-            typer.echo(f"  rewards: {', '.join(domain.rewards())}; --value mc for: {', '.join(domain.values()) or 'none'}")
+            typer.echo(
+                f"  rewards: {', '.join(domain.rewards())}; --value mc for: {', '.join(domain.values()) or 'none'}"
+            )
         except ImportError as exc:
             typer.echo(f"  (needs packages that are not installed: {exc}; {domain.requires})")
         if domain.options:
@@ -211,9 +265,9 @@ def train_value(
     batch_size: int = typer.Option(256, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
     every: int = typer.Option(1, "--every", help="keep the state of every k-th step"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="denoising steps (default: the domain's)"),
+    steps: int | None = typer.Option(None, "--steps", help="denoising steps (default: the domain's)"),
     seed: int = typer.Option(0, "--seed"),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="most rows per model call"),
+    max_batch: int | None = typer.Option(None, "--max-batch", help="most rows per model call"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train an MC value network (SVDD-MC) for a domain and reward on rollouts of its pretrained model.
@@ -231,8 +285,13 @@ def train_value(
     try:
         spec = load_domain(domain)
         reward_fn = domain_reward(spec, reward)
-        for name, v in (("rollouts", rollouts), ("held_out", held_out), ("epochs", epochs), ("every", every),
-                        ("batch_size", batch_size)):
+        for name, v in (
+            ("rollouts", rollouts),
+            ("held_out", held_out),
+            ("epochs", epochs),
+            ("every", every),
+            ("batch_size", batch_size),
+        ):
             if v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {v}")
         if steps is not None and steps < 1:
@@ -243,8 +302,15 @@ def train_value(
     except (ValueError, TypeError, OSError, PluginError) as exc:
         _fail(str(exc))
     process = spec.load_process(steps=steps, device="cpu")
-    settings = {"domain": domain, "reward": reward, "rollouts": rollouts, "held_out": held_out, "every": every,
-                "steps": len(process.timesteps), "seed": seed}
+    settings = {
+        "domain": domain,
+        "reward": reward,
+        "rollouts": rollouts,
+        "held_out": held_out,
+        "every": every,
+        "steps": len(process.timesteps),
+        "seed": seed,
+    }
 
     def rollouts_for(name: str, n: int, offset: int) -> Rollouts:
         path = out / f"{name}.pt"
@@ -253,8 +319,15 @@ def train_value(
             if saved["settings"] == settings:
                 return saved["rollouts"]
             _fail(f"{path} was collected with other settings ({saved['settings']}); use another --out")
-        made = collect_rollouts(process, reward_fn, n, generator=torch.Generator().manual_seed(seed + offset),
-                                every=every, max_batch=max_batch, progress=not quiet)
+        made = collect_rollouts(
+            process,
+            reward_fn,
+            n,
+            generator=torch.Generator().manual_seed(seed + offset),
+            every=every,
+            max_batch=max_batch,
+            progress=not quiet,
+        )
         tmp = path.with_name(path.name + ".tmp")
         torch.save({"settings": settings, "rollouts": made}, tmp)
         tmp.replace(path)
@@ -264,19 +337,35 @@ def train_value(
     held = rollouts_for("held_out", held_out, 1)
     torch.manual_seed(seed)
     net = spec.value_net(process)
-    losses = fit_value(net, train, epochs=epochs, batch_size=batch_size, lr=lr,
-                       generator=torch.Generator().manual_seed(seed), progress=not quiet,
-                       checkpoint=out / "checkpoint.pt")
+    losses = fit_value(
+        net,
+        train,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        generator=torch.Generator().manual_seed(seed),
+        progress=not quiet,
+        checkpoint=out / "checkpoint.pt",
+    )
     corr = value_correlation(net, held)
-    meta = {**settings, "epochs": epochs, "lr": lr, "batch_size": batch_size, "train_loss": losses,
-            "held_out_correlation": {str(t): (None if c != c else float(c)) for t, c in zip(held.times, corr)},
-            "command": shlex.join(["svdd", *sys.argv[1:]]), "environment": environment()}
-    torch.save({"domain": domain, "reward": reward, "state_dict": net.state_dict(), "metadata": meta},
-               out / "value.pt")
+    meta = {
+        **settings,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "train_loss": losses,
+        "held_out_correlation": {str(t): (None if c != c else float(c)) for t, c in zip(held.times, corr)},
+        "command": shlex.join(["svdd", *sys.argv[1:]]),
+        "environment": environment(),
+    }
+    torch.save({"domain": domain, "reward": reward, "state_dict": net.state_dict(), "metadata": meta}, out / "value.pt")
     write_atomic(out / "value.json", json.dumps(meta, indent=1))
     finite = [c for c in corr if c == c]
-    typer.echo(f"value network in {out / 'value.pt'}: final train MSE {losses[-1]:.4g}, "
-               f"held-out correlation {min(finite) if finite else float('nan'):.3f}..{max(finite) if finite else float('nan'):.3f}")
+    low, high = (min(finite), max(finite)) if finite else (float("nan"), float("nan"))
+    typer.echo(
+        f"value network in {out / 'value.pt'}: final train MSE {losses[-1]:.4g}, "
+        f"held-out correlation {low:.3f}..{high:.3f}"
+    )
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Both are `concurrent.futures.Executor`s, so `svdd.runs.generate(executor=...)` a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -13,8 +14,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 
@@ -28,10 +30,8 @@ def die_with_parent(parent_pid: int | None = None, poll_s: float = 1.0) -> None:
     """
     parent_pid = os.getppid() if parent_pid is None else parent_pid
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
     if os.getppid() != parent_pid:  # the parent died before the line above ran
         os._exit(1)
 
@@ -50,8 +50,12 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     orphan writing shards."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int; got {workers!r}")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def _call(fn: Callable, args: tuple, kwargs: dict) -> Any:

@@ -59,10 +59,22 @@ from .values import PosteriorMean
 POTENTIALS = ("diff", "max", "add", "rt")
 
 
-def fk(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, generator: GeneratorLike,
-       potential: str = "diff", resample_every: int = 1, resample_window: tuple[int, int] | None = None,
-       ess_threshold: float | None = None, resampling: str = "multinomial", num_x0_samples: int | None = None,
-       return_all: bool = False, **options: Any) -> Outcome:
+def fk(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    potential: str = "diff",
+    resample_every: int = 1,
+    resample_window: tuple[int, int] | None = None,
+    ess_threshold: float | None = None,
+    resampling: str = "multinomial",
+    num_x0_samples: int | None = None,
+    return_all: bool = False,
+    **options: Any,
+) -> Outcome:
     """FK steering: N groups of M particles (N = num_samples, M = num_candidates), λ = 1/alpha.
 
     At every scored step (`scored_steps`: every `resample_every`-th step index within
@@ -145,9 +157,12 @@ class PathScores(NamedTuple):
         best, total = torch.maximum(self.best, r), self.total + r
         log_g = lam * {"diff": r - self.last, "max": best, "add": total, "rt": r}[potential]
         log_g = torch.where(valid, log_g, torch.full_like(log_g, -torch.inf))
-        record = PathScores(torch.where(valid, r, self.last), torch.where(valid, best, self.best),
-                            torch.where(valid, total, self.total),
-                            self.log_product + torch.where(valid, log_g, torch.zeros_like(log_g)))
+        record = PathScores(
+            torch.where(valid, r, self.last),
+            torch.where(valid, best, self.best),
+            torch.where(valid, total, self.total),
+            self.log_product + torch.where(valid, log_g, torch.zeros_like(log_g)),
+        )
         return log_g, record
 
     def terminal(self, rewards: torch.Tensor, lam: float) -> torch.Tensor:

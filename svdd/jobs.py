@@ -108,8 +108,9 @@ class DomainJob:
         unknown = sorted(set(self.options) - set(domain.options))
         if unknown:
             accepted = ", ".join(f"--{k}" for k in domain.options) or "none"
-            raise PluginError(f"domain {self.domain!r} has no option {', '.join('--' + k for k in unknown)}; "
-                              f"its options: {accepted}")
+            raise PluginError(
+                f"domain {self.domain!r} has no option {', '.join('--' + k for k in unknown)}; its options: {accepted}"
+            )
         domain_reward(domain, self.reward, self.options)
         self._value(domain, None)
 
@@ -125,16 +126,20 @@ class DomainJob:
             values = with_options(domain.values, self.options)
             name = self.reward if self.reward in values else self.reward.partition("=")[0]
             if name not in values:
-                raise PluginError(f"no shipped MC value network for reward {self.reward!r} in domain "
-                                  f"{self.domain!r}; available for: {', '.join(sorted(values)) or 'none'}. "
-                                  "Use --value pm")
+                raise PluginError(
+                    f"no shipped MC value network for reward {self.reward!r} in domain "
+                    f"{self.domain!r}; available for: {', '.join(sorted(values)) or 'none'}. "
+                    "Use --value pm"
+                )
             return values[name](self.device) if process is not None else None
         if self.value.endswith(".pt"):
             return load_trained_value(self.value, domain, process, self.device)
         if ":" in self.value:
             return _value_object(load_object(self.value, "value"), self.value)
-        raise PluginError(f"--value must be pm (posterior mean), mc (the shipped value network), the value.pt "
-                          f"of `svdd train-value`, or module:name; got {self.value!r}")
+        raise PluginError(
+            f"--value must be pm (posterior mean), mc (the shipped value network), the value.pt "
+            f"of `svdd train-value`, or module:name; got {self.value!r}"
+        )
 
     def columns(self, process: Any, samples: list) -> Mapping[str, list]:
         domain = self.plugin()
@@ -177,8 +182,9 @@ class ProcessJob:
 
     def _reward(self) -> Any:
         if ":" not in self.reward:
-            raise PluginError(f"with --process, --reward names your own reward as module:name or file.py:name; "
-                              f"got {self.reward!r}")
+            raise PluginError(
+                f"with --process, --reward names your own reward as module:name or file.py:name; got {self.reward!r}"
+            )
         return load_object(self.reward, "reward")
 
     def _value(self) -> Any:

@@ -63,8 +63,9 @@ class MaskedDiffusion:
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
         if not callable(denoiser):
-            raise TypeError(f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got "
-                            f"{type(denoiser).__name__}")
+            raise TypeError(
+                f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
+            )
         self.denoiser = denoiser
         self.vocab_size = vocab_size
         self.mask_index = vocab_size
@@ -91,9 +92,16 @@ class MaskedDiffusion:
         self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
 
     @staticmethod
-    def from_masked_lm(model: Callable[..., Any], *, mask_token_id: int, token_ids: Any, length: int,
-                       num_steps: int = 128, decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
-                       **options: Any) -> MaskedDiffusion:
+    def from_masked_lm(
+        model: Callable[..., Any],
+        *,
+        mask_token_id: int,
+        token_ids: Any,
+        length: int,
+        num_steps: int = 128,
+        decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
+        **options: Any,
+    ) -> MaskedDiffusion:
         """Wrap a third-party masked / any-order model (a `transformers` `*ForMaskedLM` or a callable
         returning logits over its vocabulary) as a `MaskedDiffusion` whose states are the model's
         free positions re-indexed to the native contract.
@@ -103,8 +111,15 @@ class MaskedDiffusion:
         """
         from .masked_lm import from_masked_lm
 
-        return from_masked_lm(model, mask_token_id=mask_token_id, token_ids=token_ids, length=length,
-                              num_steps=num_steps, decode=decode, **options)
+        return from_masked_lm(
+            model,
+            mask_token_id=mask_token_id,
+            token_ids=token_ids,
+            length=length,
+            num_steps=num_steps,
+            decode=decode,
+            **options,
+        )
 
     # -- the DenoisingProcess protocol -------------------------------------------------------
 
@@ -159,8 +174,10 @@ class MaskedDiffusion:
         probs = torch.softmax(out.to(torch.float64), dim=-1)
         broken = torch.isnan(probs).any(dim=-1) & masked
         if broken.any():
-            raise ValueError(f"the denoiser's logits give no distribution at {int(broken.sum())} masked positions "
-                             f"at t={t} (NaN, all -inf, or several +inf logits)")
+            raise ValueError(
+                f"the denoiser's logits give no distribution at {int(broken.sum())} masked positions "
+                f"at t={t} (NaN, all -inf, or several +inf logits)"
+            )
         cdf = probs.cumsum(dim=-1)
         return (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(dim=-1).clamp_max(self.vocab_size - 1)
 
@@ -190,8 +207,9 @@ class MaskedDiffusion:
         u = rng.rand(x0.shape, generator, device=x0.device)
         return torch.where(u < t.to(torch.float64).unsqueeze(-1), torch.full_like(x0, self.mask_index), x0)
 
-    def renoise(self, x0: torch.Tensor, level: float,
-                generator: GeneratorLike = None) -> tuple[torch.Tensor, list[float]]:
+    def renoise(
+        self, x0: torch.Tensor, level: float, generator: GeneratorLike = None
+    ) -> tuple[torch.Tensor, list[float]]:
         """Clean states x0 Long[B, L] taken part-way back along the chain, for iterative refinement.
 
         `level` in (0, 1] is rounded to the nearest of this process's timesteps t (ties to the
@@ -212,9 +230,14 @@ class MaskedDiffusion:
 
     # -- design from a seed ------------------------------------------------------------------
 
-    def from_seed(self, seed: torch.Tensor | Sequence[int], *, mask_fraction: float | None = None,
-                  positions: Sequence[int] | torch.Tensor | None = None,
-                  num_steps: int | None = None) -> MaskedDiffusion:
+    def from_seed(
+        self,
+        seed: torch.Tensor | Sequence[int],
+        *,
+        mask_fraction: float | None = None,
+        positions: Sequence[int] | torch.Tensor | None = None,
+        num_steps: int | None = None,
+    ) -> MaskedDiffusion:
         """This model started from `seed` with some positions masked: a process that edits a seed.
 
         Args:
@@ -238,18 +261,27 @@ class MaskedDiffusion:
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"seed must be integer tokens of shape ({self.length},); got {seed!r}") from None
         if seed_t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or seed_t.shape != (self.length,):
-            raise ValueError(f"seed must be integer tokens of shape ({self.length},); got {seed_t.dtype} "
-                             f"of shape {tuple(seed_t.shape)}")
+            raise ValueError(
+                f"seed must be integer tokens of shape ({self.length},); got {seed_t.dtype} "
+                f"of shape {tuple(seed_t.shape)}"
+            )
         if (seed_t < 0).any() or (seed_t >= self.vocab_size).any():
-            raise ValueError(f"seed must hold clean token ids 0..{self.vocab_size - 1} (no mask id {self.mask_index}); "
-                             f"got values in {int(seed_t.min())}..{int(seed_t.max())}")
+            raise ValueError(
+                f"seed must hold clean token ids 0..{self.vocab_size - 1} (no mask id {self.mask_index}); "
+                f"got values in {int(seed_t.min())}..{int(seed_t.max())}"
+            )
         if (mask_fraction is None) == (positions is None):
-            raise ValueError("from_seed needs exactly one of mask_fraction (a fraction in (0, 1]) or positions "
-                             f"(indices to mask); got mask_fraction={mask_fraction!r}, positions={positions!r}")
+            raise ValueError(
+                "from_seed needs exactly one of mask_fraction (a fraction in (0, 1]) or positions "
+                f"(indices to mask); got mask_fraction={mask_fraction!r}, positions={positions!r}"
+            )
         chosen = None
         if mask_fraction is not None:
-            if isinstance(mask_fraction, bool) or not isinstance(mask_fraction, (int, float)) \
-                    or not 0.0 < mask_fraction <= 1.0:
+            if (
+                isinstance(mask_fraction, bool)
+                or not isinstance(mask_fraction, (int, float))
+                or not 0.0 < mask_fraction <= 1.0
+            ):
                 raise ValueError(f"mask_fraction must be a number in (0, 1]; got {mask_fraction!r}")
             count = max(1, round(mask_fraction * self.length))
         elif positions is not None:
@@ -277,7 +309,9 @@ class MaskedDiffusion:
 def hamming(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Hamming distance Long[B] between token rows x Long[B, L] and one reference Long[L]."""
     if x.dim() != 2 or reference.shape != x.shape[1:]:
-        raise ValueError(f"hamming needs x [B, L] and a reference [L]; got {tuple(x.shape)} and {tuple(reference.shape)}")
+        raise ValueError(
+            f"hamming needs x [B, L] and a reference [L]; got {tuple(x.shape)} and {tuple(reference.shape)}"
+        )
     return (x != reference.to(x.device)).sum(dim=-1)
 
 

@@ -37,9 +37,21 @@ class MaskedLMDenoiser:
     Each call builds model ids Long[B, L], calls the model once and restricts its logits.
     """
 
-    def __init__(self, model: Callable[..., Any], *, mask_token_id: int, token_ids: torch.Tensor,
-                 template: torch.Tensor, free: torch.Tensor, time: Any, num_train_timesteps: int | None,
-                 time_keyword: str | None, subs: bool, logits_over: str, pad_token_id: int | None):
+    def __init__(
+        self,
+        model: Callable[..., Any],
+        *,
+        mask_token_id: int,
+        token_ids: torch.Tensor,
+        template: torch.Tensor,
+        free: torch.Tensor,
+        time: Any,
+        num_train_timesteps: int | None,
+        time_keyword: str | None,
+        subs: bool,
+        logits_over: str,
+        pad_token_id: int | None,
+    ):
         self.model = model
         self.mask_token_id = mask_token_id
         self.token_ids = token_ids
@@ -94,25 +106,33 @@ class MaskedLMDenoiser:
             return logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         carried = x != len(self.token_ids)  # unmasked: probability one on the token it holds
-        one_hot = torch.full_like(log_probs, -torch.inf).scatter_(-1, x.clamp_max(len(self.token_ids) - 1)
-                                                                 .unsqueeze(-1), 0.0)
+        one_hot = torch.full_like(log_probs, -torch.inf).scatter_(
+            -1, x.clamp_max(len(self.token_ids) - 1).unsqueeze(-1), 0.0
+        )
         return torch.where(carried.unsqueeze(-1), one_hot, log_probs)
 
     def _check_shape(self, logits: torch.Tensor, ids_shape: torch.Size) -> None:
         v = len(self.token_ids)
         if logits.dim() != 3 or tuple(logits.shape[:2]) != tuple(ids_shape):
-            raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; expected "
-                             f"({ids_shape[0]}, {ids_shape[1]}, vocabulary) for input ids of shape {tuple(ids_shape)}")
+            raise ValueError(
+                f"the model returned logits of shape {tuple(logits.shape)}; expected "
+                f"({ids_shape[0]}, {ids_shape[1]}, vocabulary) for input ids of shape {tuple(ids_shape)}"
+            )
         if self.logits_over == "tokens" and logits.shape[-1] != v:
-            raise ValueError(f"logits_over='tokens' needs logits over the {v} token_ids; the model returned "
-                             f"{logits.shape[-1]} (use logits_over='vocab' for logits over the whole vocabulary)")
+            raise ValueError(
+                f"logits_over='tokens' needs logits over the {v} token_ids; the model returned "
+                f"{logits.shape[-1]} (use logits_over='vocab' for logits over the whole vocabulary)"
+            )
         if self.logits_over == "vocab" and logits.shape[-1] <= int(self.token_ids.max()):
-            raise ValueError(f"the model returned logits over {logits.shape[-1]} ids but token_ids go up to "
-                             f"{int(self.token_ids.max())}; check token_ids or use logits_over='tokens'")
+            raise ValueError(
+                f"the model returned logits over {logits.shape[-1]} ids but token_ids go up to "
+                f"{int(self.token_ids.max())}; check token_ids or use logits_over='tokens'"
+            )
 
 
-_TRAINING_MODE = ("the model is in training mode (dropout would make its output random); call model.eval() "
-                  "before wrapping it")
+_TRAINING_MODE = (
+    "the model is in training mode (dropout would make its output random); call model.eval() before wrapping it"
+)
 
 
 class MaskedLMDiffusion(MaskedDiffusion):
@@ -142,19 +162,24 @@ class MaskedLMDiffusion(MaskedDiffusion):
         single = ids.dim() == 1
         rows = ids.unsqueeze(0) if single else ids
         if rows.dim() != 2 or rows.shape[1] != self.model_length or rows.is_floating_point():
-            raise ValueError(f"model_ids must be integer ids of shape ({self.model_length},) or (B, {self.model_length}); "
-                             f"got {rows.dtype} of shape {tuple(ids.shape)}")
+            raise ValueError(
+                f"model_ids must be integer ids of shape ({self.model_length},) or (B, {self.model_length}); "
+                f"got {rows.dtype} of shape {tuple(ids.shape)}"
+            )
         fixed_at = (self.template != self.mask_token_id).nonzero().flatten()
         wrong = (rows[:, fixed_at] != self.template[fixed_at]).any(dim=0)
         if wrong.any():
-            raise ValueError(f"model_ids differ from the fixed ids at positions {fixed_at[wrong].tolist()}; "
-                             f"expected {self.template[fixed_at][wrong].tolist()} there")
+            raise ValueError(
+                f"model_ids differ from the fixed ids at positions {fixed_at[wrong].tolist()}; "
+                f"expected {self.template[fixed_at][wrong].tolist()} there"
+            )
         free_ids = rows[:, self.free_positions]
         match = free_ids.unsqueeze(-1) == self.token_ids  # [B, F, V]
         if not match.any(-1).all():
             bad = sorted(set(free_ids[~match.any(-1)].tolist()))
-            raise ValueError(f"model_ids hold ids {bad} at free positions; only token_ids can be encoded "
-                             f"({self.token_ids.tolist()})")
+            raise ValueError(
+                f"model_ids hold ids {bad} at free positions; only token_ids can be encoded ({self.token_ids.tolist()})"
+            )
         states = match.long().argmax(-1)
         return states[0] if single else states
 
@@ -218,7 +243,9 @@ def from_masked_lm(
         `encode`, and everything `MaskedDiffusion` has (`from_seed`, `add_mask`, ...).
     """
     if not callable(model):
-        raise TypeError(f"model must be callable (a *ForMaskedLM or a function of input ids); got {type(model).__name__}")
+        raise TypeError(
+            f"model must be callable (a *ForMaskedLM or a function of input ids); got {type(model).__name__}"
+        )
     if isinstance(model, torch.nn.Module) and model.training:
         raise ValueError(_TRAINING_MODE)
     _check_int("mask_token_id", mask_token_id, 0)
@@ -240,8 +267,10 @@ def from_masked_lm(
     if free.numel() == 0:
         raise ValueError(f"every one of the {length} positions is fixed; nothing is left to generate")
     if time is not None and not callable(time) and time not in TIME_FORMS:
-        raise ValueError(f"time must be None (the model takes no time), 'continuous', 'discrete' or a callable "
-                         f"t -> model input; got {time!r}")
+        raise ValueError(
+            f"time must be None (the model takes no time), 'continuous', 'discrete' or a callable "
+            f"t -> model input; got {time!r}"
+        )
     if time == "discrete":
         _check_int("num_train_timesteps", num_train_timesteps, 1)
     elif num_train_timesteps is not None:
@@ -258,13 +287,28 @@ def from_masked_lm(
     device = torch.device(device)
     token_tensor = torch.tensor(ids, dtype=torch.long, device=device)
     template, free = template.to(device), free.to(device)
-    denoiser = MaskedLMDenoiser(model, mask_token_id=mask_token_id, token_ids=token_tensor, template=template,
-                                free=free, time=time, num_train_timesteps=num_train_timesteps,
-                                time_keyword=time_keyword, subs=subs, logits_over=logits_over,
-                                pad_token_id=pad_token_id)
+    denoiser = MaskedLMDenoiser(
+        model,
+        mask_token_id=mask_token_id,
+        token_ids=token_tensor,
+        template=template,
+        free=free,
+        time=time,
+        num_train_timesteps=num_train_timesteps,
+        time_keyword=time_keyword,
+        subs=subs,
+        logits_over=logits_over,
+        pad_token_id=pad_token_id,
+    )
     shown = (template == mask_token_id) | torch.isin(template, token_tensor)  # free positions and motif tokens
-    process = MaskedLMDiffusion(denoiser, vocab_size=len(ids), length=int(free.numel()), num_steps=num_steps,
-                                decode=_decoder(denoiser, decode, names, shown), device=device)
+    process = MaskedLMDiffusion(
+        denoiser,
+        vocab_size=len(ids),
+        length=int(free.numel()),
+        num_steps=num_steps,
+        decode=_decoder(denoiser, decode, names, shown),
+        device=device,
+    )
     process.model_length = length
     process.free_positions = free
     process.template = template
@@ -283,13 +327,20 @@ def _logits_of(output: Any) -> torch.Tensor:
         return output.logits
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
-    raise TypeError(f"the model returned {type(output).__name__}; expected a logits tensor, an output with "
-                    ".logits (transformers) or a tuple whose first item is the logits")
+    raise TypeError(
+        f"the model returned {type(output).__name__}; expected a logits tensor, an output with "
+        ".logits (transformers) or a tuple whose first item is the logits"
+    )
 
 
-def _decoder(denoiser: MaskedLMDenoiser, decode: Callable[[torch.Tensor], Sequence[Any]] | None,
-             names: dict[int, str] | None, shown: torch.Tensor) -> Callable[[torch.Tensor], list[Any]]:
+def _decoder(
+    denoiser: MaskedLMDenoiser,
+    decode: Callable[[torch.Tensor], Sequence[Any]] | None,
+    names: dict[int, str] | None,
+    shown: torch.Tensor,
+) -> Callable[[torch.Tensor], list[Any]]:
     """states Long[B, F] -> objects: the user's decode on model ids, else joined names / id tuples."""
+
     def decode_states(x: torch.Tensor) -> list[Any]:
         ids = denoiser.to_model_ids(x)
         if decode is not None:

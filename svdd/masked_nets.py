@@ -36,8 +36,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float):
         super().__init__()
         self.norm = nn.GroupNorm(1, channels)
-        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation,
-                              padding=dilation * (kernel_size - 1) // 2)
+        self.conv = nn.Conv1d(
+            channels, channels, kernel_size, dilation=dilation, padding=dilation * (kernel_size - 1) // 2
+        )
         self.mix = nn.Conv1d(channels, channels, 1)
         self.drop = nn.Dropout(dropout)
 
@@ -49,8 +50,16 @@ class ResidualBlock(nn.Module):
 class _ConvTrunk(nn.Module):
     """Token + position embeddings, then residual dilated conv blocks: features [B, C, L]."""
 
-    def __init__(self, vocab_size: int, length: int, channels: int, num_blocks: int, kernel_size: int,
-                 dilations: tuple[int, ...], dropout: float):
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        channels: int,
+        num_blocks: int,
+        kernel_size: int,
+        dilations: tuple[int, ...],
+        dropout: float,
+    ):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd (so the output keeps length L); got {kernel_size}")
@@ -87,11 +96,26 @@ class ConvDenoiser(nn.Module):
             1 + sum over blocks of (kernel_size - 1)·dilation).
     """
 
-    def __init__(self, vocab_size: int, length: int, channels: int = 128, num_blocks: int = 6,
-                 kernel_size: int = 5, dilations: tuple[int, ...] = (1, 2, 4, 8), dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        channels: int = 128,
+        num_blocks: int = 6,
+        kernel_size: int = 5,
+        dilations: tuple[int, ...] = (1, 2, 4, 8),
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, length=length, channels=channels, num_blocks=num_blocks,
-                           kernel_size=kernel_size, dilations=tuple(dilations), dropout=dropout)
+        self.config = dict(
+            vocab_size=vocab_size,
+            length=length,
+            channels=channels,
+            num_blocks=num_blocks,
+            kernel_size=kernel_size,
+            dilations=tuple(dilations),
+            dropout=dropout,
+        )
         self.trunk = _ConvTrunk(vocab_size, length, channels, num_blocks, kernel_size, tuple(dilations), dropout)
         self.head = nn.Conv1d(channels, vocab_size, 1)
 
@@ -104,11 +128,26 @@ class ConvValue(nn.Module):
 
     """Value network `(x_t Long[B, L], t float[B]) -> values float[B]` (mean+max pooled conv trunk)."""
 
-    def __init__(self, vocab_size: int, length: int, channels: int = 64, num_blocks: int = 4,
-                 kernel_size: int = 5, dilations: tuple[int, ...] = (1, 2, 4, 8), dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        channels: int = 64,
+        num_blocks: int = 4,
+        kernel_size: int = 5,
+        dilations: tuple[int, ...] = (1, 2, 4, 8),
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, length=length, channels=channels, num_blocks=num_blocks,
-                           kernel_size=kernel_size, dilations=tuple(dilations), dropout=dropout)
+        self.config = dict(
+            vocab_size=vocab_size,
+            length=length,
+            channels=channels,
+            num_blocks=num_blocks,
+            kernel_size=kernel_size,
+            dilations=tuple(dilations),
+            dropout=dropout,
+        )
         self.trunk = _ConvTrunk(vocab_size, length, channels, num_blocks, kernel_size, tuple(dilations), dropout)
         self.head = nn.Sequential(nn.Linear(2 * channels, channels), nn.SiLU(), nn.Linear(channels, 1))
 
@@ -127,18 +166,32 @@ class TransformerDenoiser(nn.Module):
     each layer. Attention sees the whole sequence, so it can model long-range pairs (RNA stems).
     """
 
-    def __init__(self, vocab_size: int, length: int, channels: int = 128, num_layers: int = 4,
-                 num_heads: int = 4, dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        channels: int = 128,
+        num_layers: int = 4,
+        num_heads: int = 4,
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, length=length, channels=channels, num_layers=num_layers,
-                           num_heads=num_heads, dropout=dropout)
+        self.config = dict(
+            vocab_size=vocab_size,
+            length=length,
+            channels=channels,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            dropout=dropout,
+        )
         self.length = length
         self.tokens = nn.Embedding(vocab_size + 1, channels)
         self.position = nn.Parameter(torch.randn(length, channels) * 0.02)
         self.time = nn.Sequential(nn.Linear(channels, channels), nn.SiLU(), nn.Linear(channels, channels))
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(channels, num_heads, 4 * channels, dropout, activation="gelu",
-                                       batch_first=True, norm_first=True)
+            nn.TransformerEncoderLayer(
+                channels, num_heads, 4 * channels, dropout, activation="gelu", batch_first=True, norm_first=True
+            )
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(channels)

@@ -43,8 +43,14 @@ def masked_cross_entropy(logits: torch.Tensor, x0: torch.Tensor, x_t: torch.Tens
     return (nll * (x_t == mask_index)).sum(dim=-1)
 
 
-def masked_loss(denoiser: Denoiser, x0: torch.Tensor, mask_index: int, *,
-                generator: torch.Generator | None = None, eps: float = 1e-3) -> torch.Tensor:
+def masked_loss(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    mask_index: int,
+    *,
+    generator: torch.Generator | None = None,
+    eps: float = 1e-3,
+) -> torch.Tensor:
     """The MDLM loss on a batch x0 Long[B, L]: mean over the batch of NELBO / L (nats per token).
 
     Times are stratified over [eps, 1]; each token is masked with probability t; masked
@@ -69,11 +75,25 @@ class TrainLog:
     wall_time_s: float = 0.0
 
 
-def train_masked(denoiser: torch.nn.Module, data: torch.Tensor, *, mask_index: int, steps: int,
-                 batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.0, warmup: int = 200,
-                 grad_clip: float = 1.0, val_data: torch.Tensor | None = None, log_every: int = 250,
-                 checkpoint: str | Path | None = None, checkpoint_every: int = 500, seed: int = 0,
-                 stop_at: int | None = None, progress: bool = True) -> TrainLog:
+def train_masked(
+    denoiser: torch.nn.Module,
+    data: torch.Tensor,
+    *,
+    mask_index: int,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 0.0,
+    warmup: int = 200,
+    grad_clip: float = 1.0,
+    val_data: torch.Tensor | None = None,
+    log_every: int = 250,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 500,
+    seed: int = 0,
+    stop_at: int | None = None,
+    progress: bool = True,
+) -> TrainLog:
     """Train `denoiser` on clean sequences `data` Long[n, L] with the MDLM loss.
 
     AdamW with linear warm-up then cosine decay to lr/10, gradient clipping. With `checkpoint`,
@@ -86,8 +106,9 @@ def train_masked(denoiser: torch.nn.Module, data: torch.Tensor, *, mask_index: i
     if data.dtype != torch.long or data.dim() != 2:
         raise ValueError(f"data must be Long[n, L] token ids; got {data.dtype} of shape {tuple(data.shape)}")
     if int(data.max()) >= mask_index or int(data.min()) < 0:
-        raise ValueError(f"data token ids must lie in 0..{mask_index - 1} (the mask id {mask_index} "
-                         "must not appear in clean data)")
+        raise ValueError(
+            f"data token ids must lie in 0..{mask_index - 1} (the mask id {mask_index} must not appear in clean data)"
+        )
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=lr, weight_decay=weight_decay)
 
@@ -109,8 +130,15 @@ def train_masked(denoiser: torch.nn.Module, data: torch.Tensor, *, mask_index: i
     def save() -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": denoiser.state_dict(), "optimizer": opt.state_dict(),
-                        "generator": gen.get_state(), "log": log.__dict__}, str(path))
+            torch.save(
+                {
+                    "model": denoiser.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "log": log.__dict__,
+                },
+                str(path),
+            )
 
     start = time.perf_counter() - log.wall_time_s
     denoiser.train()
@@ -134,8 +162,11 @@ def train_masked(denoiser: torch.nn.Module, data: torch.Tensor, *, mask_index: i
             if val_data is not None:
                 log.val_loss.append(validation_loss(denoiser, val_data, mask_index))
                 denoiser.train()
-            bar.set_postfix(loss=f"{log.train_loss[-1]:.4f}",
-                            **({"val": f"{log.val_loss[-1]:.4f}"} if log.val_loss else {}), refresh=False)
+            bar.set_postfix(
+                loss=f"{log.train_loss[-1]:.4f}",
+                **({"val": f"{log.val_loss[-1]:.4f}"} if log.val_loss else {}),
+                refresh=False,
+            )
         log.wall_time_s = time.perf_counter() - start
         if log.step % checkpoint_every == 0:
             save()
@@ -144,8 +175,9 @@ def train_masked(denoiser: torch.nn.Module, data: torch.Tensor, *, mask_index: i
     return log
 
 
-def validation_loss(denoiser: torch.nn.Module, data: torch.Tensor, mask_index: int, *,
-                    batch_size: int = 256, seed: int = 1234) -> float:
+def validation_loss(
+    denoiser: torch.nn.Module, data: torch.Tensor, mask_index: int, *, batch_size: int = 256, seed: int = 1234
+) -> float:
     """Mean MDLM loss (NELBO nats per token) on `data` Long[n, L] with a fixed seed."""
     gen = torch.Generator().manual_seed(seed)
     denoiser.eval()
@@ -157,8 +189,9 @@ def validation_loss(denoiser: torch.nn.Module, data: torch.Tensor, mask_index: i
     return total / data.shape[0]
 
 
-def elbo(process: MaskedDiffusion, x0: torch.Tensor, *, num_times: int = 16, seed: int = 0,
-         max_batch: int = 1024) -> torch.Tensor:
+def elbo(
+    process: MaskedDiffusion, x0: torch.Tensor, *, num_times: int = 16, seed: int = 0, max_batch: int = 1024
+) -> torch.Tensor:
     """Evidence lower bound on log p(x0) in nats, float64[B], for clean sequences x0 Long[B, L].
 
     Monte-Carlo over `num_times` stratified times per sequence (one masking draw each), with
@@ -172,7 +205,7 @@ def elbo(process: MaskedDiffusion, x0: torch.Tensor, *, num_times: int = 16, see
     gen = torch.Generator().manual_seed(seed)
     b = x0.shape[0]
     # time k of every sequence lies in stratum k: [eps + (k + u)/K·(1 - eps)]
-    grid = (torch.arange(num_times, dtype=torch.float64) + torch.rand(num_times, generator=gen, dtype=torch.float64))
+    grid = torch.arange(num_times, dtype=torch.float64) + torch.rand(num_times, generator=gen, dtype=torch.float64)
     t = (1e-3 + (1 - 1e-3) * grid / num_times).to(torch.float32)
     rows_x0 = x0.repeat_interleave(num_times, dim=0)  # [B·K, L]
     rows_t = t.repeat(b).to(x0.device)  # [B·K]
@@ -189,8 +222,16 @@ def elbo(process: MaskedDiffusion, x0: torch.Tensor, *, num_times: int = 16, see
     return -nelbo
 
 
-def save_training_run(net: torch.nn.Module, log: TrainLog, out: Path, *, train: torch.Tensor, val: torch.Tensor,
-                      started: float, **metadata: Any) -> dict[str, Any]:
+def save_training_run(
+    net: torch.nn.Module,
+    log: TrainLog,
+    out: Path,
+    *,
+    train: torch.Tensor,
+    val: torch.Tensor,
+    started: float,
+    **metadata: Any,
+) -> dict[str, Any]:
     """Save a denoiser trained by `train_masked` with its record -> the record.
 
     Writes `net` with `metadata` plus the data sizes (train/val Long[B, L]), final losses, wall
@@ -199,14 +240,22 @@ def save_training_run(net: torch.nn.Module, log: TrainLog, out: Path, *, train: 
     """
     from .masked_nets import save_net
 
-    meta = {**metadata, "train_size": int(train.shape[0]), "val_size": int(val.shape[0]),
-            "final_train_nelbo_per_token": log.train_loss[-1], "final_val_nelbo_per_token": log.val_loss[-1],
-            "train_wall_time_s": log.wall_time_s, "this_run_s": time.time() - started, **denoiser_summary(net),
-            "torch": str(torch.__version__)}
+    meta = {
+        **metadata,
+        "train_size": int(train.shape[0]),
+        "val_size": int(val.shape[0]),
+        "final_train_nelbo_per_token": log.train_loss[-1],
+        "final_val_nelbo_per_token": log.val_loss[-1],
+        "train_wall_time_s": log.wall_time_s,
+        "this_run_s": time.time() - started,
+        **denoiser_summary(net),
+        "torch": str(torch.__version__),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_net(net, out, **meta)
-    out.with_suffix(".json").write_text(json.dumps({**meta, "train_loss": log.train_loss, "val_loss": log.val_loss},
-                                                   indent=1))
+    out.with_suffix(".json").write_text(
+        json.dumps({**meta, "train_loss": log.train_loss, "val_loss": log.val_loss}, indent=1)
+    )
     return meta
 
 

@@ -37,8 +37,11 @@ def _fraction(low_open: bool) -> Callable[[str, Any, int], float]:
         ok = (0.0 < v < 1.0) if low_open else (0.0 <= v < 1.0)
         if not ok:
             interval = "(0, 1)" if low_open else "[0, 1)"
-            raise ValueError(f"{name} must be in {interval} (the fraction of the batch replaced per step); got {value!r}")
+            raise ValueError(
+                f"{name} must be in {interval} (the fraction of the batch replaced per step); got {value!r}"
+            )
         return v
+
     return check
 
 
@@ -94,6 +97,7 @@ def _at_least(low: int, optional: bool = False) -> Callable[[str, Any, int], int
         if optional and value is None:
             return None
         return _whole(name, value, low)
+
     return check
 
 
@@ -117,16 +121,18 @@ def _window(name: str, value: Any, num_steps: int) -> tuple[int, int] | None:
         raise TypeError(f"{name} must be None or a pair (first, last) of step indices; got {value!r}")
     first, last = (_whole(f"{name}[{i}]", v, 0) for i, v in enumerate(value))
     if not first <= last <= num_steps - 1:
-        raise ValueError(f"{name} must satisfy 0 <= first <= last <= {num_steps - 1} (the {num_steps} steps); "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must satisfy 0 <= first <= last <= {num_steps - 1} (the {num_steps} steps); got {value!r}"
+        )
     return first, last
 
 
 def _renoise(name: str, value: Any, num_steps: int) -> float:
     v = _number(name, value)
     if not 0.0 < v <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1] (the noise level to go back to: the fraction of the chain); "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be in (0, 1] (the noise level to go back to: the fraction of the chain); got {value!r}"
+        )
     return v
 
 
@@ -168,8 +174,15 @@ def accepted_options(method_fn: Callable) -> list[str]:
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in common]
 
 
-def check_options(method: str, method_fn: Callable, options: dict[str, Any], num_steps: int, *,
-                  num_samples: int | None = None, num_candidates: int | None = None) -> dict[str, Any]:
+def check_options(
+    method: str,
+    method_fn: Callable,
+    options: dict[str, Any],
+    num_steps: int,
+    *,
+    num_samples: int | None = None,
+    num_candidates: int | None = None,
+) -> dict[str, Any]:
     """`options` checked for `method` (see the module docstring); returns them normalised."""
     accepted = accepted_options(method_fn)
     unknown = sorted(set(options) - set(accepted))
@@ -189,12 +202,16 @@ def _check_with_sizes(options: dict[str, Any], n: int, m: int) -> None:
     """The checks that need N = num_samples and M = num_candidates."""
     groups = options.get("groups")
     if groups is not None and n % groups:
-        raise ValueError(f"groups must divide num_samples (each group returns num_samples/groups samples); "
-                         f"got groups={groups} for num_samples={n}")
+        raise ValueError(
+            f"groups must divide num_samples (each group returns num_samples/groups samples); "
+            f"got groups={groups} for num_samples={n}"
+        )
     width = options.get("beam_width")
     if width is not None and width * m < n:
-        raise ValueError(f"beam_width·num_candidates must be >= num_samples (the last step returns num_samples of "
-                         f"its beam_width·num_candidates children); got {width}·{m} < {n}")
+        raise ValueError(
+            f"beam_width·num_candidates must be >= num_samples (the last step returns num_samples of "
+            f"its beam_width·num_candidates children); got {width}·{m} < {n}"
+        )
     initial = options.get("initial")
     if initial is not None and (initial.dim() == 0 or initial.shape[0] != n):
         raise ValueError(f"initial must hold num_samples = {n} clean states on dim 0; got shape {tuple(initial.shape)}")

@@ -40,10 +40,13 @@ class Scored(NamedTuple):
 
     def take(self, index: torch.Tensor) -> Scored:
         """Rows `index` (LongTensor [k]) of everything."""
-        return Scored(self.states[index.to(self.states.device)], self.values[index.to(self.values.device)],
-                      batched.take(self.out, index),
-                      None if self.objects is None else [self.objects[i] for i in index.tolist()],
-                      None if self.pick is None else self.pick[index.to(self.pick.device)])
+        return Scored(
+            self.states[index.to(self.states.device)],
+            self.values[index.to(self.values.device)],
+            batched.take(self.out, index),
+            None if self.objects is None else [self.objects[i] for i in index.tolist()],
+            None if self.pick is None else self.pick[index.to(self.pick.device)],
+        )
 
     @staticmethod
     def join(parts: list[Scored]) -> Scored:
@@ -51,10 +54,13 @@ class Scored(NamedTuple):
         if len(parts) == 1:
             return parts[0]
         first = parts[0]
-        return Scored(torch.cat([p.states for p in parts]), torch.cat([p.values for p in parts]),
-                      batched.cat([p.out for p in parts]),
-                      None if first.objects is None else [o for p in parts for o in p.objects or []],
-                      None if first.pick is None else torch.cat([p.pick for p in parts if p.pick is not None]))
+        return Scored(
+            torch.cat([p.states for p in parts]),
+            torch.cat([p.values for p in parts]),
+            batched.cat([p.out for p in parts]),
+            None if first.objects is None else [o for p in parts for o in p.objects or []],
+            None if first.pick is None else torch.cat([p.pick for p in parts if p.pick is not None]),
+        )
 
 
 def plain_time(t: Any) -> Any:
@@ -65,8 +71,10 @@ def plain_time(t: Any) -> Any:
 def no_options(method: str, options: dict[str, Any]) -> None:
     """TypeError for options a method does not take (svdd.sample checks them earlier)."""
     if options:
-        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(options))}; "
-                        f"see the docstring of svdd.samplers.{method}")
+        raise TypeError(
+            f"unknown option(s) for method {method!r}: {', '.join(sorted(options))}; "
+            f"see the docstring of svdd.samplers.{method}"
+        )
 
 
 def ranked(values: torch.Tensor) -> torch.Tensor:

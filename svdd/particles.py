@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .rng import GeneratorLike, select_generators
 from .outcome import ranked
+from .rng import GeneratorLike, select_generators
 from .selection import effective_sample_size, resample
 
 
@@ -34,12 +34,17 @@ def group_generators(generator: GeneratorLike, groups: int, num_samples: int) ->
 def group_ess(log_w: torch.Tensor, groups: int) -> torch.Tensor:
     """Effective sample size of each group's normalised weights: log_w float64 [P] -> float64 [G]."""
     size = log_w.shape[0] // groups
-    return torch.tensor([effective_sample_size(log_w[rows]) for rows in group_rows(groups, size)],
-                        dtype=torch.float64)
+    return torch.tensor([effective_sample_size(log_w[rows]) for rows in group_rows(groups, size)], dtype=torch.float64)
 
 
-def resample_within(log_w: torch.Tensor, groups: int, scheme: str, generators: list[GeneratorLike],
-                    num: int, which: torch.Tensor | None = None) -> torch.Tensor:
+def resample_within(
+    log_w: torch.Tensor,
+    groups: int,
+    scheme: str,
+    generators: list[GeneratorLike],
+    num: int,
+    which: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Ancestors of a grouped population: log_w float64 [P] -> LongTensor [G·num] (indices into P).
 
     Group g draws `num` ancestors among its own particles by `scheme` (see

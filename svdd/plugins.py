@@ -86,15 +86,18 @@ def load_domain(name: str) -> Domain:
     found = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not found:
         names = domain_names()
-        raise PluginError(f"unknown domain {name!r}; installed domains: {', '.join(names) or 'none'} "
-                          "(or pass --process module:factory for your own model)")
+        raise PluginError(
+            f"unknown domain {name!r}; installed domains: {', '.join(names) or 'none'} "
+            "(or pass --process module:factory for your own model)"
+        )
     try:
         domain = found[0].load()
     except ImportError as exc:
         raise PluginError(f"domain {name!r} cannot be loaded ({exc}); is its extra installed?") from None
     if not isinstance(domain, Domain):
-        raise PluginError(f"entry point {found[0].value!r} of domain {name!r} is a {type(domain).__name__}, "
-                          "not a svdd.plugins.Domain")
+        raise PluginError(
+            f"entry point {found[0].value!r} of domain {name!r} is a {type(domain).__name__}, not a svdd.plugins.Domain"
+        )
     return domain
 
 
@@ -119,8 +122,10 @@ def domain_reward(domain: Domain, spec: str, options: Mapping[str, str] | None =
             raise PluginError(f"reward {spec!r} of domain {domain.name!r}: {exc}") from None
     if ":" in spec:
         return load_object(spec, "reward")
-    raise PluginError(f"unknown reward {spec!r} for domain {domain.name!r}; shipped rewards: "
-                      f"{', '.join(sorted(shipped))} (name or name=argument), or module:callable / file.py:callable")
+    raise PluginError(
+        f"unknown reward {spec!r} for domain {domain.name!r}; shipped rewards: "
+        f"{', '.join(sorted(shipped))} (name or name=argument), or module:callable / file.py:callable"
+    )
 
 
 def _requirement_guard(domain: Domain, fn: Callable[[], Any]) -> Any:
@@ -136,9 +141,9 @@ def load_object(spec: str, what: str = "object", *, call: bool = True) -> Any:
 
     `name` may be dotted (`module:Class.method`). With `=arg`, the object is called with the
     string `arg` (`mymod:Target=9.5` -> `Target("9.5")`); without, a class is instantiated with no
-    arguments and any other object is returned as it is (`call=False`: never called). Every failure (no such file or module,
-    a syntax error in it, an exception while importing it or while calling the class, no such
-    name) is a PluginError of one line that names `spec`.
+    arguments and any other object is returned as it is (`call=False`: never called). Every
+    failure (no such file or module, a syntax error in it, an exception while importing it or
+    while calling the class, no such name) is a PluginError of one line that names `spec`.
     """
     target, sep, arg = spec.partition("=")
     source, colon, attr = target.rpartition(":")

@@ -74,12 +74,18 @@ def check_process(process: Any) -> None:
         )
     for member in METHODS:
         if not callable(getattr(process, member)):
-            raise TypeError(f"{name}.{member} must be a method (callable); got "
-                            f"{type(getattr(process, member)).__name__}")
+            raise TypeError(
+                f"{name}.{member} must be a method (callable); got {type(getattr(process, member)).__name__}"
+            )
     timesteps = process.timesteps
     ndim = getattr(timesteps, "ndim", None)
-    if (isinstance(timesteps, (str, bytes, dict)) or not hasattr(timesteps, "__len__")
-            or not hasattr(timesteps, "__getitem__") or ndim == 0 or (ndim is not None and ndim > 1)):
+    if (
+        isinstance(timesteps, (str, bytes, dict))
+        or not hasattr(timesteps, "__len__")
+        or not hasattr(timesteps, "__getitem__")
+        or ndim == 0
+        or (ndim is not None and ndim > 1)
+    ):
         shape = f" of shape {tuple(timesteps.shape)}" if hasattr(timesteps, "shape") else ""
         raise TypeError(
             f"{name}.timesteps must be a sequence of timesteps t_1 > ... > t_K (a list, tuple, range or "

@@ -76,19 +76,30 @@ class Result:
         import html
 
         s = self.summary()
-        stats = {k: v for k, v in self.stats.items() if k in ("model_calls", "reward_calls", "value_calls",
-                                                                   "wall_time_s", "fallback_rows")}
-        head = ", ".join(f"{k}={v!r}" for k, v in self.config.items()
-                         if k in ("method", "num_samples", "num_candidates", "alpha", "reward", "value"))
-        rows = "".join(f"<tr><td>{k}</td><td>{v:.4g}</td></tr>" if isinstance(v, float) else
-                       f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in {**s, **stats}.items())
+        stats = {
+            k: v
+            for k, v in self.stats.items()
+            if k in ("model_calls", "reward_calls", "value_calls", "wall_time_s", "fallback_rows")
+        }
+        head = ", ".join(
+            f"{k}={v!r}"
+            for k, v in self.config.items()
+            if k in ("method", "num_samples", "num_candidates", "alpha", "reward", "value")
+        )
+        rows = "".join(
+            f"<tr><td>{k}</td><td>{v:.4g}</td></tr>" if isinstance(v, float) else f"<tr><td>{k}</td><td>{v}</td></tr>"
+            for k, v in {**s, **stats}.items()
+        )
         order = np.argsort(-np.nan_to_num(self.rewards, nan=-np.inf), kind="stable")[:5]
+        shown = [s if isinstance(s, str) else type(s).__name__ for s in self.samples]
         best = "".join(
-            f"<tr><td>{i}</td><td>{self.rewards[i]:.4g}</td><td><code>"
-            f"{html.escape(self.samples[i] if isinstance(self.samples[i], str) else type(self.samples[i]).__name__)[:120]}"
-            "</code></td></tr>" for i in order)
-        return (f"<div><b>svdd.Result</b> {html.escape(head)}<table>{rows}</table>"
-                f"<table><tr><th>#</th><th>reward</th><th>sample (best 5)</th></tr>{best}</table></div>")
+            f"<tr><td>{i}</td><td>{self.rewards[i]:.4g}</td><td><code>{html.escape(shown[i])[:120]}</code></td></tr>"
+            for i in order
+        )
+        return (
+            f"<div><b>svdd.Result</b> {html.escape(head)}<table>{rows}</table>"
+            f"<table><tr><th>#</th><th>reward</th><th>sample (best 5)</th></tr>{best}</table></div>"
+        )
 
     def __repr__(self) -> str:
         s = self.summary()

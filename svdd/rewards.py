@@ -37,19 +37,30 @@ import numbers
 import re
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
-from typing import Any, NoReturn, Union
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
 __all__ = [
-    "RewardError", "reward_name", "evaluate", "Reward", "WeightedSum", "Transformed",
-    "negated", "scaled", "clipped", "TorchReward", "is_differentiable",
+    "Reward",
+    "RewardError",
+    "TorchReward",
+    "Transformed",
+    "WeightedSum",
+    "clipped",
+    "evaluate",
+    "is_differentiable",
+    "negated",
+    "reward_name",
+    "scaled",
 ]
 
 RewardFn = Callable[[list], Any]
-_ACCEPTED = ("a list of floats, a 1-D numpy array or a 1-D torch tensor with one value per "
-             "object (NaN or None for an invalid object)")
+_ACCEPTED = (
+    "a list of floats, a 1-D numpy array or a 1-D torch tensor with one value per "
+    "object (NaN or None for an invalid object)"
+)
 
 
 class RewardError(RuntimeError):
@@ -157,8 +168,10 @@ def evaluate(reward: Callable[[list], Any], objects: Sequence) -> np.ndarray:
         return _as_scores(out, len(objects), name)
     except RewardError as exc:
         if len(given) != len(objects) or any(a is not b for a, b in zip(given, objects)):
-            raise RewardError(f"{exc} (it also changed the list it was given: {len(objects)} objects "
-                              f"before the call, {len(given)} after; a reward must not modify its input)") from None
+            raise RewardError(
+                f"{exc} (it also changed the list it was given: {len(objects)} objects "
+                f"before the call, {len(given)} after; a reward must not modify its input)"
+            ) from None
         raise
 
 
@@ -173,8 +186,7 @@ def _locate_failure(reward: Callable, name: str, objects: list, batch_exc: Excep
             reward([obj])
         except Exception as exc:
             raise RewardError(
-                f"reward {name!r} raised {type(exc).__name__}: {exc} on object {i} "
-                f"({_short_repr(obj)}); {fix}"
+                f"reward {name!r} raised {type(exc).__name__}: {exc} on object {i} ({_short_repr(obj)}); {fix}"
             ) from exc
     raise RewardError(
         f"reward {name!r} raised {type(batch_exc).__name__}: {batch_exc} on a batch of "
@@ -184,6 +196,7 @@ def _locate_failure(reward: Callable, name: str, objects: list, batch_exc: Excep
 
 
 # ----------------------------------------------------------------------------- Reward wrapper
+
 
 def _auto_key(obj: Any) -> Hashable | None:
     """A hashable identity for `obj`, or None when it has none (then it is never deduplicated).
@@ -211,8 +224,9 @@ def _auto_key(obj: Any) -> Hashable | None:
         return None
 
 
-def _score_chunk(fn: Callable, per_item: bool, penalty: float | None, name: str,
-                 chunk: list) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _score_chunk(
+    fn: Callable, per_item: bool, penalty: float | None, name: str, chunk: list
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Score one chunk; module-level so that process pools can pickle it.
 
     Returns (scores [m], failed [m] bool, objects passed to fn, fn invocations). With
@@ -246,8 +260,10 @@ def _score_chunk(fn: Callable, per_item: bool, penalty: float | None, name: str,
             try:
                 scores[i] = _to_float(out)
             except (TypeError, ValueError):
-                raise RewardError(f"per-item reward {name!r} returned {type(out).__name__}; "
-                                  "expected one float (or None for an invalid object)") from None
+                raise RewardError(
+                    f"per-item reward {name!r} returned {type(out).__name__}; "
+                    "expected one float (or None for an invalid object)"
+                ) from None
         else:
             scores[i] = _as_scores(out, 1, name)[0]
     return scores, failed, calls, batches
@@ -281,11 +297,19 @@ class Reward:
     not thread-safe: do not call one Reward from several threads at once.
     """
 
-    def __init__(self, fn: Callable, *, name: str | None = None,
-                 on_error: Union[str, float] = "raise", dedupe: bool = True,
-                 key: Callable[[Any], Hashable] | None = None, cache: bool = False,
-                 executor: Executor | None = None, chunk_size: int | None = None,
-                 per_item: bool = False) -> None:
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        name: str | None = None,
+        on_error: str | float = "raise",
+        dedupe: bool = True,
+        key: Callable[[Any], Hashable] | None = None,
+        cache: bool = False,
+        executor: Executor | None = None,
+        chunk_size: int | None = None,
+        per_item: bool = False,
+    ) -> None:
         if not callable(fn):
             raise TypeError(f"Reward fn must be callable; got {type(fn).__name__}")
         if on_error == "raise":
@@ -295,16 +319,18 @@ class Reward:
         elif isinstance(on_error, numbers.Real) and not isinstance(on_error, bool) and on_error != math.inf:
             penalty = float(on_error)
         else:
-            raise ValueError("on_error must be 'raise', 'nan' or a number below +inf (a failure scored +inf "
-                             f"would win every selection); got {on_error!r}")
-        if chunk_size is not None and (isinstance(chunk_size, bool)
-                                       or not isinstance(chunk_size, numbers.Integral)
-                                       or chunk_size < 1):
+            raise ValueError(
+                "on_error must be 'raise', 'nan' or a number below +inf (a failure scored +inf "
+                f"would win every selection); got {on_error!r}"
+            )
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1
+        ):
             raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
-        if executor is not None and not (isinstance(executor, Executor)
-                                         or callable(getattr(executor, "map", None))):
-            raise TypeError("executor must be a concurrent.futures.Executor (or have a .map "
-                            f"method); got {type(executor).__name__}")
+        if executor is not None and not (isinstance(executor, Executor) or callable(getattr(executor, "map", None))):
+            raise TypeError(
+                f"executor must be a concurrent.futures.Executor (or have a .map method); got {type(executor).__name__}"
+            )
         if key is not None and not callable(key):
             raise TypeError(f"key must be callable or None; got {type(key).__name__}")
         if name is not None and not isinstance(name, str):
@@ -379,7 +405,7 @@ class Reward:
         if size is None:
             workers = getattr(self.executor, "_max_workers", None) or 4
             size = math.ceil(m / workers) if self.executor is not None else m
-        chunks = [objects[s:s + size] for s in range(0, m, size)]
+        chunks = [objects[s : s + size] for s in range(0, m, size)]
         args = (self.fn, self.per_item, self._penalty, self._name)
         if self.executor is None:
             results = [_score_chunk(*args, c) for c in chunks]
@@ -390,20 +416,27 @@ class Reward:
             self.calls += calls
             self.batches += batches
             self.failures += int(failed.sum())
-        return (np.concatenate([r[0] for r in results]),
-                np.concatenate([r[1] for r in results]))
+        return (np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results]))
 
     def __repr__(self) -> str:
-        opts = {"on_error": self.on_error, "dedupe": self.dedupe, "cache": self.cache,
-                "key": self.key and reward_name(self.key), "chunk_size": self.chunk_size,
-                "executor": self.executor and type(self.executor).__name__,
-                "per_item": self.per_item or None}
+        opts = {
+            "on_error": self.on_error,
+            "dedupe": self.dedupe,
+            "cache": self.cache,
+            "key": self.key and reward_name(self.key),
+            "chunk_size": self.chunk_size,
+            "executor": self.executor and type(self.executor).__name__,
+            "per_item": self.per_item or None,
+        }
         text = ", ".join(f"{k}={v!r}" for k, v in opts.items() if v is not None)
-        return (f"Reward({self._name!r}, {text}; calls={self.calls}, batches={self.batches}, "
-                f"cache_hits={self.cache_hits}, failures={self.failures})")
+        return (
+            f"Reward({self._name!r}, {text}; calls={self.calls}, batches={self.batches}, "
+            f"cache_hits={self.cache_hits}, failures={self.failures})"
+        )
 
 
 # ------------------------------------------------------------------------------ composition
+
 
 class WeightedSum:
     """``sum_i w_i * r_i(objects)``; an object that is NaN under any term is NaN.
@@ -417,12 +450,18 @@ class WeightedSum:
         if not terms:
             raise ValueError("WeightedSum needs at least one (reward, weight) term")
         for term in terms:
-            if not (isinstance(term, tuple) and len(term) == 2 and callable(term[0])
-                    and isinstance(term[1], numbers.Real) and not isinstance(term[1], bool)):
+            if not (
+                isinstance(term, tuple)
+                and len(term) == 2
+                and callable(term[0])
+                and isinstance(term[1], numbers.Real)
+                and not isinstance(term[1], bool)
+            ):
                 raise TypeError(f"WeightedSum terms must be (reward, weight) pairs; got {term!r}")
             if not math.isfinite(term[1]):
-                raise ValueError(f"WeightedSum weights must be finite numbers; got {term[1]!r} for "
-                                 f"{reward_name(term[0])!r}")
+                raise ValueError(
+                    f"WeightedSum weights must be finite numbers; got {term[1]!r} for {reward_name(term[0])!r}"
+                )
         self.terms = [(r, float(w)) for r, w in terms]
         if name is None:
             parts = [f"{abs(w)!r}*{reward_name(r)}" for r, w in self.terms]
@@ -446,8 +485,7 @@ class WeightedSum:
 class Transformed:
     """``fn(reward(objects))`` for an elementwise ``fn: ndarray[n] -> ndarray[n]``."""
 
-    def __init__(self, reward: Callable, fn: Callable[[np.ndarray], np.ndarray],
-                 name: str | None = None) -> None:
+    def __init__(self, reward: Callable, fn: Callable[[np.ndarray], np.ndarray], name: str | None = None) -> None:
         if not (callable(reward) and callable(fn)):
             raise TypeError("Transformed needs a callable reward and a callable fn")
         self.reward, self.fn = reward, fn
@@ -498,11 +536,11 @@ def clipped(reward: Callable, low: float | None = None, high: float | None = Non
         raise ValueError(f"clipped: low={low} is above high={high}")
     lo: float = -np.inf if lo_bound is None else lo_bound
     hi: float = np.inf if hi_bound is None else hi_bound
-    return Transformed(reward, lambda v: np.clip(v, lo, hi),
-                       name=f"clip({reward_name(reward)}, {low}, {high})")
+    return Transformed(reward, lambda v: np.clip(v, lo, hi), name=f"clip({reward_name(reward)}, {low}, {high})")
 
 
 # ---------------------------------------------------------------------------- differentiable
+
 
 class TorchReward:
     """A differentiable reward ``fn(x: Tensor[n, ...]) -> Tensor[n]`` for gradient guidance.
@@ -514,8 +552,12 @@ class TorchReward:
 
     differentiable = True
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str | None = None,
-                 device: Union[str, torch.device, None] = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        name: str | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
         if not callable(fn):
             raise TypeError(f"TorchReward fn must be callable; got {type(fn).__name__}")
         self.fn, self.device = fn, device
@@ -526,8 +568,10 @@ class TorchReward:
         out = self.fn(x)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0],):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise RewardError(f"TorchReward {self.name!r} must return a tensor of shape "
-                              f"[{x.shape[0]}] for an input of shape {tuple(x.shape)}; got {got}")
+            raise RewardError(
+                f"TorchReward {self.name!r} must return a tensor of shape "
+                f"[{x.shape[0]}] for an input of shape {tuple(x.shape)}; got {got}"
+            )
         return out
 
     def __call__(self, objects: Sequence) -> np.ndarray:
@@ -539,14 +583,15 @@ class TorchReward:
             try:
                 items.append(torch.as_tensor(o))
             except (TypeError, ValueError, RuntimeError):
-                raise RewardError(f"TorchReward {self.name!r} needs tensors, arrays or numbers; object {i} is "
-                                  f"{_short_repr(o)}") from None
+                raise RewardError(
+                    f"TorchReward {self.name!r} needs tensors, arrays or numbers; object {i} is {_short_repr(o)}"
+                ) from None
         shapes = {tuple(t.shape) for t in items}
         if len(shapes) > 1:
-            raise RewardError(f"TorchReward {self.name!r} needs objects of one shape to stack; "
-                              f"got shapes {sorted(shapes)[:4]}")
-        x = torch.stack([t if t.is_floating_point() else t.to(torch.get_default_dtype())
-                         for t in items])
+            raise RewardError(
+                f"TorchReward {self.name!r} needs objects of one shape to stack; got shapes {sorted(shapes)[:4]}"
+            )
+        x = torch.stack([t if t.is_floating_point() else t.to(torch.get_default_dtype()) for t in items])
         if self.device is not None:
             x = x.to(self.device)
         with torch.no_grad():

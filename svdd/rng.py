@@ -9,14 +9,14 @@ its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
+from typing import TypeGuard
 
 import torch
 
-GeneratorLike = Union[None, torch.Generator, Sequence[torch.Generator]]
+GeneratorLike = None | torch.Generator | Sequence[torch.Generator]
 
 
-def is_per_row(generator: GeneratorLike) -> bool:
+def is_per_row(generator: GeneratorLike) -> TypeGuard[Sequence[torch.Generator]]:
     """True when `generator` is a sequence with one generator per row."""
     return isinstance(generator, (list, tuple))
 
@@ -65,7 +65,7 @@ def batch_generator(generator: GeneratorLike) -> torch.Generator | None:
     """
     if is_per_row(generator):
         return generator[0] if len(generator) else None
-    return generator
+    return generator if isinstance(generator, torch.Generator) else None
 
 
 def _draw(fn, shape, generator, dtype, device) -> torch.Tensor:
@@ -73,9 +73,7 @@ def _draw(fn, shape, generator, dtype, device) -> torch.Tensor:
     if not is_per_row(generator):
         return fn(shape, generator=generator, dtype=dtype, device=device)
     if len(generator) != shape[0]:
-        raise ValueError(
-            f"{len(generator)} generators for a draw of {shape[0]} rows; pass one per row"
-        )
+        raise ValueError(f"{len(generator)} generators for a draw of {shape[0]} rows; pass one per row")
     rows = [fn(shape[1:], generator=g, dtype=dtype, device=device) for g in generator]
     return torch.stack(rows) if rows else torch.empty(shape, dtype=dtype, device=device)
 

@@ -112,10 +112,14 @@ class RunDirectory:
             holders = self.holders()
             who = ", ".join(f"PID {pid} on {host}" for host, pid in holders) or "another process"
             if shared:
-                raise RunLockedError(f"{self.root} is in use by a run that does not cooperate ({who}); wait for it "
-                                     "to finish or use another --out") from None
-            raise RunLockedError(f"{self.root} is in use by another svdd run ({who}); wait for it to finish, use "
-                                 "another --out, or add workers to it with --cooperate (same settings)") from None
+                raise RunLockedError(
+                    f"{self.root} is in use by a run that does not cooperate ({who}); wait for it "
+                    "to finish or use another --out"
+                ) from None
+            raise RunLockedError(
+                f"{self.root} is in use by another svdd run ({who}); wait for it to finish, use "
+                "another --out, or add workers to it with --cooperate (same settings)"
+            ) from None
         self._lock_fd, self.shared = fd, shared
         holders_dir = self.root / HOLDERS_DIR
         holders_dir.mkdir(exist_ok=True)

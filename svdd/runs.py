@@ -42,8 +42,19 @@ from .rewards import RewardError, evaluate
 from .rundir import RunDirectory, write_atomic
 from .shards import Job, RunSettings, read_progress, read_shard, run_shard, sample_generators, shard_path
 
-__all__ = ["Job", "RunSettings", "RunSummary", "generate", "read_shard", "run_shard", "shard_path", "environment",
-           "process_rank", "check_job", "read_record"]
+__all__ = [
+    "Job",
+    "RunSettings",
+    "RunSummary",
+    "check_job",
+    "environment",
+    "generate",
+    "process_rank",
+    "read_record",
+    "read_shard",
+    "run_shard",
+    "shard_path",
+]
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -66,17 +77,33 @@ def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
     if hasattr(job, "check"):
         job.check()
     if settings.options.get("return_all"):
-        raise ValueError("return_all is not available in batch runs: a run writes num_samples samples, and "
-                         "return_all returns every particle (num_samples·num_candidates); call svdd.sample instead")
+        raise ValueError(
+            "return_all is not available in batch runs: a run writes num_samples samples, and "
+            "return_all returns every particle (num_samples·num_candidates); call svdd.sample instead"
+        )
     process, reward, value = job.build()
     count = min(settings.shard_size, settings.num_samples)
-    check_arguments(process, reward, method=settings.method, value=value, num_samples=count,
-                    num_candidates=settings.num_candidates, alpha=settings.alpha,
-                    generator=sample_generators(settings.seed, 0, count),
-                    max_batch=settings.max_batch if settings.max_batch is not None else "auto",
-                    options=settings.options)
-    res = sample(process, lambda objs: [0.0] * len(objs), method="pretrained", num_samples=num,
-                 num_candidates=1, generator=torch.Generator().manual_seed(0), progress=False)
+    check_arguments(
+        process,
+        reward,
+        method=settings.method,
+        value=value,
+        num_samples=count,
+        num_candidates=settings.num_candidates,
+        alpha=settings.alpha,
+        generator=sample_generators(settings.seed, 0, count),
+        max_batch=settings.max_batch if settings.max_batch is not None else "auto",
+        options=settings.options,
+    )
+    res = sample(
+        process,
+        lambda objs: [0.0] * len(objs),
+        method="pretrained",
+        num_samples=num,
+        num_candidates=1,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     try:
         evaluate(reward, res.samples)
     except RewardError as exc:
@@ -99,20 +126,26 @@ def read_record(out_dir: Path, settings: RunSettings, log: Callable[[str], None]
             if not isinstance(record, dict) or "settings_digest" not in record:
                 raise ValueError(f"a JSON {type(record).__name__} without settings_digest")
         except (OSError, ValueError) as exc:
-            log(f"{path} is damaged ({exc.__class__.__name__}: {str(exc)[:80]}); the shards are checked one by "
-                "one and run.json is written anew")
+            log(
+                f"{path} is damaged ({exc.__class__.__name__}: {str(exc)[:80]}); the shards are checked one by "
+                "one and run.json is written anew"
+            )
             record = None
     if record is not None and record.get("settings_digest") != settings.digest():
-        raise ValueError(f"{out_dir} holds a run made with other settings "
-                         f"({_settings_diff(record.get('settings', {}), settings)}); "
-                         "use another output directory to start a new run")
+        raise ValueError(
+            f"{out_dir} holds a run made with other settings "
+            f"({_settings_diff(record.get('settings', {}), settings)}); "
+            "use another output directory to start a new run"
+        )
     if record is None:
         for shard in sorted((out_dir / "shards").glob("shard-*.json"))[:64]:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 digest = json.loads(shard.read_text()).get("settings")
                 if digest is not None and digest != settings.digest():
-                    raise ValueError(f"{out_dir} holds shards of a run made with other settings ({shard.name}); "
-                                     "use another output directory to start a new run")
+                    raise ValueError(
+                        f"{out_dir} holds shards of a run made with other settings ({shard.name}); "
+                        "use another output directory to start a new run"
+                    )
     return record
 
 
@@ -128,12 +161,15 @@ def environment() -> dict[str, Any]:
 
     versions = {}
     for pkg in ("svdd", "torch", "numpy", "diffusers", "rdkit", "viennarna", "selfies"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return {"versions": versions, "python": platform.python_version(), "machine": platform.platform(),
-            "processor": platform.machine(), "cpus": os.cpu_count()}
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "processor": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def process_rank() -> tuple[int, int]:
@@ -148,9 +184,19 @@ def process_rank() -> tuple[int, int]:
     return rank, world
 
 
-def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: Executor | None = None,
-             progress: bool = True, log: Callable[[str], None] = print, poll_s: float = 2.0,
-             table_format: str = "csv", command: str | None = None, cooperate: bool = False) -> RunSummary | None:
+def generate(
+    job: Job,
+    settings: RunSettings,
+    out_dir: str | Path,
+    *,
+    executor: Executor | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    poll_s: float = 2.0,
+    table_format: str = "csv",
+    command: str | None = None,
+    cooperate: bool = False,
+) -> RunSummary | None:
     """Run (or resume) a sharded generation into `out_dir`.
 
     Every check (the job's names, the sampler's settings, the reward's output, the table format)
@@ -180,15 +226,37 @@ def generate(job: Job, settings: RunSettings, out_dir: str | Path, *, executor: 
     except OSError as exc:
         raise PermissionError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from exc
     try:
-        return _generate(job, settings, run_dir, rank, world, executor=executor, progress=progress, log=log,
-                         poll_s=poll_s, table_format=table_format, command=command)
+        return _generate(
+            job,
+            settings,
+            run_dir,
+            rank,
+            world,
+            executor=executor,
+            progress=progress,
+            log=log,
+            poll_s=poll_s,
+            table_format=table_format,
+            command=command,
+        )
     finally:
         run_dir.release()
 
 
-def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int, world: int, *,
-              executor: Executor | None, progress: bool, log: Callable[[str], None], poll_s: float,
-              table_format: str, command: str | None) -> RunSummary | None:
+def _generate(
+    job: Job,
+    settings: RunSettings,
+    run_dir: RunDirectory,
+    rank: int,
+    world: int,
+    *,
+    executor: Executor | None,
+    progress: bool,
+    log: Callable[[str], None],
+    poll_s: float,
+    table_format: str,
+    command: str | None,
+) -> RunSummary | None:
     out_dir = run_dir.root
     previous = read_record(out_dir, settings, log)
     run_dir.clean_leftovers()
@@ -221,14 +289,22 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
     if done:
         log(f"resuming: {len(payloads)} of {settings.num_shards} shards already complete")
     start_time = time.perf_counter()
-    bar = tqdm(total=settings.num_samples, initial=done, desc="samples", unit="sample", disable=not progress,
-               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    bar = tqdm(
+        total=settings.num_samples,
+        initial=done,
+        desc="samples",
+        unit="sample",
+        disable=not progress,
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+    )
     in_flight: dict[int, float] = {}  # shard -> fraction of its steps done
 
     def on_progress(k: int, fraction: float) -> None:
         in_flight[k] = fraction
         bar.n = done + sum(f * settings.shard_range(j)[1] for j, f in in_flight.items())
         bar.refresh()
+
     rewards_so_far = [r for p in payloads.values() for r in p["rewards"] if r is not None]
     done_here = 0
 
@@ -242,8 +318,10 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
         median = f"{np.median(rewards_so_far):.4g}" if rewards_so_far else "nan"
         bar.set_postfix(median_reward=median, refresh=False)
         if not progress and mine:
-            log(f"shard {payload['shard']} written: {done}/{settings.num_samples} samples, "
-                f"median reward {median}, {time.perf_counter() - start_time:.1f}s")
+            log(
+                f"shard {payload['shard']} written: {done}/{settings.num_samples} samples, "
+                f"median reward {median}, {time.perf_counter() - start_time:.1f}s"
+            )
 
     try:
         for payload in _run_shards(job, settings, run_dir, todo, executor, on_progress):
@@ -256,8 +334,9 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
                 payload, _ = read_shard(out_dir, settings, k)
                 if payload is not None:
                     record_shard(payload, mine=False)
-            orphans = [k for k in range(settings.num_shards)
-                       if k not in payloads and not run_dir.claimed_by_live_worker(k)]
+            orphans = [
+                k for k in range(settings.num_shards) if k not in payloads and not run_dir.claimed_by_live_worker(k)
+            ]
             for payload in _run_shards(job, settings, run_dir, orphans, executor, on_progress):  # nobody is on them
                 record_shard(payload)
             if len(payloads) < settings.num_shards:
@@ -274,40 +353,54 @@ def _generate(job: Job, settings: RunSettings, run_dir: RunDirectory, rank: int,
     return summary
 
 
-def _write_outputs(job: Job, settings: RunSettings, out_dir: Path, payloads: dict[int, dict], record: dict,
-                   table_format: str) -> RunSummary:
+def _write_outputs(
+    job: Job, settings: RunSettings, out_dir: Path, payloads: dict[int, dict], record: dict, table_format: str
+) -> RunSummary:
     """The sample table, the job's own formats and the completed run record, from every shard."""
     ordered = [payloads[k] for k in range(settings.num_shards)]
     samples = [s for p in ordered for s in p["samples"]]
     rewards = np.array([np.nan if r is None else r for p in ordered for r in p["rewards"]], dtype=np.float64)
     names = list(dict.fromkeys(name for p in ordered for name in p.get("columns", {})))
-    columns = {name: [v for p in ordered for v in p.get("columns", {}).get(name, [None] * p["count"])]
-               for name in names}
+    columns = {
+        name: [v for p in ordered for v in p.get("columns", {}).get(name, [None] * p["count"])] for name in names
+    }
     totals: dict[str, float] = {}
     for p in ordered:
         for key, v in p["stats"].items():
             totals[key] = totals.get(key, 0) + v
     failures = int(totals.pop("reward_failures", 0))
-    table: dict[str, list] = {"index": list(range(len(samples))), "sample": [sample_text(x) for x in samples],
-                              "reward": [None if np.isnan(r) else float(r) for r in rewards], **columns}
+    table: dict[str, list] = {
+        "index": list(range(len(samples))),
+        "sample": [sample_text(x) for x in samples],
+        "reward": [None if np.isnan(r) else float(r) for r in rewards],
+        **columns,
+    }
     files = [write_table(out_dir / f"samples.{table_format}", table, table_format)]
     if hasattr(job, "write"):
         files += write_staged(out_dir, lambda staging: job.write(staging, samples, rewards, columns))
     scored = rewards[~np.isnan(rewards)]  # +inf is a valid (best) reward, NaN an invalid sample
-    record = {**record,
-              "outputs": [str(f.relative_to(out_dir)) for f in files],
-              "status": "complete",
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "stats": totals,
-              "reward_failures": failures,
-              "invalid_samples": int(rewards.size - scored.size),
-              "reward_median": reward_quantile(scored, 0.5) if scored.size else None,
-              "reward_p90": reward_quantile(scored, 0.9) if scored.size else None}
+    record = {
+        **record,
+        "outputs": [str(f.relative_to(out_dir)) for f in files],
+        "status": "complete",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "stats": totals,
+        "reward_failures": failures,
+        "invalid_samples": int(rewards.size - scored.size),
+        "reward_median": reward_quantile(scored, 0.5) if scored.size else None,
+        "reward_p90": reward_quantile(scored, 0.9) if scored.size else None,
+    }
     return RunSummary(samples, rewards, record)
 
 
-def _run_shards(job: Job, settings: RunSettings, run_dir: RunDirectory, todo: list[int],
-                executor: Executor | None, on_progress: Callable[[int, float], None]) -> Iterator[dict]:
+def _run_shards(
+    job: Job,
+    settings: RunSettings,
+    run_dir: RunDirectory,
+    todo: list[int],
+    executor: Executor | None,
+    on_progress: Callable[[int, float], None],
+) -> Iterator[dict]:
     """Sample the shards of `todo` that this process can claim, yielding each one written.
 
     A shard another worker holds is skipped; one that became valid meanwhile is not redone.

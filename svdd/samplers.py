@@ -56,15 +56,31 @@ from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, repeat_generators, select_generators
 from .selection import RESAMPLING_METHODS, accumulate_log_weights, log_weight_increment, resample, tilted_log_weights
 
-__all__ = ["METHODS", "Outcome", "Scored", "beam", "best_of_n", "candidate_groups", "dps", "fk", "pretrained",
-           "refine", "selection_steps", "smc", "svdd", "svdd_r", "svdd_step"]
+__all__ = [
+    "METHODS",
+    "Outcome",
+    "Scored",
+    "beam",
+    "best_of_n",
+    "candidate_groups",
+    "dps",
+    "fk",
+    "pretrained",
+    "refine",
+    "selection_steps",
+    "smc",
+    "svdd",
+    "svdd_r",
+    "svdd_step",
+]
 
 
 # -- SVDD ------------------------------------------------------------------------------------------
 
 
-def svdd_step(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: int, alpha: float,
-              generator: GeneratorLike) -> Scored:
+def svdd_step(
+    calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: int, alpha: float, generator: GeneratorLike
+) -> Scored:
     """One SVDD selection step for g samples x [g, ...] at time t, with their model outputs `out`.
 
     Draws M children per sample from the pretrained transition (one call on the g·M repeated rows;
@@ -90,9 +106,18 @@ def svdd_step(calls: Calls, x: torch.Tensor, t: Any, t_next: Any, out: Any, m: i
     return Scored(children, values, child_out, objects).take(winners)._replace(pick=choice.index)
 
 
-def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-         generator: GeneratorLike, resample_fraction: float = 0.0, select_steps: Any = None,
-         select_start: bool = False, **options: Any) -> Outcome:
+def svdd(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    resample_fraction: float = 0.0,
+    select_steps: Any = None,
+    select_start: bool = False,
+    **options: Any,
+) -> Outcome:
     """SVDD (Algorithm 1 of Li et al., 2024): at each step draw M children per sample from the
     pretrained model, score them by the soft value, keep one (softmax(v/α); argmax at α = 0).
 
@@ -122,8 +147,16 @@ def svdd(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     return _svdd_from(calls, x, out, m, alpha, generator, resample_fraction, select_steps)
 
 
-def _svdd_from(calls: Calls, x: torch.Tensor, out: Any, m: int, alpha: float, generator: GeneratorLike,
-               resample_fraction: float = 0.0, select_steps: Any = None) -> Outcome:
+def _svdd_from(
+    calls: Calls,
+    x: torch.Tensor,
+    out: Any,
+    m: int,
+    alpha: float,
+    generator: GeneratorLike,
+    resample_fraction: float = 0.0,
+    select_steps: Any = None,
+) -> Outcome:
     """SVDD's loop over `calls.timesteps` from states x [N, ...] at the first of them (`out`: their
     model output, or None to make it)."""
     n = x.shape[0]
@@ -139,8 +172,12 @@ def _svdd_from(calls: Calls, x: torch.Tensor, out: Any, m: int, alpha: float, ge
             x, out = calls.transition(x, t, out, generator), None
             trace.append({"t": plain_time(t), "selected": False})
             continue
-        kept = Scored.join([svdd_step(calls, x[rows], t, t_next, batched.take(out, rows), m, alpha, gens)
-                            for rows, gens in _groups(calls, n, m, generator)])
+        kept = Scored.join(
+            [
+                svdd_step(calls, x[rows], t, t_next, batched.take(out, rows), m, alpha, gens)
+                for rows, gens in _groups(calls, n, m, generator)
+            ]
+        )
         extra: dict[str, Any] = {"selected": True}
         if resample_fraction:
             kept, extra["resampled"] = _resample_worst(kept, resample_fraction, alpha, generator)
@@ -173,9 +210,18 @@ def _selected_start(calls: Calls, n: int, m: int, alpha: float, generator: Gener
     return start.states, start.out
 
 
-def svdd_r(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-           generator: GeneratorLike, resample_fraction: float = 0.05, select_steps: Any = None,
-           select_start: bool = False, **options: Any) -> Outcome:
+def svdd_r(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    resample_fraction: float = 0.05,
+    select_steps: Any = None,
+    select_start: bool = False,
+    **options: Any,
+) -> Outcome:
     """SVDD-R: SVDD, then after every step the worst `resample_fraction` of the batch (by value)
     is replaced by copies of samples drawn with probability ∝ exp(v/α) (the best one at α = 0).
 
@@ -184,9 +230,17 @@ def svdd_r(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
     """
     if not 0.0 < resample_fraction < 1.0:
         raise ValueError(f"resample_fraction must be in (0, 1); got {resample_fraction!r}")
-    return svdd(calls, num_samples=num_samples, num_candidates=num_candidates, alpha=alpha,
-                generator=generator, resample_fraction=resample_fraction, select_steps=select_steps,
-                select_start=select_start, **options)
+    return svdd(
+        calls,
+        num_samples=num_samples,
+        num_candidates=num_candidates,
+        alpha=alpha,
+        generator=generator,
+        resample_fraction=resample_fraction,
+        select_steps=select_steps,
+        select_start=select_start,
+        **options,
+    )
 
 
 def selection_steps(select_steps: Any, num_steps: int) -> set[int]:
@@ -204,8 +258,9 @@ def selection_steps(select_steps: Any, num_steps: int) -> set[int]:
     try:
         chosen = {int(k) for k in select_steps}
     except (TypeError, ValueError):
-        raise TypeError("select_steps must be None, a period (int) or a collection of step indices; "
-                        f"got {select_steps!r}") from None
+        raise TypeError(
+            f"select_steps must be None, a period (int) or a collection of step indices; got {select_steps!r}"
+        ) from None
     outside = sorted(k for k in chosen if not 0 <= k < num_steps)
     if outside:
         raise ValueError(f"select_steps {outside} are outside the {num_steps} steps (indices 0..{num_steps - 1})")
@@ -246,8 +301,9 @@ def _resample_worst(kept: Scored, fraction: float, alpha: float, generator: Gene
 # -- baselines -------------------------------------------------------------------------------------
 
 
-def pretrained(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-               generator: GeneratorLike, **options: Any) -> Outcome:
+def pretrained(
+    calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, generator: GeneratorLike, **options: Any
+) -> Outcome:
     """Plain ancestral sampling from the pretrained model (num_candidates and alpha unused)."""
     no_options("pretrained", options)
     states, trace = _ancestral(calls, num_samples, generator, "pretrained")
@@ -263,8 +319,9 @@ def _ancestral(calls: Calls, rows: int, generator: GeneratorLike, desc: str) -> 
     return x, trace
 
 
-def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-              generator: GeneratorLike, **options: Any) -> Outcome:
+def best_of_n(
+    calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, generator: GeneratorLike, **options: Any
+) -> Outcome:
     """Draw N·M pretrained samples and keep the N with the highest reward (NaN ranks last).
 
     With a per-sample generator list, sample i's M draws all come from generator[i]. With
@@ -276,8 +333,9 @@ def best_of_n(calls: Calls, *, num_samples: int, num_candidates: int, alpha: flo
     best: list[Scored] = []
     trace: list[dict[str, Any]] = []
     for rows, gens in _groups(calls, n, m, generator):
-        states, trace = _ancestral(calls, (rows.stop - rows.start) * m, repeat_generators(gens, m),
-                                   f"best_of_n (N*M={n * m})")
+        states, trace = _ancestral(
+            calls, (rows.stop - rows.start) * m, repeat_generators(gens, m), f"best_of_n (N*M={n * m})"
+        )
         rewards, objects = calls.score_clean(states)
         best = [_top(Scored.join([*best, Scored(states, rewards, None, objects)]), n)]
     return Outcome(best[0].states, trace, best[0].values, best[0].objects)
@@ -295,9 +353,18 @@ def _ranking(values: torch.Tensor, best_first: bool = True) -> torch.Tensor:
     return torch.argsort(ranked(values), descending=best_first, stable=True)
 
 
-def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-        generator: GeneratorLike, resampling: str = "multinomial", ess_threshold: float | None = None,
-        groups: int = 1, **options: Any) -> Outcome:
+def smc(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    resampling: str = "multinomial",
+    ess_threshold: float | None = None,
+    groups: int = 1,
+    **options: Any,
+) -> Outcome:
     """Sequential Monte Carlo with the pretrained model as proposal (TDS/FK style, no twist gradient).
 
     Runs P = N·M particles (so its model budget matches SVDD's), one proposal each per step.
@@ -340,11 +407,15 @@ def smc(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         last = t_next is None
         due = torch.ones(groups, dtype=torch.bool) if last or ess_threshold is None else ess < ess_threshold * size
         if due.any():
-            ancestors = resample_within(log_w, groups, resampling, group_gens, num=n // groups if last else size,
-                                        which=None if last else due)
+            ancestors = resample_within(
+                log_w, groups, resampling, group_gens, num=n // groups if last else size, which=None if last else due
+            )
             particles = particles.take(ancestors)
-            log_w = torch.where(due.repeat_interleave(ancestors.shape[0] // groups),
-                                torch.zeros(ancestors.shape[0], dtype=torch.float64), log_w[ancestors])
+            log_w = torch.where(
+                due.repeat_interleave(ancestors.shape[0] // groups),
+                torch.zeros(ancestors.shape[0], dtype=torch.float64),
+                log_w[ancestors],
+            )
         extra = {"resampled_groups": int(due.sum())} if groups > 1 else {}
         calls.record(trace, t, particles.values, ess=float(ess.mean()), resampled=bool(due.any()), **extra)
     rewards = particles.values if calls.clean_values_are_rewards else None
@@ -372,9 +443,18 @@ def _check_smc_options(options: dict[str, Any], alpha: float, resampling: str, e
 # -- iterative refinement --------------------------------------------------------------------------
 
 
-def refine(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float, generator: GeneratorLike,
-           iterations: int = 2, renoise: float = 0.25, initial: torch.Tensor | None = None,
-           **options: Any) -> Outcome:
+def refine(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    iterations: int = 2,
+    renoise: float = 0.25,
+    initial: torch.Tensor | None = None,
+    **options: Any,
+) -> Outcome:
     """Iterative refinement (RERD, Uehara et al., ICML 2025, without its resampling): an SVDD pass,
     then `iterations` times: re-noise every sample part-way back (`renoise`, the noise level as a
     fraction of the chain, rounded by the process to one of its timesteps: a masked process re-masks
@@ -446,8 +526,16 @@ def _resumed(calls: Calls, timesteps: list[Any]) -> Calls:
     return resumed
 
 
-def dps(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
-        generator: GeneratorLike, guidance_scale: float = 1.0, **options: Any) -> Outcome:
+def dps(
+    calls: Calls,
+    *,
+    num_samples: int,
+    num_candidates: int,
+    alpha: float,
+    generator: GeneratorLike,
+    guidance_scale: float = 1.0,
+    **options: Any,
+) -> Outcome:
     """Diffusion posterior sampling: x_prev = transition(x) + guidance_scale · ∇_x r(x0_hat(x)).
 
     Needs a continuous process and a differentiable torch reward (`svdd.rewards.TorchReward`),
@@ -462,8 +550,10 @@ def dps(calls: Calls, *, num_samples: int, num_candidates: int, alpha: float,
         )
     x = calls.prior(num_samples, generator)
     if not x.is_floating_point():
-        raise TypeError("dps needs a continuous process (floating-point states); this one has "
-                        f"{x.dtype} states. Use method='svdd' for discrete processes.")
+        raise TypeError(
+            "dps needs a continuous process (floating-point states); this one has "
+            f"{x.dtype} states. Use method='svdd' for discrete processes."
+        )
     trace: list[dict[str, Any]] = []
     for _, t, _ in calls.steps("dps"):
         out, grad, guided = _reward_gradient(calls, x, t)

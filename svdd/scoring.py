@@ -137,9 +137,9 @@ class RewardCache:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"RewardCache size must be an integer >= 1 (entries); got {size!r}")
         self.size: int = int(size)
-        self._scores = LRU(self.size)
+        self._scores: LRU = LRU(self.size)
         self._rewards: dict[int, Callable] = {}
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = threading.Lock()
         self.hits: int = 0
         self.misses: int = 0
 

@@ -36,13 +36,13 @@ RESAMPLING_METHODS = ("multinomial", "systematic", "stratified", "residual")
 __all__ = [
     "RESAMPLING_METHODS",
     "Selection",
+    "accumulate_log_weights",
+    "effective_sample_size",
+    "log_weight_increment",
+    "log_weights_to_probs",
+    "resample",
     "select",
     "tilted_log_weights",
-    "log_weight_increment",
-    "accumulate_log_weights",
-    "log_weights_to_probs",
-    "effective_sample_size",
-    "resample",
 ]
 
 
@@ -204,8 +204,7 @@ def log_weight_increment(previous: torch.Tensor, current: torch.Tensor, alpha: f
     largest = torch.finfo(torch.float64).max
     increment = ((current - previous) / a).clamp(-largest, largest)  # finite current: a finite increment
     increment = torch.where(current == math.inf, torch.full_like(increment, math.inf), increment)
-    return torch.where(torch.isnan(current) | (current == -math.inf), torch.full_like(increment, -math.inf),
-                       increment)
+    return torch.where(torch.isnan(current) | (current == -math.inf), torch.full_like(increment, -math.inf), increment)
 
 
 def accumulate_log_weights(log_w: torch.Tensor, increment: torch.Tensor) -> torch.Tensor:
@@ -278,9 +277,7 @@ def select(values: torch.Tensor, alpha: float, generator: GeneratorLike = None) 
     """
     a = _check_alpha(alpha)
     if values.dim() != 2:
-        raise ValueError(
-            f"values must be 2-D [N rows, M candidates]; got shape {tuple(values.shape)}"
-        )
+        raise ValueError(f"values must be 2-D [N rows, M candidates]; got shape {tuple(values.shape)}")
     n, m = values.shape
     if m == 0:
         raise ValueError("values has no candidates (M == 0); need at least one per row")
@@ -357,9 +354,7 @@ def resample(
     per-row list, its first generator).
     """
     if method not in RESAMPLING_METHODS:
-        raise ValueError(
-            f"unknown resampling method {method!r}; expected one of {', '.join(RESAMPLING_METHODS)}"
-        )
+        raise ValueError(f"unknown resampling method {method!r}; expected one of {', '.join(RESAMPLING_METHODS)}")
     if log_w.dim() != 1:
         raise ValueError(f"log_w must be 1-D [N]; got shape {tuple(log_w.shape)}")
     n = log_w.numel()

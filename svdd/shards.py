@@ -203,8 +203,15 @@ def read_progress(out_dir: Path, k: int) -> float:
         return 0.0
 
 
-def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int, *, report_to_file: bool = False,
-              report: Callable[[float], None] | None = None) -> dict:
+def run_shard(
+    job: Job,
+    settings: RunSettings,
+    out_dir: str | Path,
+    k: int,
+    *,
+    report_to_file: bool = False,
+    report: Callable[[float], None] | None = None,
+) -> dict:
     """Sample shard k and write it atomically; returns its summary. Module-level for pickling.
 
     After every denoising step the fraction done goes to `report(fraction)`, and with
@@ -223,22 +230,39 @@ def run_shard(job: Job, settings: RunSettings, out_dir: str | Path, k: int, *, r
             with contextlib.suppress(OSError):
                 progress_path(out_dir, k).write_text(f"{fraction:.4f}")
 
-    res = sample(process, reward, method=settings.method, value=value, num_samples=count,
-                 num_candidates=settings.num_candidates, alpha=settings.alpha,
-                 generator=sample_generators(settings.seed, start, count),
-                 max_batch=settings.max_batch if settings.max_batch is not None else "auto",
-                 progress=False, callback=on_step if (report is not None or report_to_file) else None,
-                 **settings.options)
+    res = sample(
+        process,
+        reward,
+        method=settings.method,
+        value=value,
+        num_samples=count,
+        num_candidates=settings.num_candidates,
+        alpha=settings.alpha,
+        generator=sample_generators(settings.seed, start, count),
+        max_batch=settings.max_batch if settings.max_batch is not None else "auto",
+        progress=False,
+        callback=on_step if (report is not None or report_to_file) else None,
+        **settings.options,
+    )
     encode = getattr(job, "encode", None) or encode_sample
     samples = [encode(obj, start + i, out_dir) for i, obj in enumerate(res.samples)]
     rewards = [_json_number(float(r)) for r in res.rewards]  # NaN (invalid) -> null; +-inf kept
-    columns = {name: [_json_number(v) for v in values]
-               for name, values in (job.columns(process, res.samples) if hasattr(job, "columns") else {}).items()}
+    columns = {
+        name: [_json_number(v) for v in values]
+        for name, values in (job.columns(process, res.samples) if hasattr(job, "columns") else {}).items()
+    }
     stats = {key: v for key, v in res.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     stats["reward_failures"] = reward.failures - failures_before
     payload = {
-        "format": SHARD_FORMAT, "settings": settings.digest(), "shard": k, "start": start, "count": count,
-        "samples": samples, "rewards": rewards, "columns": columns, "stats": stats,
+        "format": SHARD_FORMAT,
+        "settings": settings.digest(),
+        "shard": k,
+        "start": start,
+        "count": count,
+        "samples": samples,
+        "rewards": rewards,
+        "columns": columns,
+        "stats": stats,
         "checksum": _checksum(samples, rewards, columns, stats),
     }
     path = shard_path(out_dir, k)
@@ -267,5 +291,3 @@ def _built(job: Job) -> tuple[Any, Reward, Any]:
         _BUILT.clear()
         _BUILT[key] = (process, reward, value)
     return _BUILT[key]
-
-

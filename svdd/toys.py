@@ -20,7 +20,6 @@ from . import rng
 from .masked import MaskedDiffusion
 from .rng import GeneratorLike
 
-
 # -- masked discrete toy ---------------------------------------------------------------------
 
 
@@ -61,8 +60,9 @@ class MaskedToy(MaskedDiffusion):
     """Masked diffusion whose denoiser is the exact posterior of `probs` over all V**L sequences."""
 
     def __init__(self, probs: torch.Tensor, *, vocab_size: int = 3, length: int = 3, num_steps: int = 3):
-        super().__init__(PosteriorDenoiser(probs, vocab_size, length), vocab_size=vocab_size,
-                         length=length, num_steps=num_steps)
+        super().__init__(
+            PosteriorDenoiser(probs, vocab_size, length), vocab_size=vocab_size, length=length, num_steps=num_steps
+        )
 
 
 class ExactChain:
@@ -70,8 +70,10 @@ class ExactChain:
 
     def __init__(self, process: MaskedDiffusion):
         if process.seed is not None and process.seed_positions is None:
-            raise ValueError("ExactChain needs a deterministic prior; a process seeded with mask_fraction masks a "
-                             "random subset per sample (seed it with positions=... instead)")
+            raise ValueError(
+                "ExactChain needs a deterministic prior; a process seeded with mask_fraction masks a "
+                "random subset per sample (seed it with positions=... instead)"
+            )
         self.process = process
         v, length = process.vocab_size, process.length
         self.states = torch.tensor(list(itertools.product(range(v + 1), repeat=length)), dtype=torch.long)
@@ -91,8 +93,9 @@ class ExactChain:
         x, y = self.states.unsqueeze(1), self.states.unsqueeze(0)  # [S, 1, L], [1, S, L]
         masked = x == p.mask_index
         idx = y.clamp_max(p.vocab_size - 1).expand(x.shape[0], -1, -1)
-        token_prob = torch.gather(probs.unsqueeze(1).expand(-1, y.shape[1], -1, -1), 3,
-                                  idx.unsqueeze(-1)).squeeze(-1)  # [S, S, L]
+        token_prob = torch.gather(probs.unsqueeze(1).expand(-1, y.shape[1], -1, -1), 3, idx.unsqueeze(-1)).squeeze(
+            -1
+        )  # [S, S, L]
         per_pos = torch.where(
             masked,
             torch.where(y == p.mask_index, torch.full_like(token_prob, s / t), (1 - s / t) * token_prob),
@@ -131,7 +134,7 @@ class ExactChain:
         α > 0: v_t(x) = α log E[exp(r(x0)/α) | x_t]; α = 0: the best reward reachable from x_t.
         Unreachable combinations get -inf.
         """
-        times = list(self.process.timesteps) + [0.0]
+        times = [*list(self.process.timesteps), 0.0]
         if alpha == 0:
             v = self._clean_vector(rewards, -math.inf)
             table = {0.0: v}
@@ -148,14 +151,16 @@ class ExactChain:
             table[t] = alpha * e.log() + top
         return table
 
-    def value_function(self, rewards: torch.Tensor, alpha: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    def value_function(
+        self, rewards: torch.Tensor, alpha: float
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """fn(x Long[B, L], t float[B]) -> exact soft values [B], for `svdd.LearnedValue`."""
         table = self.soft_values(rewards, alpha)
 
         keys = torch.tensor(list(table), dtype=torch.float64)
 
         def exact_value(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            nearest = (keys - float(t.reshape(-1)[0])).abs().argmin().item()  # t may be float32
+            nearest = int((keys - float(t.reshape(-1)[0])).abs().argmin())  # t may be float32
             return table[list(table)[nearest]][self.code(x)]
 
         return exact_value
@@ -184,8 +189,15 @@ class GaussianMixtureDiffusion:
     variance; 0: deterministic). `decode` gives floats.
     """
 
-    def __init__(self, weights: Sequence[float] = (0.5, 0.5), means: Sequence[float] = (-2.0, 2.0),
-                 stds: Sequence[float] = (0.5, 0.5), *, num_steps: int = 50, eta: float = 1.0):
+    def __init__(
+        self,
+        weights: Sequence[float] = (0.5, 0.5),
+        means: Sequence[float] = (-2.0, 2.0),
+        stds: Sequence[float] = (0.5, 0.5),
+        *,
+        num_steps: int = 50,
+        eta: float = 1.0,
+    ):
         self.weights = torch.tensor(weights, dtype=torch.float64)
         self.means = torch.tensor(means, dtype=torch.float64)
         self.stds = torch.tensor(stds, dtype=torch.float64)
@@ -233,8 +245,9 @@ class GaussianMixtureDiffusion:
     def decode(self, x0: torch.Tensor) -> list[float]:
         return x0[:, 0].tolist()
 
-    def renoise(self, x0: torch.Tensor, level: float,
-                generator: GeneratorLike = None) -> tuple[torch.Tensor, list[int]]:
+    def renoise(
+        self, x0: torch.Tensor, level: float, generator: GeneratorLike = None
+    ) -> tuple[torch.Tensor, list[int]]:
         """Forward-noise clean x0 [B, 1] to the timestep t nearest level·1000 (ties to the noisier):
         x_t = sqrt(ā_t)·x0 + sqrt(1 - ā_t)·ε. Returns (x_t, the timesteps left, from t on)."""
         k = min(range(len(self.timesteps)), key=lambda i: (abs(self.timesteps[i] - level * 1000), i))

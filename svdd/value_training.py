@@ -8,8 +8,8 @@ NaN-reward rollouts are left out). Wrap the result as `svdd.LearnedValue(net)`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,16 @@ class Rollouts:
         return self.rewards.shape[0]
 
 
-def collect_rollouts(process: Any, reward: Callable, num_rollouts: int, *, generator: GeneratorLike = None,
-                     every: int = 1, max_batch: int | None = None, progress: bool = True) -> Rollouts:
+def collect_rollouts(
+    process: Any,
+    reward: Callable,
+    num_rollouts: int,
+    *,
+    generator: GeneratorLike = None,
+    every: int = 1,
+    max_batch: int | None = None,
+    progress: bool = True,
+) -> Rollouts:
     """Run `num_rollouts` pretrained samples, keeping the state at every `every`-th timestep."""
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int; got {every!r}")
@@ -60,10 +68,19 @@ def collect_rollouts(process: Any, reward: Callable, num_rollouts: int, *, gener
     return Rollouts(states, times, rewards)
 
 
-def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, batch_size: int = 256,
-              lr: float = 1e-3, weight_decay: float = 0.0, generator: torch.Generator | None = None,
-              time_encoding: Callable[[Sequence[Any]], torch.Tensor] | None = None,
-              progress: bool = True, checkpoint: str | Path | None = None) -> list[float]:
+def fit_value(
+    net: torch.nn.Module,
+    rollouts: Rollouts,
+    *,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    generator: torch.Generator | None = None,
+    time_encoding: Callable[[Sequence[Any]], torch.Tensor] | None = None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+) -> list[float]:
     """Regress `net(x, t)` on the rollouts' rewards (MSE over all kept (state, time) pairs).
 
     `t` is given to the net as a tensor [batch] of the timestep values (or
@@ -89,8 +106,14 @@ def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, bat
         if generator is not None and state.get("generator") is not None:
             generator.set_state(state["generator"])
     net.train()
-    bar = tqdm(range(len(losses), epochs), desc="fit value", disable=not progress, leave=False,
-               initial=len(losses), total=epochs)
+    bar = tqdm(
+        range(len(losses), epochs),
+        desc="fit value",
+        disable=not progress,
+        leave=False,
+        initial=len(losses),
+        total=epochs,
+    )
     for _ in bar:
         order = torch.randperm(x_all.shape[0], generator=generator)
         total, count = 0.0, 0
@@ -106,9 +129,15 @@ def fit_value(net: torch.nn.Module, rollouts: Rollouts, *, epochs: int = 10, bat
         losses.append(total / count)
         bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
         if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), {
-                "net": net.state_dict(), "optimizer": opt.state_dict(), "losses": losses,
-                "generator": generator.get_state() if generator is not None else None})
+            _save_checkpoint(
+                Path(checkpoint),
+                {
+                    "net": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "losses": losses,
+                    "generator": generator.get_state() if generator is not None else None,
+                },
+            )
     net.eval()
     return losses
 

@@ -86,8 +86,9 @@ class Value(Protocol):
 
     needs_model_output: bool
 
-    def estimate(self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls,
-                 generator: GeneratorLike) -> torch.Tensor: ...
+    def estimate(
+        self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls, generator: GeneratorLike
+    ) -> torch.Tensor: ...
 
     def clean_reward(self, objective: Callable) -> Callable: ...
 
@@ -133,16 +134,16 @@ class PosteriorMean:
         self.reward = reward
         self.num_x0_samples = int(num_x0_samples)
 
-    def estimate(self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls,
-                 generator: GeneratorLike) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls, generator: GeneratorLike) -> torch.Tensor:
         """r(decode(x0_hat(x))) float64 [n] for states x [n, ...] with their model output `out`
         (with S draws: the log-mean-exp at `calls.alpha`, or the mean at 0, of r over the draws)."""
         s = self.num_x0_samples
         if s == 1:
             return calls.score(self.reward, calls.decode(calls.denoised(x, t, out)))
         # S draws per state: rows i·S .. i·S+S-1 are state i's, drawn from state i's generator
-        draws = calls.sample_x0(batched.repeat_rows(x, s), t, batched.repeat_rows(out, s),
-                                repeat_generators(generator, s))
+        draws = calls.sample_x0(
+            batched.repeat_rows(x, s), t, batched.repeat_rows(out, s), repeat_generators(generator, s)
+        )
         rewards = calls.score(self.reward, calls.decode(draws)).view(x.shape[0], s)
         return soft_mean(rewards, float(getattr(calls, "alpha", 0.0)))
 
@@ -184,12 +185,14 @@ class LearnedValue:
 
     needs_model_output = False
 
-    def __init__(self, fn: Callable[[torch.Tensor, Any], Any], *, max_batch: int | None = None,
-                 name: str | None = None):
+    def __init__(
+        self, fn: Callable[[torch.Tensor, Any], Any], *, max_batch: int | None = None, name: str | None = None
+    ):
         if not callable(fn):
             raise TypeError(f"LearnedValue needs a callable fn(x, t); got {type(fn).__name__}")
-        if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral)
-                                      or max_batch < 1):
+        if max_batch is not None and (
+            isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1
+        ):
             raise ValueError(f"max_batch must be a positive int or None; got {max_batch!r}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None; got {name!r}")
@@ -202,8 +205,7 @@ class LearnedValue:
         """`name` if given, else the function's name (`svdd.rewards.reward_name`)."""
         return self._name if self._name is not None else reward_name(self.fn)
 
-    def estimate(self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls,
-                 generator: GeneratorLike) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, t: Any, out: Any, calls: ValueCalls, generator: GeneratorLike) -> torch.Tensor:
         """fn(x, t) float64 [n], timed as `value_time_s` (no model call: `out` is None)."""
         with calls.timed("value_time_s"):
             return self(x, t)
@@ -254,7 +256,6 @@ def as_values(raw: Any, n: int, name: str) -> torch.Tensor:
         values = values[:, 0]
     if values.shape != (n,):
         raise ValueError(
-            f"value function {name!r} returned shape {tuple(values.shape)} for {n} states; "
-            f"expected ({n},)"
+            f"value function {name!r} returned shape {tuple(values.shape)} for {n} states; expected ({n},)"
         )
     return values

@@ -14,7 +14,7 @@ N, M = 6, 4
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 class RowsAt:
@@ -56,8 +56,9 @@ def test_pm_counts_per_step(masked_toy, width):
 def test_with_beam_width_n_the_budget_is_svdds(masked_toy, mixture):
     for process, reward in ((masked_toy, weighted_sum), (mixture, near_two)):
         b = beam(process, reward)
-        s = svdd.sample(process, reward, method="svdd", num_samples=N, num_candidates=M, generator=seeded(0),
-                        progress=False)
+        s = svdd.sample(
+            process, reward, method="svdd", num_samples=N, num_candidates=M, generator=seeded(0), progress=False
+        )
         for key in ("model_calls", "value_calls"):
             assert b.stats[key] == s.stats[key]
         assert requested(b.stats) == requested(s.stats)
@@ -100,8 +101,9 @@ def test_alpha_draws_survivors_in_proportion_to_exp_v_over_alpha():
 
 def test_beam_finds_high_rewards_and_keeps_distinct_samples(masked_toy, mixture):
     res = beam(masked_toy)
-    pre = svdd.sample(masked_toy, weighted_sum, method="pretrained", num_samples=64, generator=seeded(0),
-                      progress=False)
+    pre = svdd.sample(
+        masked_toy, weighted_sum, method="pretrained", num_samples=64, generator=seeded(0), progress=False
+    )
     assert np.median(res.rewards) > np.quantile(pre.rewards, 0.9)
     assert len(set(res.samples)) == N  # the top N distinct sequences, not N copies of the best
     assert list(res.rewards) == sorted(res.rewards, reverse=True)
@@ -116,12 +118,15 @@ def test_same_seed_same_samples(mixture):
     assert torch.equal(a.states, b.states) and not torch.equal(a.states, c.states)
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(beam_width=0), ValueError, "beam_width must be an integer >= 1; got 0"),
-    (dict(beam_width="wide"), TypeError, "beam_width must be an integer"),
-    (dict(beam_width=1, num_candidates=2), ValueError, r"beam_width·num_candidates must be >= num_samples"),
-    (dict(groups=2), TypeError, "unknown option.*groups"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (dict(beam_width=0), ValueError, "beam_width must be an integer >= 1; got 0"),
+        (dict(beam_width="wide"), TypeError, "beam_width must be an integer"),
+        (dict(beam_width=1, num_candidates=2), ValueError, r"beam_width·num_candidates must be >= num_samples"),
+        (dict(groups=2), TypeError, "unknown option.*groups"),
+    ],
+)
 def test_bad_options(masked_toy, kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         beam(masked_toy, **kwargs)

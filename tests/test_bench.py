@@ -2,6 +2,7 @@
 
 The benchmarks live in the repository, not in the installed package: they run from a clone.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks", *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_bench_refuses_an_unknown_table():

@@ -4,6 +4,7 @@ loop keeps the batched sampler's children on a process that draws once per row.
 
 The benchmarks live in the repository, not in the installed package: they run from a clone.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,16 @@ def test_the_per_candidate_loop_keeps_the_batched_children_when_each_row_draws_o
     process = OneDrawPerRow(MaskedToy(toy_probs(), vocab_size=3, length=3, num_steps=3))
     n, m = 12, 4
     samples, rewards = per_candidate_loop(process, reward, n, m, per_sample_generators(n, 3))
-    res = svdd.sample(process, reward, method="svdd", num_samples=n, num_candidates=m,
-                      generator=per_sample_generators(n, 3), max_batch=None, progress=False)
+    res = svdd.sample(
+        process,
+        reward,
+        method="svdd",
+        num_samples=n,
+        num_candidates=m,
+        generator=per_sample_generators(n, 3),
+        max_batch=None,
+        progress=False,
+    )
     assert [tuple(s) for s in samples] == [tuple(s) for s in res.samples]
     np.testing.assert_array_equal(rewards, res.rewards)  # NaN where every child was invalid
     other, _ = per_candidate_loop(process, reward, n, m, per_sample_generators(n, 50))

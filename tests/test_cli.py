@@ -45,7 +45,10 @@ def test_custom_reward_by_module_path(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["dna", "--reward", "sweetness"], "unknown reward 'sweetness' for domain 'dna'; shipped rewards: ars1, gc, motif"),
+        (
+            ["dna", "--reward", "sweetness"],
+            "unknown reward 'sweetness' for domain 'dna'; shipped rewards: ars1, gc, motif",
+        ),
         (["weather", "--reward", "x"], "unknown domain 'weather'; installed domains: dna, images, molecules"),
         (["dna", "--reward", "gc", "-M", "0"], "num_candidates must be an integer >= 1"),
         (["dna", "--reward", "gc", "--method", "beam_search"], "unknown method 'beam_search'"),
@@ -81,8 +84,21 @@ def test_ray_local_cluster_matches_process_pool(tmp_path):
 
 
 def test_train_value_resumes_and_its_network_guides_generate(tmp_path):
-    args = ["train-value", "dna", "--reward", "gc", "--out", str(tmp_path / "v"), "--rollouts", "48",
-            "--held-out", "16", "--steps", "3", "--quiet"]
+    args = [
+        "train-value",
+        "dna",
+        "--reward",
+        "gc",
+        "--out",
+        str(tmp_path / "v"),
+        "--rollouts",
+        "48",
+        "--held-out",
+        "16",
+        "--steps",
+        "3",
+        "--quiet",
+    ]
     first = runner.invoke(app, [*args, "--epochs", "1"])
     assert first.exit_code == 0, first.output
     rollouts_mtime = (tmp_path / "v" / "rollouts.pt").stat().st_mtime
@@ -91,11 +107,13 @@ def test_train_value_resumes_and_its_network_guides_generate(tmp_path):
     assert (tmp_path / "v" / "rollouts.pt").stat().st_mtime == rollouts_mtime  # reused, not redone
     meta = json.loads((tmp_path / "v" / "value.json").read_text())
     assert len(meta["train_loss"]) == 3 and meta["steps"] == 3
-    result = generate("dna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"),
-                      "--out", str(tmp_path / "gen"), *SMALL)
+    result = generate(
+        "dna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"), "--out", str(tmp_path / "gen"), *SMALL
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "gen" / "run.json").read_text())
     assert record["stats"]["value_calls"] > 0
-    wrong = generate("rna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"),
-                     "--out", str(tmp_path / "gen2"), *SMALL)
+    wrong = generate(
+        "rna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"), "--out", str(tmp_path / "gen2"), *SMALL
+    )
     assert wrong.exit_code == 2 and "trained for domain 'dna', not 'rna'" in wrong.output

@@ -8,16 +8,24 @@ import torch
 
 pytest.importorskip("diffusers", reason="the diffusers adapter needs the images extra")
 
-from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,  # noqa: E402
-                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
-                       HeunDiscreteScheduler, KDPM2DiscreteScheduler, LCMScheduler, PNDMScheduler,
-                       UniPCMultistepScheduler)
+from conftest import RowCounter, brightness, seeded
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+    LCMScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
 
-import svdd  # noqa: E402
-from svdd.diffusers import DiffusersProcess, SVDDPipeline  # noqa: E402
-from svdd.diffusers.tiny import tiny_unet  # noqa: E402
-
-from conftest import RowCounter, brightness, seeded  # noqa: E402
+import svdd
+from svdd.diffusers import DiffusersProcess, SVDDPipeline
+from svdd.diffusers.tiny import tiny_unet
 
 torch.set_num_threads(1)
 
@@ -50,7 +58,7 @@ def test_pm_costs_m_unet_rows_per_step(unet, cls, config, kwargs):
     assert res.stats["model_calls"] == expected
     assert counter.rows == expected
     assert len(res.samples) == n and res.samples[0].shape == (1, 8, 8)
-    assert all(0.0 <= float(s.min()) and float(s.max()) <= 1.0 for s in res.samples)
+    assert all(float(s.min()) >= 0.0 and float(s.max()) <= 1.0 for s in res.samples)
 
 
 def test_max_batch_chunks_unet_calls_without_changing_samples(unet):
@@ -58,8 +66,9 @@ def test_max_batch_chunks_unet_calls_without_changing_samples(unet):
     whole = svdd.sample(process, brightness, num_samples=2, num_candidates=3, generator=seeded(), progress=False)
     counter = RowCounter(unet)
     try:
-        chunked = svdd.sample(process, brightness, num_samples=2, num_candidates=3, generator=seeded(),
-                              max_batch=4, progress=False)
+        chunked = svdd.sample(
+            process, brightness, num_samples=2, num_candidates=3, generator=seeded(), max_batch=4, progress=False
+        )
     finally:
         counter.remove()
     assert counter.calls == 1 + 3 * 2  # 2 rows once, then 6 children in chunks of 4 and 2
@@ -76,17 +85,24 @@ def test_pm_raises_brightness_above_pretrained(unet):
 
 def test_identical_seeds_identical_images(unet):
     process = DiffusersProcess(unet, DDIMScheduler(), 5, eta=1.0)
-    a = svdd.sample(process, brightness, num_samples=3, num_candidates=3, alpha=0.05, generator=seeded(7), progress=False)
-    b = svdd.sample(process, brightness, num_samples=3, num_candidates=3, alpha=0.05, generator=seeded(7), progress=False)
-    c = svdd.sample(process, brightness, num_samples=3, num_candidates=3, alpha=0.05, generator=seeded(8), progress=False)
+    a = svdd.sample(
+        process, brightness, num_samples=3, num_candidates=3, alpha=0.05, generator=seeded(7), progress=False
+    )
+    b = svdd.sample(
+        process, brightness, num_samples=3, num_candidates=3, alpha=0.05, generator=seeded(7), progress=False
+    )
+    c = svdd.sample(
+        process, brightness, num_samples=3, num_candidates=3, alpha=0.05, generator=seeded(8), progress=False
+    )
     assert all(torch.equal(x, y) for x, y in zip(a.samples, b.samples))
     assert not torch.equal(a.samples[0], c.samples[0])
 
 
 def test_generator_list_makes_each_sample_independent_of_the_batch(unet):
     process = DiffusersProcess(unet, DDPMScheduler(), 5)
-    pair = svdd.sample(process, brightness, num_samples=2, num_candidates=3,
-                       generator=[seeded(10), seeded(11)], progress=False)
+    pair = svdd.sample(
+        process, brightness, num_samples=2, num_candidates=3, generator=[seeded(10), seeded(11)], progress=False
+    )
     alone = svdd.sample(process, brightness, num_samples=1, num_candidates=3, generator=[seeded(10)], progress=False)
     other = svdd.sample(process, brightness, num_samples=1, num_candidates=3, generator=[seeded(11)], progress=False)
     assert torch.allclose(pair.samples[0], alone.samples[0], atol=1e-5)
@@ -165,16 +181,36 @@ def test_denoised_is_the_schedulers_x0_estimate(unet):
 
 def test_svdd_pipeline_shares_the_adapter_path(unet):
     pipe = SVDDPipeline(unet=unet, scheduler=DDPMScheduler())
-    out = pipe(reward=brightness, batch_size=2, num_candidates=3, num_inference_steps=4,
-               generator=seeded(5), output_type="np", progress=False)
-    direct = svdd.sample(DiffusersProcess(unet, DDPMScheduler(), 4), brightness, num_samples=2,
-                         num_candidates=3, generator=seeded(5), progress=False)
+    out = pipe(
+        reward=brightness,
+        batch_size=2,
+        num_candidates=3,
+        num_inference_steps=4,
+        generator=seeded(5),
+        output_type="np",
+        progress=False,
+    )
+    direct = svdd.sample(
+        DiffusersProcess(unet, DDPMScheduler(), 4),
+        brightness,
+        num_samples=2,
+        num_candidates=3,
+        generator=seeded(5),
+        progress=False,
+    )
     assert out.images.shape == (2, 8, 8, 1)
     assert np.allclose(out.images, torch.stack(direct.samples).permute(0, 2, 3, 1).numpy())
     assert np.array_equal(out.result.rewards, direct.rewards)
     assert out.result.stats["model_calls"] == 2 + 3 * 2 * 3
     pil = pipe(reward=brightness, batch_size=1, num_candidates=2, num_inference_steps=2, progress=False)
     assert pil.images[0].size == (8, 8)
-    best = pipe(reward=brightness, batch_size=2, num_candidates=2, num_inference_steps=2, method="best_of_n",
-                output_type="pt", progress=False)
+    best = pipe(
+        reward=brightness,
+        batch_size=2,
+        num_candidates=2,
+        num_inference_steps=2,
+        method="best_of_n",
+        output_type="pt",
+        progress=False,
+    )
     assert best.images.shape == (2, 1, 8, 8) and best.result.config["method"] == "best_of_n"

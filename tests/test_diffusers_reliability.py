@@ -169,12 +169,18 @@ def test_pipelines_follow_set_progress_bar_config(ddpm, capfd):
 # -- found while fuzzing: DiffusersProcess arguments --------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, error, name", [
-    (dict(eta=float("nan")), ValueError, "eta"), (dict(eta="1"), TypeError, "eta"),
-    (dict(eta=-1.0), ValueError, "eta"), (dict(guidance_scale=float("nan")), ValueError, "guidance_scale"),
-    (dict(decode_batch=0), ValueError, "decode_batch"),
-    (dict(sample_shape=(3, 8, 8)), ValueError, "sample_shape"), (dict(sample_shape=8), TypeError, "sample_shape"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(eta=float("nan")), ValueError, "eta"),
+        (dict(eta="1"), TypeError, "eta"),
+        (dict(eta=-1.0), ValueError, "eta"),
+        (dict(guidance_scale=float("nan")), ValueError, "guidance_scale"),
+        (dict(decode_batch=0), ValueError, "decode_batch"),
+        (dict(sample_shape=(3, 8, 8)), ValueError, "sample_shape"),
+        (dict(sample_shape=8), TypeError, "sample_shape"),
+    ],
+)
 def test_diffusers_process_names_a_bad_argument(ddpm, kwargs, error, name):
     from diffusers import DDIMScheduler
 

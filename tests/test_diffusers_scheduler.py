@@ -12,16 +12,25 @@ import torch
 
 pytest.importorskip("diffusers", reason="the diffusers integration needs the images extra")
 
-from diffusers import (DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler,  # noqa: E402
-                       DiffusionPipeline, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler, HeunDiscreteScheduler, ImagePipelineOutput, PNDMScheduler)
+from conftest import RowCounter, brightness, seeded
+from diffusers import (
+    DDIMPipeline,
+    DDIMScheduler,
+    DDPMPipeline,
+    DDPMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    ImagePipelineOutput,
+    PNDMScheduler,
+)
 
-import svdd  # noqa: E402
-from svdd.diffusers import DiffusersProcess, SVDDScheduler  # noqa: E402
-from svdd.diffusers.replay import ReplayError  # noqa: E402
-from svdd.diffusers.tiny import tiny_unet  # noqa: E402
-
-from conftest import RowCounter, brightness, seeded  # noqa: E402
+import svdd
+from svdd.diffusers import DiffusersProcess, SVDDScheduler
+from svdd.diffusers.replay import ReplayError
+from svdd.diffusers.tiny import tiny_unet
 
 torch.set_num_threads(1)
 
@@ -34,8 +43,13 @@ def ddpm():
 
 
 def run(pipe, seed=0, batch=2, steps=4, **kwargs):
-    return pipe(batch_size=batch, num_inference_steps=steps, generator=seeded(seed) if isinstance(seed, int) else seed,
-                output_type="np", **kwargs)
+    return pipe(
+        batch_size=batch,
+        num_inference_steps=steps,
+        generator=seeded(seed) if isinstance(seed, int) else seed,
+        output_type="np",
+        **kwargs,
+    )
 
 
 def test_ddpm_pipeline_swap_counts_and_output_type(ddpm):
@@ -61,8 +75,14 @@ def test_scheduler_equals_the_adapter_path(ddpm):
     base = ddpm.scheduler
     ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=3)
     images = run(ddpm, seed=4, batch=3, steps=5).images
-    res = svdd.sample(DiffusersProcess(ddpm.unet, base, 5), brightness, num_samples=3, num_candidates=3,
-                      generator=seeded(4), progress=False)
+    res = svdd.sample(
+        DiffusersProcess(ddpm.unet, base, 5),
+        brightness,
+        num_samples=3,
+        num_candidates=3,
+        generator=seeded(4),
+        progress=False,
+    )
     expected = torch.stack(res.samples).permute(0, 2, 3, 1).numpy()
     assert np.allclose(images, expected, atol=1e-4)
 
@@ -74,8 +94,14 @@ def test_scheduler_and_sample_share_counters_and_trace(ddpm):
     base = ddpm.scheduler
     ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=m)
     run(ddpm, seed=4, batch=b, steps=k)
-    res = svdd.sample(DiffusersProcess(ddpm.unet, base, k), brightness, num_samples=b, num_candidates=m,
-                      generator=seeded(4), progress=False)
+    res = svdd.sample(
+        DiffusersProcess(ddpm.unet, base, k),
+        brightness,
+        num_samples=b,
+        num_candidates=m,
+        generator=seeded(4),
+        progress=False,
+    )
     stats = ddpm.scheduler.stats
     assert set(res.stats) - {"wall_time_s"} <= set(stats)
     assert stats["model_calls"] == res.stats["model_calls"] - b == (k - 1) * b * m
@@ -117,8 +143,9 @@ def test_generator_lists_are_expanded_per_sample(ddpm):
     alone = run(ddpm, seed=[seeded(21)], batch=1).images
     assert np.allclose(pair[1], alone[0], atol=1e-5)
     with pytest.raises(ValueError, match="generators"):
-        ddpm.scheduler.step(torch.zeros(2, 1, 8, 8), ddpm.scheduler.timesteps[0], torch.zeros(2, 1, 8, 8),
-                            generator=[seeded(0)] * 3)
+        ddpm.scheduler.step(
+            torch.zeros(2, 1, 8, 8), ddpm.scheduler.timesteps[0], torch.zeros(2, 1, 8, 8), generator=[seeded(0)] * 3
+        )
 
 
 def test_ddim_pipeline_with_eta(ddpm):
@@ -142,8 +169,11 @@ def test_step_and_set_timesteps_declare_the_base_parameters(ddpm):
     assert wrapper.order == 1 and wrapper.init_noise_sigma == 1.0
 
 
-@pytest.mark.parametrize("base", [EulerDiscreteScheduler(), PNDMScheduler(), DPMSolverMultistepScheduler(),
-                                  HeunDiscreteScheduler()], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "base",
+    [EulerDiscreteScheduler(), PNDMScheduler(), DPMSolverMultistepScheduler(), HeunDiscreteScheduler()],
+    ids=lambda s: type(s).__name__,
+)
 def test_refuses_deterministic_or_order_2_bases(ddpm, base):
     ddpm.scheduler = base
     with pytest.raises(ValueError, match="DDPMScheduler") as err:
@@ -152,8 +182,7 @@ def test_refuses_deterministic_or_order_2_bases(ddpm, base):
 
 
 def test_stateful_and_multistep_bases_run(ddpm):
-    for base in (EulerAncestralDiscreteScheduler(),
-                 DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")):
+    for base in (EulerAncestralDiscreteScheduler(), DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")):
         ddpm.scheduler = base
         ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=2)
         out = run(ddpm, steps=4)
@@ -168,8 +197,9 @@ def test_learned_value_needs_no_extra_unet_call(ddpm):
         seen.append((x.shape[0], float(t[0])))
         return x.mean(dim=(1, 2, 3))
 
-    ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=3,
-                                                 value=svdd.LearnedValue(value))
+    ddpm.scheduler = SVDDScheduler.from_pipeline(
+        ddpm, reward=brightness, num_candidates=3, value=svdd.LearnedValue(value)
+    )
     counter = RowCounter(ddpm.unet)
     try:
         run(ddpm, steps=4)
@@ -185,7 +215,8 @@ def test_save_and_reload_round_trip(ddpm, tmp_path):
     ddpm.scheduler = SVDDScheduler.from_pipeline(ddpm, reward=brightness, num_candidates=3, alpha=0.0)
     before = run(ddpm, seed=3).images
     ddpm.save_pretrained(tmp_path)
-    config = json.load(open(os.path.join(tmp_path, "scheduler", "scheduler_config.json")))
+    with open(os.path.join(tmp_path, "scheduler", "scheduler_config.json")) as f:
+        config = json.load(f)
     assert config["base_scheduler_class"] == "DDPMScheduler"
     assert config["base_scheduler_config"]["beta_schedule"] == "squaredcos_cap_v2"
     assert config["num_candidates"] == 3 and "reward" not in config

@@ -11,15 +11,14 @@ import torch
 pytest.importorskip("diffusers", reason="the diffusers integration needs the images extra")
 pytest.importorskip("transformers", reason="the Stable Diffusion tests need transformers (dev extra)")
 
-from diffusers import DDPMScheduler, EulerAncestralDiscreteScheduler  # noqa: E402
-from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput  # noqa: E402
+from conftest import brightness, seeded
+from diffusers import DDPMScheduler, EulerAncestralDiscreteScheduler
+from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 
-import svdd  # noqa: E402
-from svdd.diffusers import DiffusersProcess, SVDDScheduler  # noqa: E402
-from svdd.diffusers.replay import ReplayError, UNetReplay  # noqa: E402
-from svdd.diffusers.tiny import tiny_stable_diffusion  # noqa: E402
-
-from conftest import brightness, seeded  # noqa: E402
+import svdd
+from svdd.diffusers import DiffusersProcess, SVDDScheduler
+from svdd.diffusers.replay import ReplayError, UNetReplay
+from svdd.diffusers.tiny import tiny_stable_diffusion
 
 torch.set_num_threads(1)
 
@@ -34,8 +33,13 @@ def embeddings(pipe, prompt, negative):
     return cond, uncond
 
 
-CALL = dict(prompt=["a cat", "a dog"], negative_prompt=["blur", "dark"], num_inference_steps=4,
-            guidance_scale=3.0, output_type="np")
+CALL = dict(
+    prompt=["a cat", "a dog"],
+    negative_prompt=["blur", "dark"],
+    num_inference_steps=4,
+    guidance_scale=3.0,
+    output_type="np",
+)
 
 
 def test_sd_pipeline_swap_with_prompts_and_cfg(sd):
@@ -75,16 +79,20 @@ def test_replay_aligns_each_child_with_its_own_prompt(sd):
         latents = torch.randn(2, 4, 8, 8, generator=seeded(0))
         t = torch.tensor(500)
         with torch.no_grad():
-            both = unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond]),
-                        return_dict=False)[0]
+            both = unet(
+                torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond]), return_dict=False
+            )[0]
             u, c = both.chunk(2)
             model_output = u + g * (c - u)
             children = torch.randn(6, 4, 8, 8, generator=seeded(1))
             got = replay.replay(model_output, t, children, children, torch.tensor(400), m, max_batch=4)
             for r in range(6):
                 i = r // m
-                pair = unet(torch.cat([children[r : r + 1]] * 2), torch.tensor(400),
-                            encoder_hidden_states=torch.cat([uncond[i : i + 1], cond[i : i + 1]])).sample
+                pair = unet(
+                    torch.cat([children[r : r + 1]] * 2),
+                    torch.tensor(400),
+                    encoder_hidden_states=torch.cat([uncond[i : i + 1], cond[i : i + 1]]),
+                ).sample
                 expected = pair[0] + g * (pair[1] - pair[0])
                 assert torch.allclose(got[r], expected, atol=1e-4)
         assert replay.calls == 2 and replay.rows == 12  # chunks of 4 and 2 children, doubled by CFG
@@ -100,15 +108,17 @@ def test_replay_refuses_guidance_rescale(sd):
 
 def test_process_conditions_every_row_on_its_one_prompt(sd):
     g = 3.0
-    process = DiffusersProcess.from_pipeline(sd, 4, prompt="a cat", negative_prompt="blur",
-                                             guidance_scale=g, scheduler=DDPMScheduler())
+    process = DiffusersProcess.from_pipeline(
+        sd, 4, prompt="a cat", negative_prompt="blur", guidance_scale=g, scheduler=DDPMScheduler()
+    )
     cond, uncond = embeddings(sd, "a cat", "blur")
     x = process.prior(3, seeded(0))
     t = process.timesteps[1]
     with torch.no_grad():
         got = process.model(x, t)
-        both = sd.unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond.expand(3, -1, -1),
-                                                                             cond.expand(3, -1, -1)])).sample
+        both = sd.unet(
+            torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond.expand(3, -1, -1), cond.expand(3, -1, -1)])
+        ).sample
     u, c = both.chunk(2)
     assert torch.allclose(got, u + g * (c - u), atol=1e-5)
     res = svdd.sample(process, brightness, num_samples=2, num_candidates=2, generator=seeded(0), progress=False)
@@ -119,7 +129,14 @@ def test_process_conditions_every_row_on_its_one_prompt(sd):
 def test_process_refuses_several_prompts(sd):
     cond, uncond = embeddings(sd, ["a cat", "a dog"], ["", ""])
     with pytest.raises(ValueError, match="one prompt"):
-        DiffusersProcess(sd.unet, DDPMScheduler(), 4, vae=sd.vae, prompt_embeds=cond,
-                         negative_prompt_embeds=uncond, guidance_scale=2.0)
+        DiffusersProcess(
+            sd.unet,
+            DDPMScheduler(),
+            4,
+            vae=sd.vae,
+            prompt_embeds=cond,
+            negative_prompt_embeds=uncond,
+            guidance_scale=2.0,
+        )
     with pytest.raises(ValueError, match="negative_prompt_embeds"):
         DiffusersProcess(sd.unet, DDPMScheduler(), 4, vae=sd.vae, prompt_embeds=cond[:1], guidance_scale=2.0)

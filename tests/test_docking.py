@@ -39,17 +39,20 @@ def test_bad_timeout_is_a_value_error_naming_it(timeout_s):
         vina_score(BENZENE, timeout_s=timeout_s)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"exhaustiveness": 0}, "exhaustiveness must be a positive int"),
-    ({"exhaustiveness": 1.5}, "exhaustiveness must be a positive int"),
-    ({"exhaustiveness": True}, "exhaustiveness must be a positive int"),
-    ({"exhaustiveness": "8"}, "exhaustiveness must be a positive int"),
-    ({"seed": -1}, r"seed must be an int in 1..2147483647 \(or 0"),
-    ({"seed": 2**31}, "seed must be an int"),
-    ({"seed": 1.0}, "seed must be an int"),
-    ({"target": "parp1"}, "unknown docking target 'parp1'; dockstring ships: ABL1, .*PARP1"),
-    ({"target": "../PARP1"}, "unknown docking target"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"exhaustiveness": 0}, "exhaustiveness must be a positive int"),
+        ({"exhaustiveness": 1.5}, "exhaustiveness must be a positive int"),
+        ({"exhaustiveness": True}, "exhaustiveness must be a positive int"),
+        ({"exhaustiveness": "8"}, "exhaustiveness must be a positive int"),
+        ({"seed": -1}, r"seed must be an int in 1..2147483647 \(or 0"),
+        ({"seed": 2**31}, "seed must be an int"),
+        ({"seed": 1.0}, "seed must be an int"),
+        ({"target": "parp1"}, "unknown docking target 'parp1'; dockstring ships: ABL1, .*PARP1"),
+        ({"target": "../PARP1"}, "unknown docking target"),
+    ],
+)
 def test_bad_settings_are_value_errors_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Docking(**kwargs)
@@ -94,8 +97,14 @@ def test_two_processes_give_identical_scores_whatever_was_docked_before():
         reward = Docking("PARP1", timeout_s=120)
         print(json.dumps([float(s) for s in reward([{ASPIRIN!r}, "CCO", {BENZENE!r}])]))
     """)
-    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    other = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     here = Docking("PARP1", timeout_s=120)([BENZENE, ASPIRIN])  # meanwhile, in this process
     stdout, stderr = other.communicate(timeout=300)
     assert other.returncode == 0, stderr
@@ -165,7 +174,7 @@ def _stat(pid: int) -> tuple[str, int, str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), fields[19]
 
 
@@ -182,7 +191,9 @@ def _children(pid: int | None) -> list[int]:
 @pytest.mark.slow
 @LINUX_PROC
 def test_sigkill_of_the_caller_ends_its_worker_and_the_docking_child():
-    script = f"from svdd.domains.molecules import vina_score; vina_score({OLAPARIB!r}, exhaustiveness=64, timeout_s=600)"
+    script = (
+        f"from svdd.domains.molecules import vina_score; vina_score({OLAPARIB!r}, exhaustiveness=64, timeout_s=600)"
+    )
     caller = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"))
     started: dict[int, str] = {}
 

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from conftest import seeded, weighted_sum
 
 import svdd
 from svdd.toys import all_sequences, total_variation
 
-from conftest import seeded, weighted_sum
-
 
 def run(process, method, n, m, alpha, value=None, seed=1, **options):
-    return svdd.sample(process, weighted_sum, method=method, value=value, num_samples=n,
-                       num_candidates=m, alpha=alpha, generator=seeded(seed), progress=False, **options)
+    return svdd.sample(
+        process,
+        weighted_sum,
+        method=method,
+        value=value,
+        num_samples=n,
+        num_candidates=m,
+        alpha=alpha,
+        generator=seeded(seed),
+        progress=False,
+        **options,
+    )
 
 
 def test_enumeration_matches_pretrained_sampling(masked_toy, chain):
@@ -65,7 +73,7 @@ def test_smc_weight_carry_over_with_ess_threshold(masked_toy, chain, toy_rewards
 
 def test_posterior_mean_shifts_gaussian_mixture_toward_the_optimum(mixture):
     def near_two(xs):
-        return [-(x - 2.0) ** 2 for x in xs]
+        return [-((x - 2.0) ** 2) for x in xs]
 
     kw = dict(num_samples=256, num_candidates=8, generator=seeded(0), progress=False)
     pre = svdd.sample(mixture, near_two, method="pretrained", **kw)
@@ -77,7 +85,7 @@ def test_posterior_mean_shifts_gaussian_mixture_toward_the_optimum(mixture):
 
 
 def test_dps_shifts_gaussian_mixture_with_a_differentiable_reward(mixture):
-    reward = svdd.rewards.TorchReward(lambda x: -(x.reshape(len(x), -1)[:, 0] - 2.0) ** 2)
+    reward = svdd.rewards.TorchReward(lambda x: -((x.reshape(len(x), -1)[:, 0] - 2.0) ** 2))
     kw = dict(num_samples=256, generator=seeded(0), progress=False)
     pre = svdd.sample(mixture, reward, method="pretrained", **kw)
     guided = svdd.sample(mixture, reward, method="dps", guidance_scale=0.05, **kw)

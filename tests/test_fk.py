@@ -17,7 +17,7 @@ N, M = 6, 4
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 class PerStep:
@@ -34,14 +34,26 @@ class PerStep:
         return self.reward(objects)
 
     def callback(self, info):
-        self.model_steps.append(self.process.denoiser.calls - sum(self.model_steps) if hasattr(self.process, "denoiser")
-                                else self.process.calls - sum(self.model_steps))
+        self.model_steps.append(
+            self.process.denoiser.calls - sum(self.model_steps)
+            if hasattr(self.process, "denoiser")
+            else self.process.calls - sum(self.model_steps)
+        )
         self.reward_steps.append(self.reward_objects - sum(self.reward_steps))
 
 
 def run(process, reward=weighted_sum, *, n=N, m=M, alpha=0.5, seed=0, **options):
-    return svdd.sample(process, reward, method="fk", num_samples=n, num_candidates=m, alpha=alpha,
-                       generator=seeded(seed) if not isinstance(seed, list) else seed, progress=False, **options)
+    return svdd.sample(
+        process,
+        reward,
+        method="fk",
+        num_samples=n,
+        num_candidates=m,
+        alpha=alpha,
+        generator=seeded(seed) if not isinstance(seed, list) else seed,
+        progress=False,
+        **options,
+    )
 
 
 def counted(process, reward=weighted_sum, **kw):
@@ -74,11 +86,14 @@ def test_continuous_counts_score_every_step(mixture):
     assert requested(res.stats) == (k + 1) * p and res.stats["value_calls"] == k * p
 
 
-@pytest.mark.parametrize("options, scored", [
-    (dict(resample_every=2), [0, 2]),            # step 0 is the all-mask start: skipped
-    (dict(resample_window=(1, 1)), [1]),
-    (dict(resample_window=(1, 2), resample_every=5), [1]),
-])
+@pytest.mark.parametrize(
+    "options, scored",
+    [
+        (dict(resample_every=2), [0, 2]),  # step 0 is the all-mask start: skipped
+        (dict(resample_window=(1, 1)), [1]),
+        (dict(resample_window=(1, 2), resample_every=5), [1]),
+    ],
+)
 def test_a_schedule_scores_only_its_steps(masked_toy, options, scored):
     res, steps = counted(masked_toy, **options)
     p = N * M
@@ -98,8 +113,17 @@ def test_num_x0_samples_makes_s_reward_calls_per_scored_particle(masked_toy):
 
 def test_mc_value_potentials(masked_toy, chain, toy_rewards):
     value = svdd.LearnedValue(chain.value_function(toy_rewards, 0.5))
-    res = svdd.sample(masked_toy, weighted_sum, method="fk", value=value, num_samples=N, num_candidates=M,
-                      alpha=0.5, generator=seeded(0), progress=False)
+    res = svdd.sample(
+        masked_toy,
+        weighted_sum,
+        method="fk",
+        value=value,
+        num_samples=N,
+        num_candidates=M,
+        alpha=0.5,
+        generator=seeded(0),
+        progress=False,
+    )
     assert res.stats["model_calls"] == 3 * N * M
     assert res.stats["value_calls"] == 2 * N * M
     assert requested(res.stats) == N * M  # the clean particles only
@@ -144,15 +168,18 @@ def test_invalid_rewards_never_win_while_valid_ones_exist(masked_toy):
         return [math.nan if s[0] == 0 else weighted_sum([s])[0] for s in seqs]
 
     res = run(masked_toy, no_leading_zero, n=16, m=16, alpha=1.0)
-    pre = svdd.sample(masked_toy, no_leading_zero, method="pretrained", num_samples=64, generator=seeded(0),
-                      progress=False)
+    pre = svdd.sample(
+        masked_toy, no_leading_zero, method="pretrained", num_samples=64, generator=seeded(0), progress=False
+    )
     assert np.isnan(pre.rewards).sum() > 10
     assert not np.isnan(res.rewards).any()
 
 
 def test_path_scores_potentials_telescope_to_the_terminal_reward():
-    scores = [torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64),
-              torch.tensor([3.0, -1.0, math.nan], dtype=torch.float64)]
+    scores = [
+        torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64),
+        torch.tensor([3.0, -1.0, math.nan], dtype=torch.float64),
+    ]
     final = torch.tensor([2.0, -4.0, 1.0], dtype=torch.float64)
     lam = 0.7
     for potential in ("diff", "max", "add", "rt"):
@@ -175,20 +202,23 @@ def test_scored_steps():
     assert scored_steps(100, 20, (20, 80)) == {20, 40, 60, 80}  # FK's image default
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(alpha=0.0), ValueError, "fk needs alpha > 0"),
-    (dict(potential="mean"), ValueError, "potential must be one of diff, max, add, rt; got 'mean'"),
-    (dict(resample_every=0), ValueError, "resample_every must be an integer >= 1; got 0"),
-    (dict(resample_every=1.5), TypeError, "resample_every must be an integer"),
-    (dict(resample_window=(2, 1)), ValueError, r"resample_window must satisfy 0 <= first <= last <= 2"),
-    (dict(resample_window=(0, 3)), ValueError, "resample_window must satisfy"),
-    (dict(resample_window=5), TypeError, "resample_window must be None or a pair"),
-    (dict(ess_threshold=0.0), ValueError, "ess_threshold must be in"),
-    (dict(resampling="best"), ValueError, "resampling must be one of"),
-    (dict(num_x0_samples=0), ValueError, "num_x0_samples must be an integer >= 1"),
-    (dict(return_all="yes"), TypeError, "return_all must be True or False"),
-    (dict(groups=2), TypeError, "unknown option.*groups"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (dict(alpha=0.0), ValueError, "fk needs alpha > 0"),
+        (dict(potential="mean"), ValueError, "potential must be one of diff, max, add, rt; got 'mean'"),
+        (dict(resample_every=0), ValueError, "resample_every must be an integer >= 1; got 0"),
+        (dict(resample_every=1.5), TypeError, "resample_every must be an integer"),
+        (dict(resample_window=(2, 1)), ValueError, r"resample_window must satisfy 0 <= first <= last <= 2"),
+        (dict(resample_window=(0, 3)), ValueError, "resample_window must satisfy"),
+        (dict(resample_window=5), TypeError, "resample_window must be None or a pair"),
+        (dict(ess_threshold=0.0), ValueError, "ess_threshold must be in"),
+        (dict(resampling="best"), ValueError, "resampling must be one of"),
+        (dict(num_x0_samples=0), ValueError, "num_x0_samples must be an integer >= 1"),
+        (dict(return_all="yes"), TypeError, "return_all must be True or False"),
+        (dict(groups=2), TypeError, "unknown option.*groups"),
+    ],
+)
 def test_bad_options_are_refused_before_any_work(masked_toy, kwargs, error, pattern):
     kwargs = {"alpha": 0.5, **kwargs}
     alpha = kwargs.pop("alpha")
@@ -235,6 +265,7 @@ def test_every_potential_reaches_the_tilted_target(masked_toy, chain, toy_reward
 def test_max_potential_steers_on_negative_and_large_rewards(masked_toy, chain, toy_rewards):
     """Shifted rewards have the same target: no 0 floor under the running max, no clamp at 1e10."""
     for shift in (-50.0, 50.0):
+
         def shifted(seqs, shift=shift):
             return [r + shift for r in weighted_sum(seqs)]
 

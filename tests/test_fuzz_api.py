@@ -40,14 +40,47 @@ from svdd.samplers import METHODS
 from svdd.toys import GaussianMixtureDiffusion, MaskedToy
 
 TIMEOUT_S = 20
-ARGUMENTS = ("process", "reward", "method", "value", "num_samples", "num_candidates", "alpha", "generator",
-             "max_batch", "progress", "callback")
+ARGUMENTS = (
+    "process",
+    "reward",
+    "method",
+    "value",
+    "num_samples",
+    "num_candidates",
+    "alpha",
+    "generator",
+    "max_batch",
+    "progress",
+    "callback",
+)
 OPTIONS = ("resample_fraction", "select_steps", "ess_threshold", "resampling", "guidance_scale", "bogus_option")
 
 # -- what a draw is made of ------------------------------------------------------------------------
 
-junk = st.sampled_from([None, "2", "abc", 2.5, -1, 0, True, math.nan, math.inf, -math.inf, [], [1, 2], {},
-                        10**12, 2**31, np.float32(0.5), np.int64(2), torch.tensor(2), b"x", object()])
+junk = st.sampled_from(
+    [
+        None,
+        "2",
+        "abc",
+        2.5,
+        -1,
+        0,
+        True,
+        math.nan,
+        math.inf,
+        -math.inf,
+        [],
+        [1, 2],
+        {},
+        10**12,
+        2**31,
+        np.float32(0.5),
+        np.int64(2),
+        torch.tensor(2),
+        b"x",
+        object(),
+    ]
+)
 # each argument: left out (3 in 6), a valid value (2 in 6) or junk (1 in 6); method and options junk 1 in 10
 MODES = st.sampled_from(["default"] * 3 + ["valid"] * 2 + ["junk"])
 RARELY_JUNK = st.sampled_from(["valid"] * 9 + ["junk"])
@@ -69,17 +102,41 @@ invalid = {
     "alpha": st.one_of(st.floats(allow_nan=True, allow_infinity=True), junk),
     "max_batch": st.one_of(st.integers(-2, 0), junk),
     "resample_fraction": st.one_of(st.floats(allow_nan=True, allow_infinity=True), junk),
-    "select_steps": st.one_of(st.integers(-2, 0), st.lists(st.integers(-1, 5), min_size=1, max_size=4),
-                              st.lists(st.floats(-1, 4), min_size=1, max_size=3), junk),
+    "select_steps": st.one_of(
+        st.integers(-2, 0),
+        st.lists(st.integers(-1, 5), min_size=1, max_size=4),
+        st.lists(st.floats(-1, 4), min_size=1, max_size=3),
+        junk,
+    ),
     "ess_threshold": st.one_of(st.floats(-0.5, 1.5), junk),
     "resampling": st.one_of(st.just("bad"), junk),
     "guidance_scale": st.one_of(st.floats(allow_nan=True, allow_infinity=True), junk),
     "bogus_option": junk,
 }
 # one score per object: valid floats, invalid markers, values out of float range, junk types
-scores = st.one_of(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6),
-                   st.sampled_from([math.nan, math.inf, -math.inf, None, 10**400, -(10**400), 1e308, -1e308,
-                                    np.float32(1.5), np.int64(3), True, "x", [1.0], complex(1, 1), b"1"]))
+scores = st.one_of(
+    st.floats(-1e6, 1e6),
+    st.floats(-1e6, 1e6),
+    st.sampled_from(
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            None,
+            10**400,
+            -(10**400),
+            1e308,
+            -1e308,
+            np.float32(1.5),
+            np.int64(3),
+            True,
+            "x",
+            [1.0],
+            complex(1, 1),
+            b"1",
+        ]
+    ),
+)
 
 
 @dataclass
@@ -174,10 +231,14 @@ def draws(draw: Callable) -> dict[str, Any]:
 def reward_draws(draw: Callable) -> dict[str, Any]:
     """Valid arguments for a black-box method, and a random reward: the reward outputs are what varies."""
     method = draw(st.sampled_from(["pretrained", "best_of_n", "svdd", "svdd_r", "smc"]))
-    kwargs: dict[str, Any] = {"progress": False, "method": method, "num_samples": draw(st.integers(1, 4)),
-                              "num_candidates": draw(st.integers(1, 4)),
-                              "alpha": draw(st.floats(0.05, 2) if method == "smc" else st.sampled_from([0.0, 0.5])),
-                              "value": draw(st.sampled_from([None, None, "learned"]))}
+    kwargs: dict[str, Any] = {
+        "progress": False,
+        "method": method,
+        "num_samples": draw(st.integers(1, 4)),
+        "num_candidates": draw(st.integers(1, 4)),
+        "alpha": draw(st.floats(0.05, 2) if method == "smc" else st.sampled_from([0.0, 0.5])),
+        "value": draw(st.sampled_from([None, None, "learned"])),
+    }
     if method == "svdd_r":
         kwargs["resample_fraction"] = draw(st.floats(0.1, 0.9))
     return {"kwargs": kwargs, "spec": draw(reward_specs), "process": draw(st.sampled_from(["masked", "mixture"]))}
@@ -200,7 +261,7 @@ def build(case: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         process = MaskedToy(toy_probs(), vocab_size=3, length=3, num_steps=3)
     reward: Any = case["spec"]
     if kwargs.get("method") == "dps" and case["process"] == "mixture":
-        reward = TorchReward(lambda x: -(x ** 2).reshape(x.shape[0], -1).sum(-1), name="torch_reward")
+        reward = TorchReward(lambda x: -(x**2).reshape(x.shape[0], -1).sum(-1), name="torch_reward")
     value = kwargs.pop("value", None)
     if value == "learned":
         kwargs["value"] = svdd.LearnedValue(lambda x, t: x.reshape(x.shape[0], -1).double().sum(-1))
@@ -217,8 +278,12 @@ def classify(case: dict[str, Any]) -> tuple[str, str]:
     process, reward, kwargs = build(case)
     # an argument's own name, a member of the process, the reward by name, or the value function
     names = [rf"\b{name}\b" for name in ARGUMENTS + OPTIONS if name not in ("process", "reward", "value")]
-    names += [rf"\b{type(process).__name__}\.", re.escape(repr(svdd.rewards.reward_name(reward))),
-              r"\bvalue (function|must)\b", r"needs a differentiable reward"]
+    names += [
+        rf"\b{type(process).__name__}\.",
+        re.escape(repr(svdd.rewards.reward_name(reward))),
+        r"\bvalue (function|must)\b",
+        r"needs a differentiable reward",
+    ]
 
     def clear(text: str) -> bool:
         return any(re.search(pattern, text) for pattern in names)
@@ -254,16 +319,24 @@ def classify(case: dict[str, Any]) -> tuple[str, str]:
 ALLOWED = {"clear_error", "nan_per_item", "ok"}
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(draws())
 def test_every_draw_is_a_clear_error_or_a_scored_result(case):
     outcome, detail = classify(case)
     assert outcome in ALLOWED, f"{outcome}: {detail} for {case}"
 
 
-@settings(max_examples=80, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(reward_draws())
 def test_every_reward_output_is_a_clear_error_or_scored_per_item(case):
     outcome, detail = classify(case)
@@ -273,8 +346,13 @@ def test_every_reward_output_is_a_clear_error_or_scored_per_item(case):
 @pytest.mark.parametrize("pattern", [[math.nan, 1.0], [None, math.inf], [-math.inf, None, 2.0]])
 def test_invalid_items_are_nan_and_infinities_are_kept(pattern):
     """The properties the fuzz test relies on, on fixed draws that hit them."""
-    outcome, detail = classify({"kwargs": {"progress": False, "method": "best_of_n", "num_samples": 4,
-                                           "num_candidates": 1}, "spec": RewardSpec(pattern), "process": "masked"})
+    outcome, detail = classify(
+        {
+            "kwargs": {"progress": False, "method": "best_of_n", "num_samples": 4, "num_candidates": 1},
+            "spec": RewardSpec(pattern),
+            "process": "masked",
+        }
+    )
     assert outcome in ("nan_per_item", "ok"), detail
 
 
@@ -284,8 +362,14 @@ def main(examples: int) -> None:
     failures: list[str] = []
 
     for strategy in (draws(), reward_draws()):
-        @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(strategy)
         def fuzz(case: dict[str, Any]) -> None:
             outcome, detail = classify(case)

@@ -1,4 +1,5 @@
 """Images domain: shipped weights load offline; rewards are correct, batched and NaN-safe."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,15 @@ from PIL import Image  # noqa: E402
 
 import svdd  # noqa: E402
 from svdd.domains.images import (  # noqa: E402
-    CLASS_NAMES, DDPM_DIR, ClassifierReward, JPEGCompressibility, load_pipeline, load_pretrained, load_value,
-    value_metadata)
+    CLASS_NAMES,
+    DDPM_DIR,
+    ClassifierReward,
+    JPEGCompressibility,
+    load_pipeline,
+    load_pretrained,
+    load_value,
+    value_metadata,
+)
 
 
 def noise(n, seed=0, shape=(1, 32, 32)):
@@ -28,6 +36,7 @@ def pipe():
 
 def test_pretrained_loads_offline_from_the_repo(pipe, monkeypatch):
     from diffusers import DDPMScheduler, UNet2DModel
+
     assert isinstance(pipe.unet, UNet2DModel) and isinstance(pipe.scheduler, DDPMScheduler)
     assert pipe.unet.config.sample_size == 32 and pipe.unet.config.in_channels == 1
     assert pipe.scheduler.config.num_train_timesteps == 1000
@@ -78,7 +87,7 @@ def test_wrong_input_type_is_a_clear_error(bad):
 
 
 def test_classifier_reward_is_a_log_probability_and_accepts_class_names():
-    images = noise(4) + [torch.zeros(1, 32, 32)]
+    images = [*noise(4), torch.zeros(1, 32, 32)]
     total = np.zeros(len(images))
     for k, name in enumerate(CLASS_NAMES):
         scores = ClassifierReward(name)(images)
@@ -105,8 +114,7 @@ def test_classifier_recognizes_a_drawn_trouser_over_a_bag():
 
 
 def test_pretrained_samples_decode_to_images(pipe):
-    out = pipe(batch_size=3, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
-               output_type="np").images
+    out = pipe(batch_size=3, num_inference_steps=4, generator=torch.Generator().manual_seed(0), output_type="np").images
     assert out.shape == (3, 32, 32, 1) and out.min() >= 0 and out.max() <= 1
     scores = JPEGCompressibility()(list(out))
     assert scores.shape == (3,) and np.isfinite(scores).all()
@@ -116,8 +124,16 @@ def test_guided_sampling_through_the_adapter(pipe):
     process = load_pretrained(num_steps=3, pipeline=pipe)
     assert process.pipeline is pipe
     for method, value in (("pretrained", None), ("svdd", None), ("svdd", load_value("jpeg"))):
-        res = svdd.sample(process, JPEGCompressibility(), method=method, value=value, num_samples=2,
-                          num_candidates=2, generator=torch.Generator().manual_seed(0), progress=False)
+        res = svdd.sample(
+            process,
+            JPEGCompressibility(),
+            method=method,
+            value=value,
+            num_samples=2,
+            num_candidates=2,
+            generator=torch.Generator().manual_seed(0),
+            progress=False,
+        )
         assert len(res.samples) == 2 and np.isfinite(res.rewards).all()
         for img in res.samples:
             assert img.shape == (1, 32, 32) and img.min() >= 0 and img.max() <= 1
@@ -145,8 +161,14 @@ def test_shirt_value_ships_with_its_training_record():
 def test_negative_elbo_ranks_model_samples_above_noise(pipe):
     from svdd.domains.images.likelihood import negative_elbo
 
-    samples = svdd.sample(load_pretrained(num_steps=10, pipeline=pipe), JPEGCompressibility(), method="pretrained",
-                          num_samples=3, generator=torch.Generator().manual_seed(0), progress=False).states
+    samples = svdd.sample(
+        load_pretrained(num_steps=10, pipeline=pipe),
+        JPEGCompressibility(),
+        method="pretrained",
+        num_samples=3,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    ).states
     uniform = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     ours = negative_elbo(pipe, samples.clamp(-1, 1), num_times=8)
     theirs = negative_elbo(pipe, uniform, num_times=8)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import seeded
 
 from svdd.masked import MaskedDiffusion
-
-from conftest import seeded
 
 
 def random_denoiser(x, t):

@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import count_threes, random_denoiser, seeded, weighted_sum
 
 import svdd
 from svdd.masked import MaskedDiffusion, hamming
 from svdd.toys import ExactChain, all_sequences, total_variation
 
-from conftest import count_threes, random_denoiser, seeded, weighted_sum
-
 N, M = 6, 4
-
 
 
 @pytest.fixture
@@ -51,18 +49,29 @@ def test_mask_fraction_draws_a_fresh_subset_per_row_from_the_generator(process, 
     assert torch.equal(edited.prior(50, seeded(0)), x)
 
 
-@pytest.mark.parametrize(("method", "model_calls"), [
-    ("pretrained", lambda K: K * N),
-    ("best_of_n", lambda K: K * N * M),
-    ("svdd", lambda K: N + (K - 1) * N * M),
-    ("svdd_r", lambda K: N + (K - 1) * N * M),
-    ("smc", lambda K: K * N * M),
-])
+@pytest.mark.parametrize(
+    ("method", "model_calls"),
+    [
+        ("pretrained", lambda K: K * N),
+        ("best_of_n", lambda K: K * N * M),
+        ("svdd", lambda K: N + (K - 1) * N * M),
+        ("svdd_r", lambda K: N + (K - 1) * N * M),
+        ("smc", lambda K: K * N * M),
+    ],
+)
 @pytest.mark.parametrize("how", [{"positions": [0, 3, 4, 9, 10, 15]}, {"mask_fraction": 0.3}])
 def test_every_method_samples_from_the_seed(process, seed, method, model_calls, how):
     edited = process.from_seed(seed, **how)
-    res = svdd.sample(edited, count_threes, method=method, num_samples=N, num_candidates=M,
-                      alpha=0.5 if method == "smc" else 0.0, generator=seeded(0), progress=False)
+    res = svdd.sample(
+        edited,
+        count_threes,
+        method=method,
+        num_samples=N,
+        num_candidates=M,
+        alpha=0.5 if method == "smc" else 0.0,
+        generator=seeded(0),
+        progress=False,
+    )
     assert res.stats["model_calls"] == model_calls(len(edited.timesteps))
     assert len(res.samples) == N and not (res.states == edited.mask_index).any()
     distance = edited.hamming_to_seed(res.states)
@@ -93,8 +102,17 @@ def test_exact_svdd_from_a_seed_matches_the_tilted_target(masked_toy, toy_reward
     target = chain.target(toy_rewards, alpha)
     assert total_variation(pre, target) > 0.25
     value = svdd.LearnedValue(chain.value_function(toy_rewards, alpha))
-    res = svdd.sample(edited, weighted_sum, method="svdd", value=value, num_samples=4000, num_candidates=32,
-                      alpha=alpha, generator=seeded(3), progress=False)
+    res = svdd.sample(
+        edited,
+        weighted_sum,
+        method="svdd",
+        value=value,
+        num_samples=4000,
+        num_candidates=32,
+        alpha=alpha,
+        generator=seeded(3),
+        progress=False,
+    )
     assert total_variation(chain.distribution_of(res.samples), target) < 0.05
 
 
@@ -105,17 +123,20 @@ def test_a_seeded_process_can_be_seeded_again_with_the_full_step_size(process, s
     assert again.prior(1)[0, 2:].eq(0).all()
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({}, ValueError, "exactly one of mask_fraction"),
-    ({"mask_fraction": 0.2, "positions": [1]}, ValueError, "exactly one of mask_fraction"),
-    ({"mask_fraction": 0.0}, ValueError, r"mask_fraction must be a number in \(0, 1\]"),
-    ({"mask_fraction": 1.5}, ValueError, r"mask_fraction must be a number in \(0, 1\]"),
-    ({"positions": [1, 20]}, ValueError, r"positions \[20\] are outside 0..19"),
-    ({"positions": [1, 1]}, ValueError, "distinct"),
-    ({"positions": []}, ValueError, "positions is empty"),
-    ({"positions": [0.5]}, TypeError, "integer indices"),
-    ({"positions": [1], "num_steps": 0}, ValueError, "num_steps must be a positive int"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({}, ValueError, "exactly one of mask_fraction"),
+        ({"mask_fraction": 0.2, "positions": [1]}, ValueError, "exactly one of mask_fraction"),
+        ({"mask_fraction": 0.0}, ValueError, r"mask_fraction must be a number in \(0, 1\]"),
+        ({"mask_fraction": 1.5}, ValueError, r"mask_fraction must be a number in \(0, 1\]"),
+        ({"positions": [1, 20]}, ValueError, r"positions \[20\] are outside 0..19"),
+        ({"positions": [1, 1]}, ValueError, "distinct"),
+        ({"positions": []}, ValueError, "positions is empty"),
+        ({"positions": [0.5]}, TypeError, "integer indices"),
+        ({"positions": [1], "num_steps": 0}, ValueError, "num_steps must be a positive int"),
+    ],
+)
 def test_bad_seed_arguments(process, seed, kwargs, error, message):
     with pytest.raises(error, match=message):
         process.from_seed(seed, **kwargs)

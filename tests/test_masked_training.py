@@ -11,8 +11,7 @@ import torch
 
 from svdd.masked import MaskedDiffusion
 from svdd.masked_nets import ConvDenoiser, ConvValue, TransformerDenoiser, load_net, save_net
-from svdd.masked_training import (elbo, masked_loss, save_training_run, stratified_times, train_masked,
-                                  validation_loss)
+from svdd.masked_training import elbo, masked_loss, save_training_run, stratified_times, train_masked, validation_loss
 
 
 def toy_corpus(n: int = 256, length: int = 12, seed: int = 0) -> torch.Tensor:
@@ -49,8 +48,19 @@ def test_tiny_denoiser_trains_to_lower_loss_and_beats_the_uniform_bound():
     data = toy_corpus()
     net = small_net()
     before = validation_loss(net, data[:64], mask_index=4)
-    log = train_masked(net, data, mask_index=4, steps=150, batch_size=32, lr=3e-3, warmup=10,
-                       val_data=data[:64], log_every=50, seed=0, progress=False)
+    log = train_masked(
+        net,
+        data,
+        mask_index=4,
+        steps=150,
+        batch_size=32,
+        lr=3e-3,
+        warmup=10,
+        val_data=data[:64],
+        log_every=50,
+        seed=0,
+        progress=False,
+    )
     after = log.val_loss[-1]
     assert log.step == 150 and len(log.train_loss) == 3
     assert after < 0.6 * before
@@ -63,12 +73,35 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     full = small_net()
     train_masked(full, data, mask_index=4, steps=40, batch_size=16, warmup=5, log_every=20, seed=3, progress=False)
     part = small_net()
-    first = train_masked(part, data, mask_index=4, steps=40, batch_size=16, warmup=5, log_every=20, seed=3,
-                         checkpoint=ckpt, checkpoint_every=20, stop_at=20, progress=False)
+    first = train_masked(
+        part,
+        data,
+        mask_index=4,
+        steps=40,
+        batch_size=16,
+        warmup=5,
+        log_every=20,
+        seed=3,
+        checkpoint=ckpt,
+        checkpoint_every=20,
+        stop_at=20,
+        progress=False,
+    )
     assert first.step == 20 and ckpt.exists()
     resumed = small_net()
-    log = train_masked(resumed, data, mask_index=4, steps=40, batch_size=16, warmup=5, log_every=20, seed=3,
-                       checkpoint=ckpt, checkpoint_every=20, progress=False)
+    log = train_masked(
+        resumed,
+        data,
+        mask_index=4,
+        steps=40,
+        batch_size=16,
+        warmup=5,
+        log_every=20,
+        seed=3,
+        checkpoint=ckpt,
+        checkpoint_every=20,
+        progress=False,
+    )
     assert log.step == 40 and len(log.train_loss) == 2
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5)
@@ -78,8 +111,9 @@ def test_a_training_run_is_saved_with_its_record(tmp_path):
     data = toy_corpus()
     net = small_net()
     started = time.time()
-    log = train_masked(net, data[:48], mask_index=4, steps=20, batch_size=16, log_every=10, val_data=data[48:],
-                       progress=False)
+    log = train_masked(
+        net, data[:48], mask_index=4, steps=20, batch_size=16, log_every=10, val_data=data[48:], progress=False
+    )
     out = tmp_path / "weights" / "toy.pt"
     meta = save_training_run(net, log, out, train=data[:48], val=data[48:], started=started, data="toy", seed=0)
     loaded, stored = load_net(out)
@@ -131,8 +165,11 @@ def test_masked_loss_weights_masked_positions_by_one_over_t():
 
 
 def test_nets_round_trip_through_save_and_load(tmp_path):
-    nets = (small_net(), ConvValue(vocab_size=4, length=12, channels=16, num_blocks=1),
-            TransformerDenoiser(vocab_size=4, length=12, channels=16, num_layers=1, num_heads=2))
+    nets = (
+        small_net(),
+        ConvValue(vocab_size=4, length=12, channels=16, num_blocks=1),
+        TransformerDenoiser(vocab_size=4, length=12, channels=16, num_layers=1, num_heads=2),
+    )
     for net in nets:
         save_net(net, tmp_path / "n.pt", note="x")
         loaded, meta = load_net(tmp_path / "n.pt")

@@ -10,13 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 
 import svdd
-from svdd.domains.molecules import (QED, SA, Docking, LogP, SelfiesTokenizer, canonical, load_pretrained,
-                               mean_pairwise_tanimoto_distance, sample_smiles, tanimoto_distance,
-                               write_smiles_csv)
-
-from conftest import seeded
+from svdd.domains.molecules import (
+    QED,
+    SA,
+    Docking,
+    LogP,
+    SelfiesTokenizer,
+    canonical,
+    load_pretrained,
+    mean_pairwise_tanimoto_distance,
+    sample_smiles,
+    tanimoto_distance,
+    write_smiles_csv,
+)
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 BENZENE = "c1ccccc1"
@@ -61,7 +70,7 @@ def test_tokenizer_errors_name_the_problem():
 
 @pytest.mark.parametrize("reward", [QED(), SA(), SA(raw=True), LogP()])
 def test_invalid_smiles_score_nan_without_raising(reward):
-    scores = reward(INVALID + [ASPIRIN])
+    scores = reward([*INVALID, ASPIRIN])
     assert np.isnan(scores[:-1]).all() and np.isfinite(scores[-1])
 
 
@@ -132,8 +141,9 @@ def test_svdd_pm_and_sparse_selection_model_and_reward_calls(process):
     # N on the first step, then N·M children per non-final step; N·M candidates scored per step
     assert res.stats["model_calls"] == n + n * m * (k - 1)
     assert res.stats["reward_calls"] + res.stats["reward_cache_hits"] == n * m * k
-    sparse = svdd.sample(process, QED(), num_samples=n, num_candidates=m, select_steps=2,
-                         generator=seeded(1), progress=False)
+    sparse = svdd.sample(
+        process, QED(), num_samples=n, num_candidates=m, select_steps=2, generator=seeded(1), progress=False
+    )
     # 8 steps, selection at 1, 3, 5, 7: step 0 costs N; each of 1, 3, 5 costs N (its parents, after a
     # plain step) + N·M (children); plain steps 2, 4, 6 reuse the chosen child's output; step 7 costs N
     assert sparse.stats["model_calls"] == n + 3 * (n + n * m) + n
@@ -178,8 +188,28 @@ def test_cli_generate_molecules_writes_a_table_and_an_sdf(tmp_path, fmt):
 
     from svdd.cli import app
 
-    result = CliRunner().invoke(app, ["generate", "molecules", "--reward", "qed", "--out", str(tmp_path), "-n", "4",
-                                      "-M", "2", "--steps", "3", "--shard-size", "4", "--quiet", "--format", fmt])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "molecules",
+            "--reward",
+            "qed",
+            "--out",
+            str(tmp_path),
+            "-n",
+            "4",
+            "-M",
+            "2",
+            "--steps",
+            "3",
+            "--shard-size",
+            "4",
+            "--quiet",
+            "--format",
+            fmt,
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "samples.csv") if fmt == "csv" else pd.read_parquet(tmp_path / "samples.parquet")
     assert list(table.columns[:3]) == ["index", "sample", "reward"] and len(table) == 4
@@ -191,7 +221,9 @@ def test_cli_generate_molecules_writes_a_table_and_an_sdf(tmp_path, fmt):
         i = mol.GetIntProp("index")
         assert mol.GetProp("smiles") == table["sample"][i]
         assert mol.GetDoubleProp("reward") == pytest.approx(table["reward"][i], rel=1e-6)
-    assert sorted(json.loads((tmp_path / "run.json").read_text())["outputs"]) == sorted([f"samples.{fmt}", "samples.sdf"])
+    assert sorted(json.loads((tmp_path / "run.json").read_text())["outputs"]) == sorted(
+        [f"samples.{fmt}", "samples.sdf"]
+    )
 
 
 def test_shipped_docking_value_network_drives_svdd_mc(process):
@@ -214,6 +246,13 @@ def test_shipped_qed_and_sa_value_networks_resolve_for_the_cli(process, reward):
     assert isinstance(value, svdd.LearnedValue)
     v = value(process.prior(3), 0.5)
     assert v.shape == (3,) and torch.isfinite(v).all()
-    meta = json.loads((Path(__file__).resolve().parents[1] / "domains" / "molecules" / "weights"
-                       / f"moses-selfies-{reward}-value.json").read_text())
+    meta = json.loads(
+        (
+            Path(__file__).resolve().parents[1]
+            / "domains"
+            / "molecules"
+            / "weights"
+            / f"moses-selfies-{reward}-value.json"
+        ).read_text()
+    )
     assert meta["reward"] == reward and meta["rollouts"] >= 1024  # the training-set size is recorded

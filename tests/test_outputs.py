@@ -11,11 +11,20 @@ from svdd.outputs import format_number, write_table
 from svdd.toys import GaussianMixtureDiffusion
 
 
-@pytest.mark.parametrize("value, text", [
-    (float(np.float32(66.1)), "66.1"),      # a float32 reward, not 66.0999984741211
-    (0.1, "0.1"), (1 / 3, "0.3333333333333333"), (2.0, "2.0"), (7, "7"),
-    (float("nan"), ""), (None, ""), (float("inf"), "inf"), (float("-inf"), "-inf"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (float(np.float32(66.1)), "66.1"),  # a float32 reward, not 66.0999984741211
+        (0.1, "0.1"),
+        (1 / 3, "0.3333333333333333"),
+        (2.0, "2.0"),
+        (7, "7"),
+        (float("nan"), ""),
+        (None, ""),
+        (float("inf"), "inf"),
+        (float("-inf"), "-inf"),
+    ],
+)
 def test_format_number(value, text):
     assert format_number(value) == text
     if text not in ("", "inf", "-inf"):
@@ -37,8 +46,14 @@ def test_write_table_csv_and_parquet(tmp_path):
 
 def test_result_to_pandas_and_html():
     pytest.importorskip("pandas")
-    res = svdd.sample(GaussianMixtureDiffusion(num_steps=5), lambda xs: [-(x - 3) ** 2 for x in xs],
-                      num_samples=6, num_candidates=2, generator=torch.Generator().manual_seed(0), progress=False)
+    res = svdd.sample(
+        GaussianMixtureDiffusion(num_steps=5),
+        lambda xs: [-((x - 3) ** 2) for x in xs],
+        num_samples=6,
+        num_candidates=2,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     frame = res.to_pandas()
     assert list(frame.columns) == ["sample", "reward"] and len(frame) == 6
     assert np.allclose(frame["reward"].to_numpy(), res.rewards)
@@ -49,8 +64,15 @@ def test_result_to_pandas_and_html():
 def test_sample_reports_every_step_to_its_callback():
     seen = []
     process = GaussianMixtureDiffusion(num_steps=6)
-    svdd.sample(process, lambda xs: [0.0] * len(xs), num_samples=3, num_candidates=2, progress=False,
-                callback=seen.append, generator=torch.Generator().manual_seed(0))
+    svdd.sample(
+        process,
+        lambda xs: [0.0] * len(xs),
+        num_samples=3,
+        num_candidates=2,
+        progress=False,
+        callback=seen.append,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert [s["step"] for s in seen] == [1, 2, 3, 4, 5, 6] and {s["num_steps"] for s in seen} == {6}
     assert [s["t"] for s in seen] == list(process.timesteps)
     with pytest.raises(TypeError, match="callback must be callable"):

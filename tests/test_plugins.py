@@ -43,15 +43,19 @@ def test_the_shipped_domains_are_entry_points_and_the_core_imports_none_of_them(
     assert {"dna", "rna", "molecules", "images"} <= set(names)
     for name in names:
         assert isinstance(load_domain(name), Domain)
-    script = "import sys, svdd, svdd.cli, svdd.runs, svdd.jobs; print([m for m in sys.modules if m.startswith('svdd.domains')])"
+    script = (
+        "import sys, svdd, svdd.cli, svdd.runs, svdd.jobs; "
+        "print([m for m in sys.modules if m.startswith('svdd.domains')])"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_a_registered_plugin_runs_through_svdd_generate(toy_domain, tmp_path):
     assert "toy" in svdd.plugins.domain_names()
-    result = runner.invoke(app, ["generate", "toy", "--reward", "target=3", "--out", str(tmp_path), *SMALL,
-                                 "--length", "3"])
+    result = runner.invoke(
+        app, ["generate", "toy", "--reward", "target=3", "--out", str(tmp_path), *SMALL, "--length", "3"]
+    )
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "samples.csv").read_text().splitlines()
     assert lines[0] == "index,sample,reward,token_sum"
@@ -64,8 +68,9 @@ def test_a_registered_plugin_runs_through_svdd_generate(toy_domain, tmp_path):
 
 
 def test_a_plugin_refuses_options_it_does_not_declare(toy_domain, tmp_path):
-    result = runner.invoke(app, ["generate", "toy", "--reward", "weighted", "--out", str(tmp_path / "o"), *SMALL,
-                                 "--backbone", "x.pdb"])
+    result = runner.invoke(
+        app, ["generate", "toy", "--reward", "weighted", "--out", str(tmp_path / "o"), *SMALL, "--backbone", "x.pdb"]
+    )
     assert result.exit_code == 2
     assert "domain 'toy' has no option --backbone; its options: --length" in result.output
     assert not (tmp_path / "o").exists()
@@ -74,24 +79,33 @@ def test_a_plugin_refuses_options_it_does_not_declare(toy_domain, tmp_path):
 @pytest.mark.parametrize("reward", [f"{TOY}:weighted_sum", f"{TOY}:Target=1", "toy_plugin:Target"])
 def test_process_factory_and_rewards_from_files_and_modules(tmp_path, reward, monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
-    result = runner.invoke(app, ["generate", "--process", f"{TOY}:make_process", "--reward", reward,
-                                 "--out", str(tmp_path), *SMALL])
+    result = runner.invoke(
+        app, ["generate", "--process", f"{TOY}:make_process", "--reward", reward, "--out", str(tmp_path), *SMALL]
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split(",") for line in (tmp_path / "samples.csv").read_text().splitlines()[1:]]
     assert len(rows) == 4
     target = 1.0 if reward.endswith("=1") else 2.0
     for _, sample, value in rows:
         tokens = list(map(int, sample.split()))
-        expected = (1.0 * tokens[0] + 0.7 * tokens[1] + 0.4 * tokens[2] if reward.endswith("weighted_sum")
-                    else -abs(sum(tokens) - target))
+        expected = (
+            1.0 * tokens[0] + 0.7 * tokens[1] + 0.4 * tokens[2]
+            if reward.endswith("weighted_sum")
+            else -abs(sum(tokens) - target)
+        )
         assert float(value) == pytest.approx(expected)
 
 
 BROKEN = {
     "syntax.py": ("def reward(xs)\n    return xs\n", r"SyntaxError: expected ':' \(syntax\.py, line 1\)"),
-    "raises.py": ("raise RuntimeError('no licence server')\n", "importing .*raises.py failed: RuntimeError: no licence server"),
-    "ctor.py": ("class R:\n    def __init__(self):\n        raise OSError('model file gone')\n",
-                "calling R raised OSError: model file gone"),
+    "raises.py": (
+        "raise RuntimeError('no licence server')\n",
+        "importing .*raises.py failed: RuntimeError: no licence server",
+    ),
+    "ctor.py": (
+        "class R:\n    def __init__(self):\n        raise OSError('model file gone')\n",
+        "calling R raised OSError: model file gone",
+    ),
 }
 
 
@@ -100,8 +114,9 @@ def test_a_broken_user_reward_is_one_clear_line(tmp_path, name):
     source, message = BROKEN[name]
     (tmp_path / name).write_text(source)
     attr = "R" if name == "ctor.py" else "reward"
-    result = runner.invoke(app, ["generate", "dna", "--reward", f"{tmp_path / name}:{attr}",
-                                 "--out", str(tmp_path / "out"), *SMALL])
+    result = runner.invoke(
+        app, ["generate", "dna", "--reward", f"{tmp_path / name}:{attr}", "--out", str(tmp_path / "out"), *SMALL]
+    )
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
     assert re.search(message, result.output), result.output
@@ -118,14 +133,17 @@ def test_load_object_errors_name_the_spec(tmp_path):
     assert load_object(f"{TOY}:Target=5").target == 5.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--steps", "0"], "--steps must be an integer >= 1; got 0"),
-    (["--alpha", "nan"], "alpha must be a finite number >= 0"),
-    (["--option", "resample_fraction=abc"], "resample_fraction must be a number; got 'abc'"),
-    (["--option", "foo=1"], "unknown option(s) for method 'svdd': foo"),
-    (["--method", "dps"], "dps needs a differentiable reward"),
-    (["--format", "xlsx"], "--format must be one of csv, parquet"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "0"], "--steps must be an integer >= 1; got 0"),
+        (["--alpha", "nan"], "alpha must be a finite number >= 0"),
+        (["--option", "resample_fraction=abc"], "resample_fraction must be a number; got 'abc'"),
+        (["--option", "foo=1"], "unknown option(s) for method 'svdd': foo"),
+        (["--method", "dps"], "dps needs a differentiable reward"),
+        (["--format", "xlsx"], "--format must be one of csv, parquet"),
+    ],
+)
 def test_every_setting_is_checked_before_anything_is_written(tmp_path, args, message):
     out = tmp_path / "out"
     result = runner.invoke(app, ["generate", "dna", "--reward", "gc", "--out", str(out), "-n", "2", "--quiet", *args])
@@ -144,14 +162,36 @@ def test_domain_or_process_is_required(tmp_path):
 @pytest.mark.slow
 def test_two_ranks_through_the_command_line(tmp_path):
     """RANK=1 used to crash in the CLI after its shards (AttributeError on None)."""
-    args = [sys.executable, "-m", "svdd.cli", "generate", "--process", f"{TOY}:make_process",
-            "--reward", f"{TOY}:weighted_sum", "-n", "8", "-M", "2", "--shard-size", "2", "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "svdd.cli",
+        "generate",
+        "--process",
+        f"{TOY}:make_process",
+        "--reward",
+        f"{TOY}:weighted_sum",
+        "-n",
+        "8",
+        "-M",
+        "2",
+        "--shard-size",
+        "2",
+        "--quiet",
+    ]
     clean = subprocess.run([*args, "--out", str(tmp_path / "one")], capture_output=True, text=True, timeout=120)
     assert clean.returncode == 0, clean.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    procs = [subprocess.Popen([*args, "--out", str(tmp_path / "two")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2"})
-             for r in (1, 0)]
+    procs = [
+        subprocess.Popen(
+            [*args, "--out", str(tmp_path / "two")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2"},
+        )
+        for r in (1, 0)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
     assert "rank 0 merges the outputs" in outs[0][0]

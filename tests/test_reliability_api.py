@@ -48,8 +48,9 @@ def test_all_inf_rewards_are_valid_and_summarised():
     assert all(step["invalid"] == 0 for step in res.trace)
 
 
-@pytest.mark.parametrize("method, alpha", [("svdd", 0.0), ("svdd", 0.5), ("best_of_n", 0.0), ("svdd_r", 0.0),
-                                           ("smc", 0.5)])
+@pytest.mark.parametrize(
+    "method, alpha", [("svdd", 0.0), ("svdd", 0.5), ("best_of_n", 0.0), ("svdd_r", 0.0), ("smc", 0.5)]
+)
 def test_inf_wins_in_every_method(method, alpha):
     """(1, 2, x) is reachable (probability > 0) and scores +inf: with a large pool the sampler
     keeps only +inf samples (with 0 selected by argmax, the M = 64 candidates all but surely hold one)."""
@@ -60,6 +61,7 @@ def test_inf_wins_in_every_method(method, alpha):
 
 def test_neg_inf_loses_to_finite_but_beats_nan():
     """Best-of-N ranks +inf, finite, -inf, then NaN: a pool with only -inf and NaN keeps the -inf."""
+
     def neg_or_nan(seqs):
         return [-INF if s[0] == 0 else math.nan for s in seqs]
 
@@ -76,8 +78,10 @@ def test_smc_weights_handle_infinities_without_nan_or_overflow():
     assert inc[0] == INF and inc[1] == INF and inc[2] == -INF  # new +inf wins, new -inf has weight 0
     assert torch.isfinite(inc[3:]).all()  # invalid/infinite old values get finite stand-ins; no overflow
     assert inc[5] == -torch.finfo(torch.float64).max
-    log_w = accumulate_log_weights(torch.tensor([INF, -INF, 3.0, 1e308], dtype=torch.float64),
-                                   torch.tensor([-INF, INF, 1e308, 1e308], dtype=torch.float64))
+    log_w = accumulate_log_weights(
+        torch.tensor([INF, -INF, 3.0, 1e308], dtype=torch.float64),
+        torch.tensor([-INF, INF, 1e308, 1e308], dtype=torch.float64),
+    )
     assert not torch.isnan(log_w).any() and log_w[0] == -INF and log_w[1] == -INF
     assert log_w[2:].max() == 0  # finite weights are shifted to a max of 0: no overflow as they accumulate
     assert set(resample(log_w, "multinomial", seeded(0), 20).tolist()) <= {2, 3}
@@ -85,8 +89,13 @@ def test_smc_weights_handle_infinities_without_nan_or_overflow():
 
 def test_inf_and_neg_inf_rewards_in_a_run_directory(tmp_path):
     """Run outputs: +inf written as `inf` and -inf as `-inf`, only NaN counted invalid, median/p90 defined."""
-    run = generate(InfJob(), RunSettings(num_samples=8, shard_size=4, num_candidates=2), tmp_path, progress=False,
-                   log=lambda msg: None)
+    run = generate(
+        InfJob(),
+        RunSettings(num_samples=8, shard_size=4, num_candidates=2),
+        tmp_path,
+        progress=False,
+        log=lambda msg: None,
+    )
     record = json.loads((tmp_path / "run.json").read_text())
     rows = (tmp_path / "samples.csv").read_text().splitlines()[1:]
     rewards = [row.rsplit(",", 1)[1] for row in rows]
@@ -132,10 +141,11 @@ def test_select_steps_are_integer_indices_in_range(steps):
 # -- item 12: DPS guidance scale ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scale, error", [(math.nan, ValueError), (INF, ValueError), ("1", TypeError),
-                                          (None, TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "scale, error", [(math.nan, ValueError), (INF, ValueError), ("1", TypeError), (None, TypeError), (True, TypeError)]
+)
 def test_dps_guidance_scale_is_a_finite_number(scale, error):
-    reward = svdd.rewards.TorchReward(lambda x: -(x ** 2).reshape(x.shape[0], -1).sum(-1))
+    reward = svdd.rewards.TorchReward(lambda x: -(x**2).reshape(x.shape[0], -1).sum(-1))
     with pytest.raises(error, match="guidance_scale"):
         run(GaussianMixtureDiffusion(num_steps=4), reward, method="dps", guidance_scale=scale)
     res = run(GaussianMixtureDiffusion(num_steps=4), reward, method="dps", guidance_scale=np.float32(0.5))
@@ -164,8 +174,16 @@ def test_numpy_alpha_and_counts_are_accepted():
     assert res.rewards.shape == (4,) and res.config["alpha"] == 0.5
 
 
-@pytest.mark.parametrize("timesteps, error", [(5, TypeError), ("321", TypeError), (torch.tensor(3), TypeError),
-                                              (torch.zeros(2, 2), TypeError), ([], ValueError)])
+@pytest.mark.parametrize(
+    "timesteps, error",
+    [
+        (5, TypeError),
+        ("321", TypeError),
+        (torch.tensor(3), TypeError),
+        (torch.zeros(2, 2), TypeError),
+        ([], ValueError),
+    ],
+)
 def test_a_process_with_bad_timesteps_is_named(timesteps, error):
     process = toy()
     process.timesteps = timesteps
@@ -178,8 +196,7 @@ def test_a_process_whose_members_return_the_wrong_type_is_named():
     process.prior = 3
     with pytest.raises(TypeError, match=r"MaskedToy\.prior must be a method"):
         run(process, weighted_sum)
-    for member, bad in [("transition", lambda x: x.numpy()), ("decode", lambda x: None),
-                        ("model", lambda x: None)]:
+    for member, bad in [("transition", lambda x: x.numpy()), ("decode", lambda x: None), ("model", lambda x: None)]:
         process = toy()
         original = getattr(process, member)
         setattr(process, member, lambda *a, _o=original, _b=bad, **k: _b(_o(*a, **k)))

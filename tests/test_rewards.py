@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from svdd.rewards import (
-    Reward, RewardError, TorchReward, Transformed, WeightedSum, clipped, evaluate,
-    is_differentiable, negated, reward_name, scaled,
+    Reward,
+    RewardError,
+    TorchReward,
+    Transformed,
+    WeightedSum,
+    clipped,
+    evaluate,
+    is_differentiable,
+    negated,
+    reward_name,
+    scaled,
 )
 
 
@@ -38,6 +47,7 @@ class Counting:
 
 # ------------------------------------------------------------------------ names and evaluate
 
+
 def test_reward_name_prefers_name_attribute_then_qualname_then_class():
     class Scorer:
         def __call__(self, objects):
@@ -53,10 +63,12 @@ def test_reward_name_prefers_name_attribute_then_qualname_then_class():
 
 def test_evaluate_returns_float64_and_accepts_lists_arrays_tensors():
     objs = ["a", "bb", "ccc"]
-    for fn in (string_length,
-               lambda o: np.arange(len(o), dtype=np.int32),
-               lambda o: torch.ones(len(o), requires_grad=True) * 2,
-               lambda o: [None, 1, torch.tensor(2.0)]):
+    for fn in (
+        string_length,
+        lambda o: np.arange(len(o), dtype=np.int32),
+        lambda o: torch.ones(len(o), requires_grad=True) * 2,
+        lambda o: [None, 1, torch.tensor(2.0)],
+    ):
         out = evaluate(fn, objs)
         assert out.dtype == np.float64 and out.shape == (3,)
     assert np.isnan(evaluate(lambda o: [None, 1, 2], objs)[0])
@@ -123,6 +135,7 @@ def test_evaluate_does_not_catch_keyboard_interrupt():
 
 # ------------------------------------------------------------------------------ Reward policy
 
+
 @pytest.mark.parametrize("on_error, expected", [("nan", math.nan), (-5.0, -5.0)])
 def test_on_error_penalty_only_hits_failing_items(on_error, expected):
     reward = Reward(fails_on_bad, on_error=on_error)
@@ -178,8 +191,17 @@ def test_dedupe_lists_and_images():
     fn = Counting(lambda o: 1.0)
     reward = Reward(fn)
     img = Image.new("RGB", (4, 4), (10, 20, 30))
-    reward([img, Image.new("RGB", (4, 4), (10, 20, 30)), Image.new("L", (4, 4)),
-            [1, np.zeros(2)], [1, np.zeros(2)], {"unhashable": 1}, {"unhashable": 1}])
+    reward(
+        [
+            img,
+            Image.new("RGB", (4, 4), (10, 20, 30)),
+            Image.new("L", (4, 4)),
+            [1, np.zeros(2)],
+            [1, np.zeros(2)],
+            {"unhashable": 1},
+            {"unhashable": 1},
+        ]
+    )
     assert len(fn.seen) == 2 + 1 + 2  # two images, one list, two dicts (never deduped)
 
 
@@ -238,8 +260,7 @@ def test_chunk_size_serial_counts_batches():
     assert fn.invocations == 3 and reward.batches == 3 and reward.calls == 5
 
 
-@pytest.mark.parametrize("make", [lambda: ThreadPoolExecutor(3),
-                                  lambda: ProcessPoolExecutor(max_workers=2)])
+@pytest.mark.parametrize("make", [lambda: ThreadPoolExecutor(3), lambda: ProcessPoolExecutor(max_workers=2)])
 def test_executor_matches_serial_and_keeps_order(make):
     objs = [("x" * (i % 7)) + str(i) for i in range(23)] + ["bad", "ok"]
     serial = Reward(string_length)(objs)
@@ -276,10 +297,10 @@ def test_repr_mentions_name_policy_and_counters():
 
 # ------------------------------------------------------------------------------ composition
 
+
 def test_weighted_sum_values_name_and_nan():
     length = Reward(lambda o: [len(s) for s in o], name="len")
-    vowels = Reward(lambda o: [math.nan if s == "?" else sum(c in "aeiou" for c in s)
-                               for s in o], name="vowels")
+    vowels = Reward(lambda o: [math.nan if s == "?" else sum(c in "aeiou" for c in s) for s in o], name="vowels")
     total = WeightedSum([(length, 1.0), (vowels, -0.5)])
     assert total.name == "1.0*len - 0.5*vowels"
     out = evaluate(total, ["banana", "xyz", "?"])
@@ -312,6 +333,7 @@ def test_transforms():
 
 
 # --------------------------------------------------------------------------- differentiable
+
 
 def test_torch_reward_gradient_flows():
     reward = TorchReward(lambda x: -((x - 2.0) ** 2).sum(dim=1), name="peak")

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from jobs import ToyJob
 
 from svdd.rundir import HOST, RunDirectory
 from svdd.runs import RunSettings, generate, shard_path
-
-from jobs import ToyJob
 
 TESTS = Path(__file__).parent
 SETTINGS = dict(num_samples=24, shard_size=4, num_candidates=2)
@@ -77,8 +76,12 @@ def test_cooperating_workers_share_shards_and_match_one_worker(tmp_path):
     workers = [start(script(out, sleep_s=0.05, cooperate=True)) for _ in range(2)]
     logs = [w.communicate(timeout=180) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [e[-800:] for _, e in logs]
-    written = [line.split()[1] for out_text, _ in logs for line in out_text.splitlines()
-               if line.startswith("shard ") and " written:" in line]
+    written = [
+        line.split()[1]
+        for out_text, _ in logs
+        for line in out_text.splitlines()
+        if line.startswith("shard ") and " written:" in line
+    ]
     assert sorted(written, key=int) == [str(k) for k in range(6)]  # each shard exactly once, over both
     assert all(any(" written:" in line for line in o.splitlines()) for o, _ in logs)  # both did work
     assert (out / "samples.csv").read_text() == (tmp_path / "alone" / "samples.csv").read_text()
@@ -110,8 +113,9 @@ def test_killing_the_parent_of_a_process_pool_kills_its_workers(tmp_path):
         assert wait_for(lambda: list((tmp_path / "run" / "shards").glob("*.claim")), timeout=60)
         os.kill(parent.pid, signal.SIGKILL)
         parent.communicate(timeout=10)
-        assert wait_for(lambda: not any(_alive(pid) for pid in children), timeout=10), \
+        assert wait_for(lambda: not any(_alive(pid) for pid in children), timeout=10), (
             f"orphans alive: {[p for p in children if _alive(p)]}"
+        )
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -173,8 +177,8 @@ def test_a_full_disk_is_one_clear_line_and_the_run_resumes(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))   # no file above 1.5 kB, like a full disk
         from svdd.cli import main
-        sys.argv = ["svdd", "generate", "--process", {str(TESTS / 'toy_plugin.py')!r} + ":make_process",
-                    "--reward", {str(TESTS / 'toy_plugin.py')!r} + ":weighted_sum", "-n", "24", "-M", "2",
+        sys.argv = ["svdd", "generate", "--process", {str(TESTS / "toy_plugin.py")!r} + ":make_process",
+                    "--reward", {str(TESTS / "toy_plugin.py")!r} + ":weighted_sum", "-n", "24", "-M", "2",
                     "--shard-size", "4", "--out", {str(out)!r}, "--quiet"]
         main()
     """)
@@ -184,9 +188,29 @@ def test_a_full_disk_is_one_clear_line_and_the_run_resumes(tmp_path):
     assert len(errors) == 1 and "File too large" in errors[0] and "rerun the same command to resume" in errors[0]
     assert "Traceback" not in proc.stderr
     assert not list(out.glob("**/*.tmp-*"))  # the failed write left no temporary file
-    resumed = subprocess.run([sys.executable, "-m", "svdd.cli", "generate", "--process",
-                              f"{TESTS / 'toy_plugin.py'}:make_process", "--reward",
-                              f"{TESTS / 'toy_plugin.py'}:weighted_sum", "-n", "24", "-M", "2", "--shard-size", "4",
-                              "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "svdd.cli",
+            "generate",
+            "--process",
+            f"{TESTS / 'toy_plugin.py'}:make_process",
+            "--reward",
+            f"{TESTS / 'toy_plugin.py'}:weighted_sum",
+            "-n",
+            "24",
+            "-M",
+            "2",
+            "--shard-size",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr[-1500:]
     assert len((out / "samples.csv").read_text().splitlines()) == 25

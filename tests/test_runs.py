@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jobs import ToyJob
 
 from svdd.rewards import RewardError
 from svdd.runs import RunSettings, generate, read_shard, shard_path
-
-from jobs import ToyJob
 
 TESTS = Path(__file__).parent
 
@@ -136,7 +135,7 @@ def test_settings_are_validated():
 @pytest.mark.slow
 def test_two_ranks_split_the_shards_and_rank_zero_merges(tmp_path):
     """As under `accelerate launch --num_processes 2`: RANK/WORLD_SIZE split the shards."""
-    clean = quiet(ToyJob(), settings(), tmp_path / "clean")
+    quiet(ToyJob(), settings(), tmp_path / "clean")
     out = tmp_path / "ranks"
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(TESTS)!r})
@@ -146,8 +145,15 @@ def test_two_ranks_split_the_shards_and_rank_zero_merges(tmp_path):
         result = generate(ToyJob(), s, {str(out)!r}, progress=False, poll_s=0.2)
         print("merged" if result is not None else "worker")
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"}) for r in (1, 0)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"},
+        )
+        for r in (1, 0)
+    ]
     outputs = [p.communicate(timeout=120)[0].strip().splitlines()[-1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outputs == ["worker", "merged"]

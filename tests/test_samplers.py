@@ -7,12 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import Delegating, requested, seeded, weighted_sum
 
 import svdd
 from svdd.rewards import Reward, RewardError, TorchReward
 from svdd.toys import GaussianMixtureDiffusion
-
-from conftest import Delegating, requested, seeded, weighted_sum
 
 N, M = 6, 4
 METHOD_ALPHA = {"pretrained": 0.0, "best_of_n": 0.0, "svdd": 0.0, "svdd_r": 0.5, "smc": 0.5}
@@ -30,9 +29,8 @@ class Recording(Delegating):
         return self.process.model(x, t)
 
 
-
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 def sample(process, method="svdd", reward=weighted_sum, **kw):
@@ -179,8 +177,9 @@ def test_rewards_deduplicate_identical_objects_within_a_call(masked_toy):
 
 def test_best_of_n_keeps_the_top_rewards(masked_toy):
     res = sample(masked_toy, "best_of_n", num_samples=N, num_candidates=M)
-    pool = sample(masked_toy, "pretrained", num_samples=N * M,
-                  generator=seeded(0))  # the same draws as best_of_n's pool
+    pool = sample(
+        masked_toy, "pretrained", num_samples=N * M, generator=seeded(0)
+    )  # the same draws as best_of_n's pool
     assert sorted(res.rewards) == sorted(np.sort(pool.rewards)[-N:])
 
 
@@ -210,7 +209,7 @@ def test_same_seed_same_samples_and_chunking_does_not_matter(method, toy, reques
 
 
 def test_dps_reproducible_and_chunk_invariant(mixture):
-    reward = TorchReward(lambda x: -(x.reshape(len(x), -1)[:, 0] - 2.0) ** 2)
+    reward = TorchReward(lambda x: -((x.reshape(len(x), -1)[:, 0] - 2.0) ** 2))
     a = sample(mixture, "dps", reward=reward, generator=seeded(1), guidance_scale=0.05)
     b = sample(mixture, "dps", reward=reward, generator=seeded(1), guidance_scale=0.05, max_batch=4)
     assert torch.allclose(a.states, b.states, atol=1e-12)
@@ -221,12 +220,21 @@ def test_dps_reproducible_and_chunk_invariant(mixture):
 def test_per_sample_generators_make_a_sample_independent_of_its_batch(method, alpha, toy, request):
     process = request.getfixturevalue(toy)
     reward = weighted_sum if toy == "masked_toy" else near_two
-    whole = sample(process, method, reward=reward, alpha=alpha, num_samples=8,
-                   generator=[seeded(100 + i) for i in range(8)])
-    first = sample(process, method, reward=reward, alpha=alpha, num_samples=3,
-                   generator=[seeded(100 + i) for i in range(3)])
-    rest = sample(process, method, reward=reward, alpha=alpha, num_samples=5, max_batch=7,
-                  generator=[seeded(100 + i) for i in range(3, 8)])
+    whole = sample(
+        process, method, reward=reward, alpha=alpha, num_samples=8, generator=[seeded(100 + i) for i in range(8)]
+    )
+    first = sample(
+        process, method, reward=reward, alpha=alpha, num_samples=3, generator=[seeded(100 + i) for i in range(3)]
+    )
+    rest = sample(
+        process,
+        method,
+        reward=reward,
+        alpha=alpha,
+        num_samples=5,
+        max_batch=7,
+        generator=[seeded(100 + i) for i in range(3, 8)],
+    )
     assert torch.equal(whole.states, torch.cat([first.states, rest.states]))
 
 
@@ -319,7 +327,8 @@ def test_identical_masked_children_are_not_refused(masked_toy):
     """A masked step that unmasks nothing yields identical children; that is normal."""
     frozen = Recording(masked_toy)
     frozen.transition = lambda x, t, out, generator=None: (
-        x if t != masked_toy.timesteps[-1] else masked_toy.transition(x, t, out, generator))
+        x if t != masked_toy.timesteps[-1] else masked_toy.transition(x, t, out, generator)
+    )
     res = sample(frozen, "svdd")
     assert len(res.samples) == N
 
@@ -393,8 +402,7 @@ def test_sparse_selection_schedule_costs_and_trace(masked_toy):
 
 def test_sparse_schedule_still_guides_and_validates(mixture):
     K = len(mixture.timesteps)
-    sparse = sample(mixture, "svdd", reward=near_two, num_samples=64, num_candidates=8,
-                    select_steps=[K // 2, K - 1])
+    sparse = sample(mixture, "svdd", reward=near_two, num_samples=64, num_candidates=8, select_steps=[K // 2, K - 1])
     pre = sample(mixture, "pretrained", reward=near_two, num_samples=64)
     assert np.median(sparse.rewards) > np.median(pre.rewards) + 0.3
     assert sparse.stats["model_calls"] == K * 64 + 64 * 8 - 64  # one step of N·M instead of N

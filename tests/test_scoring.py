@@ -7,12 +7,11 @@ import threading
 import numpy as np
 import pytest
 import torch
+from conftest import requested, seeded, weighted_sum
 
 import svdd
 from svdd.rewards import RewardError
 from svdd.scoring import LRU, DecodeCache, RewardCache, object_key
-
-from conftest import requested, seeded, weighted_sum
 
 N, M = 20, 8  # 160 candidates per step: three model chunks of at most 64 rows on a CPU
 METHOD_ALPHA = {"svdd": 0.0, "svdd_r": 0.5, "best_of_n": 0.0, "smc": 0.5}
@@ -40,14 +39,14 @@ class Counting:
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 def run(process, method, reward, **kw):
     kw.setdefault("alpha", METHOD_ALPHA[method])
-    return svdd.sample(process, reward, method=method, num_samples=N, num_candidates=M, generator=seeded(0),
-                       progress=False, **kw)
-
+    return svdd.sample(
+        process, reward, method=method, num_samples=N, num_candidates=M, generator=seeded(0), progress=False, **kw
+    )
 
 
 @pytest.mark.parametrize("method", ["svdd", "svdd_r", "best_of_n", "smc"])
@@ -216,11 +215,14 @@ def test_a_failing_reward_is_still_named_with_its_object(masked_toy, overlap):
         run(masked_toy, "svdd", fragile, overlap=overlap)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (-1, ValueError, "reward_cache must be an integer >= 0"),
-    (True, ValueError, "reward_cache must be"),
-    ("big", ValueError, "got 'big'"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (-1, ValueError, "reward_cache must be an integer >= 0"),
+        (True, ValueError, "reward_cache must be"),
+        ("big", ValueError, "got 'big'"),
+    ],
+)
 def test_bad_reward_cache_is_refused(masked_toy, bad, error, match):
     with pytest.raises(error, match=match):
         run(masked_toy, "svdd", weighted_sum, reward_cache=bad)

@@ -154,9 +154,7 @@ def test_per_row_generators_make_rows_independent() -> None:
     for i in (1, 2, 4, 5):
         assert other[i] == full[i]
 
-    split = torch.cat(
-        [select(values[:2], 1.0, gens(seeds[:2])).index, select(values[2:], 1.0, gens(seeds[2:])).index]
-    )
+    split = torch.cat([select(values[:2], 1.0, gens(seeds[:2])).index, select(values[2:], 1.0, gens(seeds[2:])).index])
     assert torch.equal(split, full)
     # Each row alone, in any order, also gives the same picks.
     for i in reversed(range(6)):
@@ -216,7 +214,9 @@ def test_log_weights_to_probs() -> None:
     torch.testing.assert_close(p, torch.tensor([0.25, 0.75, 0.0, 0.0], dtype=torch.float64))
     torch.testing.assert_close(lw, before, rtol=0, atol=0, equal_nan=True)
 
-    assert torch.equal(log_weights_to_probs(torch.tensor([NAN, -INF, NAN])), torch.full((3,), 1 / 3, dtype=torch.float64))
+    assert torch.equal(
+        log_weights_to_probs(torch.tensor([NAN, -INF, NAN])), torch.full((3,), 1 / 3, dtype=torch.float64)
+    )
     p = log_weights_to_probs(torch.tensor([INF, 1e300, INF, NAN], dtype=torch.float64))
     assert torch.equal(p, torch.tensor([0.5, 0.0, 0.5, 0.0], dtype=torch.float64))
     p = log_weights_to_probs(torch.tensor([1e308, -1e308, 1e308], dtype=torch.float64))
@@ -339,7 +339,7 @@ def test_resample_special_weights(method: str) -> None:
 def test_resample_is_reproducible_and_uses_first_generator(method: str) -> None:
     lw = torch.randn(20, generator=gen(19))
     a = resample(lw, method, gen(20))
-    b = resample(lw, method, [gen(20)] + gens(list(range(21, 40))))
+    b = resample(lw, method, [gen(20), *gens(list(range(21, 40)))])
     assert torch.equal(a, b)
     before = lw.clone()
     resample(lw, method, None)

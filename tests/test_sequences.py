@@ -5,20 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-import svdd
-from svdd.domains.sequences import (DNA, RNA, ARS1Activity, GCContent, MotifScore, RNAFold, load_pretrained,
-                               load_value, write_fasta)
-from svdd.masked_training import elbo
-
 from conftest import seeded
 
+import svdd
+from svdd.domains.sequences import (
+    DNA,
+    RNA,
+    ARS1Activity,
+    GCContent,
+    MotifScore,
+    RNAFold,
+    load_pretrained,
+    load_value,
+    write_fasta,
+)
+from svdd.masked_training import elbo
 
 # -- alphabets ---------------------------------------------------------------------------------
 
 
 def test_invalid_characters_get_an_error_naming_the_character_and_the_alphabet():
-    with pytest.raises(ValueError, match=r"invalid character 'X' at position 3 of DNA sequence 'ACGXT'; accepted: A, C, G, T"):
+    with pytest.raises(
+        ValueError, match=r"invalid character 'X' at position 3 of DNA sequence 'ACGXT'; accepted: A, C, G, T"
+    ):
         DNA.encode(["ACGT_", "ACGXT"][1:])
     with pytest.raises(ValueError, match=r"invalid character 'T' .* accepted: A, C, G, U"):
         RNA.encode("ACGT")
@@ -61,8 +70,8 @@ def test_motif_score_is_highest_with_the_consensus_on_either_strand():
     consensus = str(score.motif.consensus)
     rng = np.random.default_rng(0)
     background = "".join(rng.choice(list("ACGT"), 60))
-    with_site = background[:20] + consensus + background[20 + len(consensus):]
-    with_rc = background[:30] + str(Seq(consensus).reverse_complement()) + background[30 + len(consensus):]
+    with_site = background[:20] + consensus + background[20 + len(consensus) :]
+    with_rc = background[:30] + str(Seq(consensus).reverse_complement()) + background[30 + len(consensus) :]
     r = score([background, with_site, with_rc, "ACG", "ACGU" * 10])
     assert r[1] > r[0] + 5 and abs(r[1] - score.max_score) < 1e-4 and abs(r[2] - score.max_score) < 1e-4
     assert np.isnan(r[3:]).all()
@@ -75,7 +84,7 @@ def test_ars1_activity_scores_valid_150bp_dna_and_nan_otherwise():
     oracle = ARS1Activity()
     process = load_pretrained("dna-ars1", num_steps=4)
     seqs = process.decode(torch.randint(0, 4, (3, 150), generator=seeded(0)))
-    r = oracle(seqs + ["ACGT", "N" * 150])
+    r = oracle([*seqs, "ACGT", "N" * 150])
     assert np.isfinite(r[:3]).all() and np.isnan(r[3:]).all()
     assert np.array_equal(r[:3], oracle(seqs))
     assert oracle.metadata["test_pearson"] > 0.2  # held-out fit recorded with the weights
@@ -98,23 +107,27 @@ def test_pretrained_models_load_offline_and_sample_strings(name, length, letters
 def test_svdd_pm_model_calls_per_step_on_shipped_model(name):
     n, m, k = 3, 4, 5
     process = load_pretrained(name, num_steps=k)
-    res = svdd.sample(process, GCContent(), method="svdd", num_samples=n, num_candidates=m,
-                      generator=seeded(0), progress=False)
+    res = svdd.sample(
+        process, GCContent(), method="svdd", num_samples=n, num_candidates=m, generator=seeded(0), progress=False
+    )
     # N on the first step, then N·M per step for the children of the k-1 non-final steps
     assert res.stats["model_calls"] == n + n * m * (k - 1)
     assert len(res.samples) == n and np.isfinite(res.rewards).all()
 
 
-@pytest.mark.parametrize("value_name, model, reward", [("dna-ars1-activity", "dna-ars1", ARS1Activity),
-                                                        ("rna-hairpin-mfe", "rna-hairpin", RNAFold)])
+@pytest.mark.parametrize(
+    "value_name, model, reward",
+    [("dna-ars1-activity", "dna-ars1", ARS1Activity), ("rna-hairpin-mfe", "rna-hairpin", RNAFold)],
+)
 def test_learned_value_loads_and_drives_svdd_mc(value_name, model, reward):
     value = load_value(value_name)
     assert isinstance(value, svdd.LearnedValue) and repr(value) == f"LearnedValue({value_name})"
     process = load_pretrained(model, num_steps=4)
     v = value(process.prior(2), 1.0)
     assert v.shape == (2,) and torch.isfinite(v).all()
-    res = svdd.sample(process, reward(), value=value, num_samples=2, num_candidates=3,
-                      generator=seeded(0), progress=False)
+    res = svdd.sample(
+        process, reward(), value=value, num_samples=2, num_candidates=3, generator=seeded(0), progress=False
+    )
     assert res.stats["model_calls"] == 2 * 4  # MC: one call per kept sample and step
 
 

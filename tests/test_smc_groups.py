@@ -15,12 +15,21 @@ N, M = 6, 4
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 def smc(process, reward=weighted_sum, *, n=N, m=M, alpha=0.5, generator=None, **options):
-    return svdd.sample(process, reward, method="smc", num_samples=n, num_candidates=m, alpha=alpha,
-                       generator=generator if generator is not None else seeded(0), progress=False, **options)
+    return svdd.sample(
+        process,
+        reward,
+        method="smc",
+        num_samples=n,
+        num_candidates=m,
+        alpha=alpha,
+        generator=generator if generator is not None else seeded(0),
+        progress=False,
+        **options,
+    )
 
 
 def test_one_group_is_the_global_population(masked_toy, mixture):
@@ -81,8 +90,18 @@ def test_groups_must_divide_the_samples(masked_toy):
 
 def test_grouped_smc_with_many_particles_approaches_the_target(masked_toy, chain, toy_rewards):
     value = svdd.LearnedValue(chain.value_function(toy_rewards, 1.0))
-    res = svdd.sample(masked_toy, weighted_sum, method="smc", value=value, num_samples=3000, num_candidates=4,
-                      alpha=1.0, groups=10, generator=seeded(1), progress=False)
+    res = svdd.sample(
+        masked_toy,
+        weighted_sum,
+        method="smc",
+        value=value,
+        num_samples=3000,
+        num_candidates=4,
+        alpha=1.0,
+        groups=10,
+        generator=seeded(1),
+        progress=False,
+    )
     assert total_variation(chain.distribution_of(res.samples), chain.target(toy_rewards, 1.0)) < 0.05
 
 

@@ -16,7 +16,6 @@ from svdd.values import soft_mean
 N, M = 6, 4
 
 
-
 class FirstModelInput:
     """Wraps a process and keeps the states of the first model call at the first timestep."""
 
@@ -93,7 +92,7 @@ def test_select_start_refuses_a_one_state_prior(masked_toy):
 
 def test_select_start_on_a_continuous_process(mixture):
     def near_two(xs):
-        return [-(x - 2.0) ** 2 for x in xs]
+        return [-((x - 2.0) ** 2) for x in xs]
 
     res = sample(mixture, reward=near_two, select_start=True, max_batch=8)
     assert res.stats["model_calls"] == len(mixture.timesteps) * N * M
@@ -142,8 +141,9 @@ def test_soft_mean():
 
 def test_draws_need_a_masked_process_and_a_valid_count(mixture):
     with pytest.raises(TypeError, match=r"process\.sample_x0"):
-        svdd.sample(mixture, lambda xs: [0.0] * len(xs), value=svdd.PosteriorMean(lambda xs: [0.0] * len(xs),
-                                                                                  num_x0_samples=2))
+        svdd.sample(
+            mixture, lambda xs: [0.0] * len(xs), value=svdd.PosteriorMean(lambda xs: [0.0] * len(xs), num_x0_samples=2)
+        )
     with pytest.raises(ValueError, match="num_x0_samples must be an integer >= 1; got 0"):
         svdd.PosteriorMean(weighted_sum, num_x0_samples=0)
     assert "num_x0_samples=4" in repr(svdd.PosteriorMean(weighted_sum, num_x0_samples=4))
@@ -152,6 +152,7 @@ def test_draws_need_a_masked_process_and_a_valid_count(mixture):
 def test_per_sample_generators_keep_samples_independent_of_the_batch(masked_toy):
     value = svdd.PosteriorMean(weighted_sum, num_x0_samples=2)
     whole = sample(masked_toy, reward=weighted_sum, value=value, alpha=0.3, generator=[seeded(i) for i in range(6)])
-    part = sample(masked_toy, reward=weighted_sum, value=value, alpha=0.3, num_samples=2,
-                  generator=[seeded(i) for i in range(2)])
+    part = sample(
+        masked_toy, reward=weighted_sum, value=value, alpha=0.3, num_samples=2, generator=[seeded(i) for i in range(2)]
+    )
     assert torch.equal(whole.states[:2], part.states)

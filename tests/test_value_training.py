@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 
 import svdd
 from svdd.value_training import collect_rollouts, fit_value, value_correlation
-
-from conftest import seeded
 
 
 class TinyValue(torch.nn.Module):
@@ -26,7 +25,7 @@ class TinyValue(torch.nn.Module):
 
 
 def near_two(xs):
-    return [-(x - 2.0) ** 2 for x in xs]
+    return [-((x - 2.0) ** 2) for x in xs]
 
 
 def test_value_network_learns_the_reward_and_guides_sampling(mixture):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import seeded, weighted_sum
 
 import svdd
 from svdd.values import Value
-
-from conftest import seeded, weighted_sum
 
 N, M = 6, 4
 
@@ -98,8 +97,15 @@ def test_a_value_may_draw_from_the_candidates_generators(masked_toy):
     b = sample(masked_toy, value=NoisyValue(mc_fn), generator=[seeded(10 + i) for i in range(N)])
     assert torch.equal(a.states, b.states)
     # sample 0 alone draws the same numbers: its values use only its own generator
-    alone = svdd.sample(masked_toy, weighted_sum, value=NoisyValue(mc_fn), num_samples=1, num_candidates=M,
-                        generator=[seeded(10)], progress=False)
+    alone = svdd.sample(
+        masked_toy,
+        weighted_sum,
+        value=NoisyValue(mc_fn),
+        num_samples=1,
+        num_candidates=M,
+        generator=[seeded(10)],
+        progress=False,
+    )
     assert torch.equal(alone.states[0], a.states[0])
 
 
@@ -128,8 +134,10 @@ class NoCleanReward:
         return torch.zeros(x.shape[0])
 
 
-@pytest.mark.parametrize("value, missing", [(lambda x, t: x, "needs_model_output, estimate, clean_reward"),
-                                            (NoCleanReward(), "clean_reward")])
+@pytest.mark.parametrize(
+    "value, missing",
+    [(lambda x, t: x, "needs_model_output, estimate, clean_reward"), (NoCleanReward(), "clean_reward")],
+)
 def test_an_object_without_the_protocol_is_refused_before_any_work(masked_toy, value, missing):
     with pytest.raises(TypeError, match=f"which lacks {missing} .*svdd.LearnedValue"):
         sample(masked_toy, value=value)

@@ -44,6 +44,11 @@ def _columns(process, samples):
     return {"token_sum": [sum(s) for s in samples]}
 
 
-DOMAIN = Domain(name="toy", summary="the 27-sequence masked toy", load_process=_load_process,
-                rewards=lambda: {"weighted": lambda arg: weighted_sum, "target": lambda arg: Target(arg or "2")},
-                columns=_columns, options={"length": "sequence length (only 3)"})
+DOMAIN = Domain(
+    name="toy",
+    summary="the 27-sequence masked toy",
+    load_process=_load_process,
+    rewards=lambda: {"weighted": lambda arg: weighted_sum, "target": lambda arg: Target(arg or "2")},
+    columns=_columns,
+    options={"length": "sequence length (only 3)"},
+)

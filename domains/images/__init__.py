@@ -10,12 +10,26 @@
 All weights ship inside the package (`weights/`) and were trained by the scripts in this package
 on the Debian `dataset-fashion-mnist` data (`make train-images` in a clone).
 """
+
 from .classifier import FashionCNN, load_classifier
 from .data import CLASS_NAMES
 from .pretrained import DDPM_DIR, load_pipeline, load_pretrained
 from .rewards import ClassifierReward, JPEGCompressibility, class_index, load_reward
 from .value import ValueNet, load_value, load_value_net, value_metadata
 
-__all__ = ["load_pretrained", "load_pipeline", "load_value", "load_value_net", "load_reward", "JPEGCompressibility",
-           "ClassifierReward", "ValueNet", "value_metadata", "load_classifier", "FashionCNN", "CLASS_NAMES",
-           "class_index", "DDPM_DIR"]
+__all__ = [
+    "CLASS_NAMES",
+    "DDPM_DIR",
+    "ClassifierReward",
+    "FashionCNN",
+    "JPEGCompressibility",
+    "ValueNet",
+    "class_index",
+    "load_classifier",
+    "load_pipeline",
+    "load_pretrained",
+    "load_reward",
+    "load_value",
+    "load_value_net",
+    "value_metadata",
+]

@@ -4,6 +4,7 @@ Input: float [n, 1, 32, 32] in [-1, 1] (the DDPM's space; images in [0, 1] are m
 reward). Output: logits [n, 10] over `CLASS_NAMES`. Weights: `weights/classifier.pt`, trained by
 `python -m svdd.domains.images.train_classifier`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,9 +20,15 @@ CLASSIFIER_PATH = WEIGHTS_DIR / "classifier.pt"
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                         nn.MaxPool2d(2))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
 
 
 class FashionCNN(nn.Module):
@@ -30,8 +37,9 @@ class FashionCNN(nn.Module):
     def __init__(self, width: int = 32, num_classes: int = len(CLASS_NAMES)):
         super().__init__()
         self.features = nn.Sequential(_block(1, width), _block(width, 2 * width), _block(2 * width, 2 * width))
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(2 * width * 16, 128), nn.ReLU(),
-                                  nn.Linear(128, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(2 * width * 16, 128), nn.ReLU(), nn.Linear(128, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: float [n, 1, 32, 32] in [-1, 1] -> logits [n, num_classes]."""

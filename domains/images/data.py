@@ -4,6 +4,7 @@ Install with `apt-get install -y dataset-fashion-mnist` (or `make train-images`)
 idx-format, gzip-compressed: `/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`.
 Tests and runtime code never read them; they use the shipped weights.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -14,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
-               "sandal", "shirt", "sneaker", "bag", "ankle boot")
+CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -26,7 +26,7 @@ def _read_idx(path: Path) -> np.ndarray:
     if magic >> 8 != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte idx file (magic {magic:#x})")
     ndim = magic & 0xFF
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -40,7 +40,8 @@ def load_fashion_mnist(split: str = "train", data_dir: Path | str = DATA_DIR):
     if not img_path.exists():
         raise FileNotFoundError(
             f"{img_path} not found: install the Debian package with "
-            "`apt-get update && apt-get install -y dataset-fashion-mnist` (or run `make train-images`)")
+            "`apt-get update && apt-get install -y dataset-fashion-mnist` (or run `make train-images`)"
+        )
     images = _read_idx(img_path)
     labels = _read_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
     return images, labels

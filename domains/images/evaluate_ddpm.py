@@ -7,6 +7,7 @@ class histogram and the median JPEG compressibility. 1 CPU thread. Writes
 
     python -m svdd.domains.images.evaluate_ddpm --steps 100 --n 256 --seed 123
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,17 +36,28 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
-    res = svdd.sample(load_pretrained(num_steps=args.steps), JPEGCompressibility(), method="pretrained",
-                      num_samples=args.n, num_candidates=1, generator=torch.Generator().manual_seed(args.seed),
-                      max_batch=256)
+    res = svdd.sample(
+        load_pretrained(num_steps=args.steps),
+        JPEGCompressibility(),
+        method="pretrained",
+        num_samples=args.n,
+        num_candidates=1,
+        generator=torch.Generator().manual_seed(args.seed),
+        max_batch=256,
+    )
     probs = np.exp(ClassifierReward(0).log_probs(res.samples))
     top = probs.max(1)
     report = {
-        "frac_top_prob_ge_0.8": float((top >= 0.8).mean()), "median_top_prob": float(np.median(top)),
+        "frac_top_prob_ge_0.8": float((top >= 0.8).mean()),
+        "median_top_prob": float(np.median(top)),
         "class_counts": dict(zip(CLASS_NAMES, np.bincount(probs.argmax(1), minlength=10).tolist())),
-        "jpeg_median": float(np.median(res.rewards)), "n": args.n, "inference_steps": args.steps,
-        "seed": args.seed, "ddpm_train_steps": json.loads((DDPM_DIR / "training.json").read_text())["step"],
-        "seconds": round(time.time() - t0, 1), "torch": torch.__version__,
+        "jpeg_median": float(np.median(res.rewards)),
+        "n": args.n,
+        "inference_steps": args.steps,
+        "seed": args.seed,
+        "ddpm_train_steps": json.loads((DDPM_DIR / "training.json").read_text())["step"],
+        "seconds": round(time.time() - t0, 1),
+        "torch": torch.__version__,
         "command": f"python -m svdd.domains.images.evaluate_ddpm --steps {args.steps} --n {args.n} --seed {args.seed}",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ A whole batch may also be passed as one tensor/array [n, C, H, W].
 An image with a non-finite value is *invalid* (its reward is NaN); an object that is not an
 image at all is a `TypeError` naming what was received and what is accepted.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-ACCEPTED = ("a torch tensor [C, H, W] or [H, W] in [0, 1], a numpy array [H, W], [H, W, C] or "
-            "[C, H, W] (float in [0, 1] or uint8), or a PIL image; C in {1, 3, 4}")
+ACCEPTED = (
+    "a torch tensor [C, H, W] or [H, W] in [0, 1], a numpy array [H, W], [H, W, C] or "
+    "[C, H, W] (float in [0, 1] or uint8), or a PIL image; C in {1, 3, 4}"
+)
 
 
 def as_list(objects: Any) -> list:
@@ -24,8 +27,10 @@ def as_list(objects: Any) -> list:
     if isinstance(objects, (torch.Tensor, np.ndarray)):
         if objects.ndim == 4:
             return list(objects)
-        raise TypeError(f"an image reward takes a list of images or one [n, C, H, W] batch; got a "
-                        f"{type(objects).__name__} of shape {tuple(objects.shape)}")
+        raise TypeError(
+            f"an image reward takes a list of images or one [n, C, H, W] batch; got a "
+            f"{type(objects).__name__} of shape {tuple(objects.shape)}"
+        )
     if isinstance(objects, (str, bytes)) or not isinstance(objects, Sequence):
         try:
             return list(objects)
@@ -45,8 +50,10 @@ def to_chw(obj: Any) -> torch.Tensor:
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3 or x.shape[0] not in (1, 3, 4):
-            raise TypeError(f"image tensor must be [C, H, W] with C in (1, 3, 4) or [H, W]; got shape "
-                            f"{tuple(obj.shape)}. Accepted: {ACCEPTED}")
+            raise TypeError(
+                f"image tensor must be [C, H, W] with C in (1, 3, 4) or [H, W]; got shape "
+                f"{tuple(obj.shape)}. Accepted: {ACCEPTED}"
+            )
     elif isinstance(obj, np.ndarray):
         if obj.dtype == np.uint8:
             arr = obj.astype(np.float32) / 255.0
@@ -59,8 +66,9 @@ def to_chw(obj: Any) -> torch.Tensor:
         elif arr.ndim == 3 and arr.shape[-1] in (1, 3, 4) and arr.shape[0] not in (1, 3, 4):
             arr = np.moveaxis(arr, -1, 0)
         if arr.ndim != 3 or arr.shape[0] not in (1, 3, 4):
-            raise TypeError(f"image array must be [H, W], [H, W, C] or [C, H, W]; got shape "
-                            f"{obj.shape}. Accepted: {ACCEPTED}")
+            raise TypeError(
+                f"image array must be [H, W], [H, W, C] or [C, H, W]; got shape {obj.shape}. Accepted: {ACCEPTED}"
+            )
         x = torch.from_numpy(np.ascontiguousarray(arr))
     elif _is_pil(obj):
         mode = "L" if obj.mode in ("1", "L", "I", "F", "I;16") else "RGB"

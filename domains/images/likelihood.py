@@ -11,6 +11,7 @@ terms with `num_times` stratified times per image and adds the prior term; the d
 t = 0 (which needs a discretised likelihood) is left out, so the numbers compare images with one
 another, not with published bits/dim.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,12 +21,13 @@ import torch
 
 
 @torch.no_grad()
-def negative_elbo(pipe: Any, x0: torch.Tensor, *, num_times: int = 16, seed: int = 0,
-                  max_batch: int = 256) -> torch.Tensor:
+def negative_elbo(
+    pipe: Any, x0: torch.Tensor, *, num_times: int = 16, seed: int = 0, max_batch: int = 256
+) -> torch.Tensor:
     """Bound on -log p(x0) in bits per dimension, float64 [n] (lower = more natural).
 
-    pipe: the diffusers DDPMPipeline (`load_pipeline()`, or `load_pretrained().pipeline`); x0: float [n, 1, 32, 32] in the
-    model's space [-1, 1] (`Result.states` of a sample from `load_pretrained()`).
+    pipe: the diffusers DDPMPipeline (`load_pipeline()`, or `load_pretrained().pipeline`); x0: float
+    [n, 1, 32, 32] in the model's space [-1, 1] (`Result.states` of a sample from `load_pretrained()`).
     """
     if x0.dim() != 4:
         raise ValueError(f"x0 must be [n, C, H, W]; got shape {tuple(x0.shape)}")
@@ -49,9 +51,9 @@ def negative_elbo(pipe: Any, x0: torch.Tensor, *, num_times: int = 16, seed: int
         eps = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
         a = abar[t].view(n, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        pred = torch.cat([
-            unet(xt[s:s + max_batch].float(), t[s:s + max_batch]).sample.double()
-            for s in range(0, n, max_batch)])
+        pred = torch.cat(
+            [unet(xt[s : s + max_batch].float(), t[s : s + max_batch]).sample.double() for s in range(0, n, max_batch)]
+        )
         kl_sum += weight[t] * ((eps - pred) ** 2).flatten(1).sum(1)
     kl_terms = kl_sum / num_times * (steps - 1)
     a_last = abar[-1]

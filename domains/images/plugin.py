@@ -11,9 +11,7 @@ from svdd.plugins import Domain
 
 
 def _load_process(*, steps: int | None = None, device: Any = "cpu") -> Any:
-    from .pretrained import load_pretrained
-
-    from .pretrained import DEFAULT_STEPS
+    from .pretrained import DEFAULT_STEPS, load_pretrained
 
     return load_pretrained(num_steps=steps or DEFAULT_STEPS, device=device)
 
@@ -27,8 +25,10 @@ def _rewards() -> dict:
 def _values() -> dict:
     from .value import load_value
 
-    return {"jpeg": lambda device="cpu": load_value("jpeg", device=device),
-            "classifier=shirt": lambda device="cpu": load_value("shirt", device=device)}
+    return {
+        "jpeg": lambda device="cpu": load_value("jpeg", device=device),
+        "classifier=shirt": lambda device="cpu": load_value("shirt", device=device),
+    }
 
 
 def _value_net(process: Any) -> Any:
@@ -38,6 +38,11 @@ def _value_net(process: Any) -> Any:
 
 
 DOMAIN = Domain(
-    name="images", summary="1x32x32 Fashion-MNIST DDPM (diffusers); rewards jpeg, classifier=<class>",
-    load_process=_load_process, rewards=_rewards, values=_values, value_net=_value_net,
-    requires="pip install 'svdd[images]'")
+    name="images",
+    summary="1x32x32 Fashion-MNIST DDPM (diffusers); rewards jpeg, classifier=<class>",
+    load_process=_load_process,
+    rewards=_rewards,
+    values=_values,
+    value_net=_value_net,
+    requires="pip install 'svdd[images]'",
+)

@@ -1,4 +1,5 @@
 """The shipped pretrained DDPM (Fashion-MNIST, 1x32x32), loaded offline from the installed package."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,12 @@ def load_pipeline(path: Path | str = DDPM_DIR, device: str | torch.device = "cpu
     return pipe.to(device)
 
 
-def load_pretrained(name: str = "fashion-mnist-ddpm", num_steps: int = DEFAULT_STEPS,
-                    device: str | torch.device = "cpu", pipeline: Any = None):
+def load_pretrained(
+    name: str = "fashion-mnist-ddpm",
+    num_steps: int = DEFAULT_STEPS,
+    device: str | torch.device = "cpu",
+    pipeline: Any = None,
+):
     """The shipped DDPM as a `svdd.diffusers.DiffusersProcess` with `num_steps` DDPM steps.
 
     States are [n, 1, 32, 32] in the DDPM's space; timesteps are the scheduler's integer

@@ -4,6 +4,7 @@ Both follow the `svdd.rewards` protocol: `reward(images: list) -> np.ndarray flo
 always maximized; an invalid image (a non-finite value) scores NaN and never crashes the batch;
 an object that is not an image raises a `TypeError` naming it (see `svdd.domains.images.images`).
 """
+
 from __future__ import annotations
 
 import io
@@ -35,6 +36,7 @@ class JPEGCompressibility:
     def size_kb(self, x: torch.Tensor) -> float:
         """JPEG size in kB of one image float [C, H, W] in [0, 1]."""
         from PIL import Image
+
         buf = io.BytesIO()
         Image.fromarray(to_uint8_hwc(x)).save(buf, format="JPEG", quality=self.quality)
         return buf.tell() / 1000.0
@@ -55,8 +57,22 @@ def _key(name: str) -> str:
 
 
 _ALIASES = {_key(n): i for i, n in enumerate(CLASS_NAMES)}
-_ALIASES.update({"tshirttop": 0, "top": 0, "tee": 0, "sweater": 2, "boot": 9, "boots": 9,
-                 "ankleboots": 9, "trousers": 1, "pants": 1, "sneakers": 7, "sandals": 5, "bags": 8})
+_ALIASES.update(
+    {
+        "tshirttop": 0,
+        "top": 0,
+        "tee": 0,
+        "sweater": 2,
+        "boot": 9,
+        "boots": 9,
+        "ankleboots": 9,
+        "trousers": 1,
+        "pants": 1,
+        "sneakers": 7,
+        "sandals": 5,
+        "bags": 8,
+    }
+)
 
 
 def class_index(class_: int | str) -> int:
@@ -67,8 +83,9 @@ def class_index(class_: int | str) -> int:
         raise ValueError(f"class index must be in [0, {len(CLASS_NAMES) - 1}]; got {class_}")
     if isinstance(class_, str) and _key(class_) in _ALIASES:
         return _ALIASES[_key(class_)]
-    raise ValueError(f"unknown Fashion-MNIST class {class_!r}; accepted: an index 0-9 or one of "
-                     f"{', '.join(CLASS_NAMES)}")
+    raise ValueError(
+        f"unknown Fashion-MNIST class {class_!r}; accepted: an index 0-9 or one of {', '.join(CLASS_NAMES)}"
+    )
 
 
 def to_classifier_input(x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +122,7 @@ class ClassifierReward:
         ok = [i for i, x in enumerate(xs) if is_valid(x)]
         with torch.no_grad():
             for s in range(0, len(ok), self.batch_size):
-                idx = ok[s:s + self.batch_size]
+                idx = ok[s : s + self.batch_size]
                 batch = torch.stack([to_classifier_input(xs[i]) for i in idx])
                 out[idx] = F.log_softmax(self.net(batch).double(), dim=-1).numpy()
         return out

@@ -5,6 +5,7 @@ Seed 0, 1 CPU thread. Writes `weights/classifier.pt` and `weights/classifier.jso
 
     python -m svdd.domains.images.train_classifier [--epochs 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from .data import DATA_DIR, load_fashion_mnist, to_model_space
 def evaluate(net: FashionCNN, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
     net.eval()
     with torch.no_grad():
-        pred = torch.cat([net(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+        pred = torch.cat([net(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
     return (pred == y).float().mean().item()
 
 
@@ -53,7 +54,7 @@ def main() -> None:
         perm = torch.randperm(len(x_tr), generator=gen)
         bar = tqdm(range(len(x_tr) // args.batch_size), desc=f"epoch {epoch}", mininterval=10)
         for i in bar:
-            idx = perm[i * args.batch_size:(i + 1) * args.batch_size]
+            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
             xb = x_tr[idx]
             # light augmentation: horizontal flips (clothing is left/right symmetric enough)
             flip = torch.rand(len(xb), generator=gen) < 0.5
@@ -68,11 +69,18 @@ def main() -> None:
     acc = evaluate(net, x_te, y_te)
     CLASSIFIER_PATH.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": net.state_dict(), "config": {}}, CLASSIFIER_PATH)
-    meta = {"test_accuracy": acc, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-            "seed": args.seed, "data": f"Debian dataset-fashion-mnist ({DATA_DIR})",
-            "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__,
-            "command": "python -m svdd.domains.images.train_classifier " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
+    meta = {
+        "test_accuracy": acc,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "data": f"Debian dataset-fashion-mnist ({DATA_DIR})",
+        "train_seconds": round(time.time() - t0, 1),
+        "torch": torch.__version__,
+        "command": "python -m svdd.domains.images.train_classifier "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+    }
     CLASSIFIER_PATH.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta, indent=2))
 

@@ -10,6 +10,7 @@ every `--ckpt-every` steps (`--resume` continues from it), and the EMA pipeline 
 
     python -m svdd.domains.images.train_ddpm --max-minutes 50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DDPM_DIR = WEIGHTS_DIR / "ddpm"
 
 UNET_CONFIG = dict(
-    sample_size=32, in_channels=1, out_channels=1, layers_per_block=1, norm_num_groups=8,
+    sample_size=32,
+    in_channels=1,
+    out_channels=1,
+    layers_per_block=1,
+    norm_num_groups=8,
     block_out_channels=(16, 32, 64),
     down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
     up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
@@ -38,12 +43,14 @@ UNET_CONFIG = dict(
 def build():
     """A fresh (UNet2DModel, DDPMScheduler) pair with the shipped configuration."""
     from diffusers import DDPMScheduler, UNet2DModel
+
     return UNet2DModel(**UNET_CONFIG), DDPMScheduler(num_train_timesteps=1000)
 
 
 def export(ema, scheduler, out_dir: Path, meta: dict) -> None:
     """Write the EMA weights as a DDPMPipeline (model_index.json + unet/ + scheduler/)."""
     from diffusers import DDPMPipeline
+
     DDPMPipeline(unet=ema, scheduler=scheduler).save_pretrained(out_dir)
     (out_dir / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -67,8 +74,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ckpt-every", type=int, default=250)
-    p.add_argument("--ckpt", type=Path, default=Path("/tmp/svdd-images-ddpm-ckpt.pt"),
-                   help="full training state, written every --ckpt-every steps (not shipped)")
+    p.add_argument(
+        "--ckpt",
+        type=Path,
+        default=Path("/tmp/svdd-images-ddpm-ckpt.pt"),
+        help="full training state, written every --ckpt-every steps (not shipped)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from --ckpt if it exists")
     p.add_argument("--out", type=Path, default=DDPM_DIR)
     args = p.parse_args()
@@ -93,16 +104,34 @@ def main() -> None:
     n_params = sum(q.numel() for q in model.parameters())
 
     def meta() -> dict:
-        return {"step": step, "train_seconds": round(seconds, 1), "params": n_params,
-                "batch_size": args.batch_size, "lr": args.lr, "warmup": args.warmup,
-                "ema_decay": args.ema_decay, "seed": args.seed, "threads": args.threads,
-                "data": f"Debian dataset-fashion-mnist train split ({DATA_DIR}), padded to 32x32, [-1, 1]",
-                "unet_config": UNET_CONFIG, "torch": torch.__version__,
-                "command": "python -m svdd.domains.images.train_ddpm (resumed invocations add steps)"}
+        return {
+            "step": step,
+            "train_seconds": round(seconds, 1),
+            "params": n_params,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "warmup": args.warmup,
+            "ema_decay": args.ema_decay,
+            "seed": args.seed,
+            "threads": args.threads,
+            "data": f"Debian dataset-fashion-mnist train split ({DATA_DIR}), padded to 32x32, [-1, 1]",
+            "unet_config": UNET_CONFIG,
+            "torch": torch.__version__,
+            "command": "python -m svdd.domains.images.train_ddpm (resumed invocations add steps)",
+        }
 
     def checkpoint() -> None:
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "gen": gen.get_state(), "step": step, "seconds": seconds}, args.ckpt)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+                "step": step,
+                "seconds": seconds,
+            },
+            args.ckpt,
+        )
         export(ema, scheduler, args.out, meta())
 
     t_start = time.time()

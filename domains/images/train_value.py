@@ -10,6 +10,7 @@ Writes `weights/value_<reward>.pt` and `weights/value_<reward>.json`. Rewards: `
     python -m svdd.domains.images.train_value --reward jpeg --train 1024 --val 256 --steps 50 --every 2
     python -m svdd.domains.images.train_value --reward shirt --train 1024 --val 256 --steps 50 --every 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,30 +46,58 @@ def main() -> None:
 
     process = load_pretrained(num_steps=args.steps)
     reward = JPEGCompressibility() if args.reward == "jpeg" else ClassifierReward(args.reward)
-    train = collect_rollouts(process, reward, args.train, generator=torch.Generator().manual_seed(args.seed),
-                             every=args.every, max_batch=args.max_batch)
-    val = collect_rollouts(process, reward, args.val, generator=torch.Generator().manual_seed(args.seed + 1),
-                           every=args.every, max_batch=args.max_batch)
+    train = collect_rollouts(
+        process,
+        reward,
+        args.train,
+        generator=torch.Generator().manual_seed(args.seed),
+        every=args.every,
+        max_batch=args.max_batch,
+    )
+    val = collect_rollouts(
+        process,
+        reward,
+        args.val,
+        generator=torch.Generator().manual_seed(args.seed + 1),
+        every=args.every,
+        max_batch=args.max_batch,
+    )
     t_roll = time.time() - t0
     y = train.rewards[torch.isfinite(train.rewards)]
     net = ValueNet(y_mean=float(y.mean()), y_std=float(y.std()))
-    losses = fit_value(net, train, epochs=args.epochs, lr=args.lr, batch_size=128,
-                       generator=torch.Generator().manual_seed(args.seed + 2))
+    losses = fit_value(
+        net,
+        train,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=128,
+        generator=torch.Generator().manual_seed(args.seed + 2),
+    )
     corr = value_correlation(net, val)
     times = [float(t) for t in val.times]
     state = {"state_dict": net.state_dict(), "config": net.config}
     torch.save(state, WEIGHTS_DIR / f"value_{args.reward}.pt")
     meta = {
-        "reward": reward.name, "num_train_rollouts": len(train), "num_val_rollouts": len(val),
-        "num_train_states": len(train) * len(train.states), "inference_steps": args.steps,
-        "train_reward_mean": float(y.mean()), "train_reward_std": float(y.std()),
-        "epochs": args.epochs, "lr": args.lr, "train_losses": losses,
-        "val_times": times, "val_correlation": [None if np.isnan(c) else float(c) for c in corr],
-        "params": sum(q.numel() for q in net.parameters()), "seed": args.seed,
-        "rollout_seconds": round(t_roll, 1), "total_seconds": round(time.time() - t0, 1),
-        "pretrained": str(DDPM_DIR.relative_to(WEIGHTS_DIR.parent.parent.parent)), "torch": torch.__version__,
-        "command": "python -m svdd.domains.images.train_value " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "reward": reward.name,
+        "num_train_rollouts": len(train),
+        "num_val_rollouts": len(val),
+        "num_train_states": len(train) * len(train.states),
+        "inference_steps": args.steps,
+        "train_reward_mean": float(y.mean()),
+        "train_reward_std": float(y.std()),
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "train_losses": losses,
+        "val_times": times,
+        "val_correlation": [None if np.isnan(c) else float(c) for c in corr],
+        "params": sum(q.numel() for q in net.parameters()),
+        "seed": args.seed,
+        "rollout_seconds": round(t_roll, 1),
+        "total_seconds": round(time.time() - t0, 1),
+        "pretrained": str(DDPM_DIR.relative_to(WEIGHTS_DIR.parent.parent.parent)),
+        "torch": torch.__version__,
+        "command": "python -m svdd.domains.images.train_value "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
     }
     (WEIGHTS_DIR / f"value_{args.reward}.json").write_text(json.dumps(meta, indent=2) + "\n")
     print("validation correlation per timestep:")

@@ -5,6 +5,7 @@ unit scale), t float [n] (the DDPM timestep, 0..999, as `svdd.LearnedValue` pass
 by `python -m svdd.domains.images.train_value` on rollouts of the pretrained model; outputs are in the
 reward's units (an affine de-normalization with the training targets' mean/std is built in).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,14 @@ class ValueNet(nn.Module):
         self.config = {"width": width, "t_dim": t_dim}
         self.t_dim = t_dim
         self.t_mlp = nn.Sequential(nn.Linear(t_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
-        self.blocks = nn.ModuleList([
-            _Block(1, width, t_dim, down=True), _Block(width, 2 * width, t_dim, down=True),
-            _Block(2 * width, 2 * width, t_dim, down=True), _Block(2 * width, 2 * width, t_dim, down=False)])
+        self.blocks = nn.ModuleList(
+            [
+                _Block(1, width, t_dim, down=True),
+                _Block(width, 2 * width, t_dim, down=True),
+                _Block(2 * width, 2 * width, t_dim, down=True),
+                _Block(2 * width, 2 * width, t_dim, down=False),
+            ]
+        )
         self.head = nn.Sequential(nn.Linear(2 * width + t_dim, 64), nn.SiLU(), nn.Linear(64, 1))
         self.register_buffer("y_mean", torch.tensor(float(y_mean)))
         self.register_buffer("y_std", torch.tensor(float(y_std)))

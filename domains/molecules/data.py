@@ -25,8 +25,10 @@ def moses_path(split: str = "train") -> Path:
         raise ValueError(f"unknown MOSES split {split!r}; choose one of {', '.join(SPLITS)}")
     spec = importlib.util.find_spec("moses")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("MOSES data not found: install it with `pip install --no-deps molsets` "
-                                  "(a plain `pip install molsets` fails to build)")
+        raise ModuleNotFoundError(
+            "MOSES data not found: install it with `pip install --no-deps molsets` "
+            "(a plain `pip install molsets` fails to build)"
+        )
     return Path(spec.submodule_search_locations[0]) / "dataset" / "data" / f"{split}.csv.gz"
 
 

@@ -50,31 +50,49 @@ from .rewards import MAX_ATOMS, mol_from_smiles
 from .tokenizer import canonical
 from .vina_worker import DockingError, DockingTimeout, VinaWorker, ligand_pdbqt, target_files, target_names
 
-__all__ = ["DEFAULT_SEED", "Docking", "DockingError", "DockingTimeout", "close_workers", "ligand_pdbqt",
-           "target_files", "target_names", "vina_score"]
+__all__ = [
+    "DEFAULT_SEED",
+    "Docking",
+    "DockingError",
+    "DockingTimeout",
+    "close_workers",
+    "ligand_pdbqt",
+    "target_files",
+    "target_names",
+    "vina_score",
+]
 
 DEFAULT_SEED = 1
 MAX_SEED = 2**31 - 1
 
 
-def check_settings(target: object, exhaustiveness: object, seed: object,
-                   timeout_s: object) -> tuple[str, int, int, float | None]:
+def check_settings(
+    target: object, exhaustiveness: object, seed: object, timeout_s: object
+) -> tuple[str, int, int, float | None]:
     """The docking settings, checked and normalised; an error naming the first bad one (TypeError for a
     target that is not a str, else ValueError)."""
     if not isinstance(target, str):
         raise TypeError(f"target must be a DOCKSTRING target name (str); got {target!r}")
     target_files(target)  # raises naming the accepted targets
     if isinstance(exhaustiveness, bool) or not isinstance(exhaustiveness, numbers.Integral) or exhaustiveness < 1:
-        raise ValueError(f"exhaustiveness must be a positive int (1 is cheap and noisy, 8 is DOCKSTRING's "
-                         f"default); got {exhaustiveness!r}")
+        raise ValueError(
+            f"exhaustiveness must be a positive int (1 is cheap and noisy, 8 is DOCKSTRING's "
+            f"default); got {exhaustiveness!r}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"seed must be an int in 1..{MAX_SEED} (or 0: a random seed per worker, not "
-                         f"reproducible); got {seed!r}")
+        raise ValueError(
+            f"seed must be an int in 1..{MAX_SEED} (or 0: a random seed per worker, not reproducible); got {seed!r}"
+        )
     if timeout_s is not None:
-        if (isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real)
-                or not math.isfinite(timeout_s) or timeout_s <= 0):
-            raise ValueError(f"timeout_s must be a finite number of seconds > 0, or None for no time limit; "
-                             f"got {timeout_s!r}")
+        if (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, numbers.Real)
+            or not math.isfinite(timeout_s)
+            or timeout_s <= 0
+        ):
+            raise ValueError(
+                f"timeout_s must be a finite number of seconds > 0, or None for no time limit; got {timeout_s!r}"
+            )
         timeout_s = float(timeout_s)
     return target, int(exhaustiveness), int(seed), timeout_s
 
@@ -131,8 +149,13 @@ def _vina_energy(smiles: object, target: str, exhaustiveness: int, seed: int, ti
     return _worker(target, seed).dock(smiles, exhaustiveness, timeout_s)
 
 
-def vina_score(smiles: str, target: str = "PARP1", exhaustiveness: int = 1, seed: int = DEFAULT_SEED,
-               timeout_s: float | None = None) -> float:
+def vina_score(
+    smiles: str,
+    target: str = "PARP1",
+    exhaustiveness: int = 1,
+    seed: int = DEFAULT_SEED,
+    timeout_s: float | None = None,
+) -> float:
     """Best Vina energy (kcal/mol, lower = better) of one SMILES, or NaN on any failure or timeout.
 
     `timeout_s`: seconds before giving up (NaN), counting the worker's start and receptor
@@ -190,18 +213,31 @@ class Docking(Reward):
     molecule again. `settings` holds everything that decides a score, for a run record.
     """
 
-    def __init__(self, target: str = "PARP1", exhaustiveness: int = 1, timeout_s: float | None = 60.0,
-                 executor: Executor | None = None, seed: int = DEFAULT_SEED):
+    def __init__(
+        self,
+        target: str = "PARP1",
+        exhaustiveness: int = 1,
+        timeout_s: float | None = 60.0,
+        executor: Executor | None = None,
+        seed: int = DEFAULT_SEED,
+    ):
         target, exhaustiveness, seed, timeout_s = check_settings(target, exhaustiveness, seed, timeout_s)
         for module in ("vina", "meeko", "rdkit"):
             if importlib.util.find_spec(module) is None:
                 raise ModuleNotFoundError(f"Docking needs {module}: pip install 'svdd[molecules]'")
         seed_text = "random" if seed == 0 else str(seed)
         self._dock_fn = _NegatedVina(target, exhaustiveness, seed, timeout_s)
-        super().__init__(self._dock_fn, per_item=True,
-                         name=f"Docking({target}, exhaustiveness={exhaustiveness}, seed={seed_text})",
-                         on_error="nan", dedupe=True, key=_canonical_key, cache=True, executor=executor,
-                         chunk_size=1 if executor is not None else None)
+        super().__init__(
+            self._dock_fn,
+            per_item=True,
+            name=f"Docking({target}, exhaustiveness={exhaustiveness}, seed={seed_text})",
+            on_error="nan",
+            dedupe=True,
+            key=_canonical_key,
+            cache=True,
+            executor=executor,
+            chunk_size=1 if executor is not None else None,
+        )
         self.target, self.exhaustiveness, self.seed = target, exhaustiveness, seed
 
     @property
@@ -215,6 +251,12 @@ class Docking(Reward):
     @property
     def settings(self) -> dict[str, Any]:
         """The settings that decide the scores, and the package versions, as a JSON-able dict."""
-        return {"target": self.target, "exhaustiveness": self.exhaustiveness, "seed": self.seed,
-                "timeout_s": self.timeout_s, "max_atoms": MAX_ATOMS, "scoring_function": "vina",
-                "versions": _versions()}
+        return {
+            "target": self.target,
+            "exhaustiveness": self.exhaustiveness,
+            "seed": self.seed,
+            "timeout_s": self.timeout_s,
+            "max_atoms": MAX_ATOMS,
+            "scoring_function": "vina",
+            "versions": _versions(),
+        }

@@ -27,8 +27,9 @@ def write_smiles_csv(path: str | Path, smiles: Sequence[str], rewards: Sequence[
     return path
 
 
-def write_sdf(path: str | Path, smiles: Sequence[str], rewards: Sequence[float] | None = None,
-              *, reward_name: str = "reward") -> Path:
+def write_sdf(
+    path: str | Path, smiles: Sequence[str], rewards: Sequence[float] | None = None, *, reward_name: str = "reward"
+) -> Path:
     """Write molecules to an SDF file (2-D, no coordinates computed) with RDKit's `SDWriter`.
 
     Each record is titled `sample_{i}` and carries the properties `index`, `smiles` and

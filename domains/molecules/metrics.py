@@ -16,16 +16,20 @@ def properties(smiles: Sequence[str]) -> dict[str, np.ndarray]:
     return {"QED": QED()(smiles), "logP": LogP()(smiles), "SA": -SA(raw=True)(smiles), "MW": MolWeight()(smiles)}
 
 
-def distribution_metrics(generated: Sequence[str], reference: Sequence[str],
-                         training: Iterable[str] | None = None) -> dict[str, float]:
+def distribution_metrics(
+    generated: Sequence[str], reference: Sequence[str], training: Iterable[str] | None = None
+) -> dict[str, float]:
     """validity (parses), uniqueness (distinct canonical among valid), novelty (valid unique not in
     `training`, if given), and W1 distances of QED/logP/SA/MW between valid generated and reference."""
     from scipy.stats import wasserstein_distance
 
     canon = [canonical(s) for s in generated]
     valid = [c for c in canon if c is not None]
-    out = {"n": len(generated), "validity": len(valid) / max(len(generated), 1),
-           "uniqueness": len(set(valid)) / max(len(valid), 1)}
+    out = {
+        "n": len(generated),
+        "validity": len(valid) / max(len(generated), 1),
+        "uniqueness": len(set(valid)) / max(len(valid), 1),
+    }
     if training is not None:
         train = set(training)
         uniq = set(valid)

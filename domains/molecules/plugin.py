@@ -25,8 +25,10 @@ def _rewards() -> dict:
 def _values() -> dict:
     from .pretrained import load_value
 
-    return {name: (lambda device="cpu", name=name: load_value(f"moses-selfies-{name}", device=device))
-            for name in ("docking", "qed", "sa")}
+    return {
+        name: (lambda device="cpu", name=name: load_value(f"moses-selfies-{name}", device=device))
+        for name in ("docking", "qed", "sa")
+    }
 
 
 def _value_net(process: Any) -> Any:
@@ -42,6 +44,12 @@ def _write_sdf(out_dir: Path, samples: list, rewards: np.ndarray, columns: dict)
 
 
 DOMAIN = Domain(
-    name="molecules", summary="drug-like molecules as SELFIES (masked diffusion on MOSES); rewards qed, sa, logp, docking",
-    load_process=_load_process, rewards=_rewards, values=_values, value_net=_value_net, write=_write_sdf,
-    requires="pip install 'svdd[molecules]'")
+    name="molecules",
+    summary="drug-like molecules as SELFIES (masked diffusion on MOSES); rewards qed, sa, logp, docking",
+    load_process=_load_process,
+    rewards=_rewards,
+    values=_values,
+    value_net=_value_net,
+    write=_write_sdf,
+    requires="pip install 'svdd[molecules]'",
+)

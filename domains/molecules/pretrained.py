@@ -34,8 +34,9 @@ VALUES: dict[str, str] = {  # see export_value.py
 DEFAULT_STEPS = 32
 
 
-def load_pretrained(name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS,
-                    device: str | torch.device = "cpu") -> MaskedDiffusion:
+def load_pretrained(
+    name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS, device: str | torch.device = "cpu"
+) -> MaskedDiffusion:
     """The pretrained masked diffusion model `name` as a `svdd.masked.MaskedDiffusion`.
 
     `num_steps`: reverse steps K (32 keeps CPU sampling cheap). `decode` returns canonical SMILES
@@ -47,12 +48,20 @@ def load_pretrained(name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS,
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
     net, meta = load_net(shipped(WEIGHTS, MODELS[name], f"{name} model"))
     tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
-    return MaskedDiffusion(net.to(device), vocab_size=tokenizer.size, length=tokenizer.length, num_steps=num_steps,
-                           tokenizer=tokenizer, metadata=meta, device=device)
+    return MaskedDiffusion(
+        net.to(device),
+        vocab_size=tokenizer.size,
+        length=tokenizer.length,
+        num_steps=num_steps,
+        tokenizer=tokenizer,
+        metadata=meta,
+        device=device,
+    )
 
 
-def load_value(name: str = "moses-selfies-docking", *, max_batch: int | None = 2048,
-               device: str | torch.device = "cpu") -> svdd.LearnedValue:
+def load_value(
+    name: str = "moses-selfies-docking", *, max_batch: int | None = 2048, device: str | torch.device = "cpu"
+) -> svdd.LearnedValue:
     """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, 56] at times t."""
     if name not in VALUES:
         raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from rdkit import Chem, RDConfig, RDLogger
 
-
 MAX_ATOMS = 1000
 """Largest molecule the rewards score, in atoms of the parsed SMILES graph (heavy atoms plus any
 hydrogens written as atoms); larger ones are treated as invalid (NaN). Parsing is linear in size

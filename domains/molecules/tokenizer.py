@@ -49,7 +49,7 @@ class SelfiesTokenizer:
         self._index = {s: i for i, s in enumerate(symbols)}
 
     @classmethod
-    def build(cls, smiles: Iterable[str], length: int) -> "SelfiesTokenizer":
+    def build(cls, smiles: Iterable[str], length: int) -> SelfiesTokenizer:
         """The vocabulary of every SELFIES symbol in `smiles` (sorted), for sequences of `length`."""
         seen: set[str] = set()
         for s in smiles:
@@ -60,14 +60,14 @@ class SelfiesTokenizer:
         return {"symbols": self.symbols, "length": self.length}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SelfiesTokenizer":
+    def from_dict(cls, d: dict) -> SelfiesTokenizer:
         return cls(d["symbols"], d["length"])
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "SelfiesTokenizer":
+    def load(cls, path: str | Path) -> SelfiesTokenizer:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def symbols_of(self, smiles: str) -> list[str]:
@@ -80,7 +80,9 @@ class SelfiesTokenizer:
         if unknown:
             raise ValueError(f"SMILES {smiles!r} uses SELFIES symbols outside the vocabulary: {sorted(set(unknown))}")
         if len(symbols) > self.length:
-            raise ValueError(f"SMILES {smiles!r} has {len(symbols)} SELFIES symbols; this model takes at most {self.length}")
+            raise ValueError(
+                f"SMILES {smiles!r} has {len(symbols)} SELFIES symbols; this model takes at most {self.length}"
+            )
         return symbols
 
     def encodable(self, smiles: str) -> bool:

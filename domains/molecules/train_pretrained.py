@@ -48,16 +48,36 @@ def main(argv=None) -> None:
     keep = [s for s in tqdm(smiles, desc="filter") if tokenizer.encodable(s)]
     val, train = tokenizer.encode(keep[: args.num_val]), tokenizer.encode(keep[args.num_val :])
 
-    net = ConvDenoiser(vocab_size=tokenizer.size, length=LENGTH, channels=128, num_blocks=6, kernel_size=5,
-                       dilations=(1, 2, 4, 8))
+    net = ConvDenoiser(
+        vocab_size=tokenizer.size, length=LENGTH, channels=128, num_blocks=6, kernel_size=5, dilations=(1, 2, 4, 8)
+    )
     start = time.time()
-    log = train_masked(net, train, mask_index=tokenizer.size, steps=args.steps, batch_size=args.batch_size,
-                       lr=2e-3, val_data=val, log_every=250, checkpoint=args.checkpoint, seed=args.seed)
+    log = train_masked(
+        net,
+        train,
+        mask_index=tokenizer.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=2e-3,
+        val_data=val,
+        log_every=250,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+    )
     meta = save_training_run(
-        net, log, args.out, train=train, val=val, started=start,
+        net,
+        log,
+        args.out,
+        train=train,
+        val=val,
+        started=start,
         data="MOSES train split (molsets 0.3.1 wheel, moses/dataset/data/train.csv.gz), random subset",
-        tokenizer=tokenizer.to_dict(), dropped_too_long=len(smiles) - len(keep), seed=args.seed, steps=args.steps,
-        batch_size=args.batch_size)
+        tokenizer=tokenizer.to_dict(),
+        dropped_too_long=len(smiles) - len(keep),
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+    )
     print(json.dumps({k: v for k, v in meta.items() if k != "tokenizer"}, indent=1))
 
 

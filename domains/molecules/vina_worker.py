@@ -29,6 +29,7 @@ worker's start and receptor preparation.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import itertools
 import math
@@ -100,10 +101,8 @@ def ligand_pdbqt(smiles: str, seed: int) -> str | None:
     params.randomSeed = seed
     if AllChem.EmbedMolecule(mol, params) != 0:
         return None
-    try:
+    with contextlib.suppress(Exception):  # no MMFF parameters: dock the ETKDG conformer as it is
         AllChem.MMFFOptimizeMolecule(mol, maxIters=500)
-    except Exception:  # no MMFF parameters: dock the ETKDG conformer as it is
-        pass
     setups = MoleculePreparation().prepare(mol)
     text, ok, _ = PDBQTWriterLegacy.write_string(setups[0])
     return text if ok else None
@@ -116,8 +115,10 @@ def prepare_receptor(target: str, seed: int) -> Any:
     receptor, box = target_files(target)
     v = Vina(sf_name="vina", cpu=1, seed=seed, verbosity=0)
     v.set_receptor(str(receptor))
-    v.compute_vina_maps(center=[box["center_x"], box["center_y"], box["center_z"]],
-                        box_size=[box["size_x"], box["size_y"], box["size_z"]])
+    v.compute_vina_maps(
+        center=[box["center_x"], box["center_y"], box["center_z"]],
+        box_size=[box["size_x"], box["size_y"], box["size_z"]],
+    )
     return v
 
 
@@ -140,25 +141,22 @@ def dock_here(vina: Any, smiles: str, exhaustiveness: int, seed: int) -> tuple[s
 def die_with_parent(parent_pid: int) -> None:
     """Linux: have the kernel SIGKILL this process when its parent exits. Exit now if it already has."""
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
     if os.getppid() != parent_pid:
         os._exit(1)
 
 
 def _kill_and_reap(pid: int) -> int:
     """SIGKILL child `pid` (a no-op if it has exited) and reap it; its wait status."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return os.waitpid(pid, 0)[1]
 
 
-def _dock_in_child(vina: Any, request: tuple, requests: Connection, replies: Connection,
-                   pending: collections.deque) -> tuple[str, Any]:
+def _dock_in_child(
+    vina: Any, request: tuple, requests: Connection, replies: Connection, pending: collections.deque
+) -> tuple[str, Any]:
     """Fork a child that docks `request`'s ligand; kill it at the deadline. Queues requests that arrive."""
     _, smiles, exhaustiveness, seed, deadline = request
     if deadline is not None and deadline <= time.monotonic():
@@ -276,9 +274,19 @@ class VinaWorker:
         env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), self.target, str(self.seed), str(os.getpid()),
-                 str(requests_read), str(replies_write)],
-                pass_fds=(requests_read, replies_write), stdin=subprocess.DEVNULL, env=env)
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    self.target,
+                    str(self.seed),
+                    str(os.getpid()),
+                    str(requests_read),
+                    str(replies_write),
+                ],
+                pass_fds=(requests_read, replies_write),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
         except OSError as exc:
             raise DockingError(f"cannot start a docking worker: {exc}") from exc
         finally:
@@ -345,8 +353,7 @@ class VinaWorker:
                 while self.ready_info is None:  # first the worker's start and receptor preparation
                     message = self._next_message(deadline)
                     if message is None:
-                        raise DockingTimeout(f"the docking worker for {self.target} was not ready "
-                                             f"within {timeout_s} s")
+                        raise DockingTimeout(f"the docking worker for {self.target} was not ready within {timeout_s} s")
                     if message[0] == "setup failed":
                         self.close_now()
                         raise DockingError(f"the docking worker for {self.target} failed to start: {message[1]}")

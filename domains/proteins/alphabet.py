@@ -18,9 +18,26 @@ MASK_ID = 20
 UNKNOWN_ID = 20
 
 THREE_TO_ONE = {
-    "ALA": "A", "CYS": "C", "ASP": "D", "GLU": "E", "PHE": "F", "GLY": "G", "HIS": "H", "ILE": "I",
-    "LYS": "K", "LEU": "L", "MET": "M", "ASN": "N", "PRO": "P", "GLN": "Q", "ARG": "R", "SER": "S",
-    "THR": "T", "VAL": "V", "TRP": "W", "TYR": "Y",
+    "ALA": "A",
+    "CYS": "C",
+    "ASP": "D",
+    "GLU": "E",
+    "PHE": "F",
+    "GLY": "G",
+    "HIS": "H",
+    "ILE": "I",
+    "LYS": "K",
+    "LEU": "L",
+    "MET": "M",
+    "ASN": "N",
+    "PRO": "P",
+    "GLN": "Q",
+    "ARG": "R",
+    "SER": "S",
+    "THR": "T",
+    "VAL": "V",
+    "TRP": "W",
+    "TYR": "Y",
 }
 ONE_TO_THREE = {one: three for three, one in THREE_TO_ONE.items()}
 
@@ -33,8 +50,12 @@ _LETTERS = np.frombuffer(AMINO_ACIDS.encode("ascii"), dtype=np.uint8)
 
 def is_protein(seq: object) -> bool:
     """True when `seq` is a non-empty str of the 20 standard one-letter codes (any case)."""
-    return isinstance(seq, str) and len(seq) > 0 and seq.isascii() and bool((_LOOKUP[np.frombuffer(
-        seq.encode("ascii"), dtype=np.uint8)] >= 0).all())
+    return (
+        isinstance(seq, str)
+        and len(seq) > 0
+        and seq.isascii()
+        and bool((_LOOKUP[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)] >= 0).all())
+    )
 
 
 def encode(seqs: Iterable[str] | str, length: int | None = None) -> torch.Tensor:
@@ -57,8 +78,10 @@ def encode(seqs: Iterable[str] | str, length: int | None = None) -> torch.Tensor
             raise ValueError(f"protein sequence {i} is empty")
         if not is_protein(s):
             bad = next(c for c in s if c.upper() not in AMINO_ACIDS)
-            raise ValueError(f"protein sequence {i} ({s[:40]!r}) has the letter {bad!r}; accepted: the 20 "
-                             f"amino acids {AMINO_ACIDS} (any case)")
+            raise ValueError(
+                f"protein sequence {i} ({s[:40]!r}) has the letter {bad!r}; accepted: the 20 "
+                f"amino acids {AMINO_ACIDS} (any case)"
+            )
         if len(s) != length:
             raise ValueError(f"protein sequence {i} has {len(s)} residues; expected {length}")
     ids = _LOOKUP[np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8)]
@@ -71,6 +94,8 @@ def decode(tokens: torch.Tensor) -> list[str]:
         raise ValueError(f"decode takes token ids of shape [B, L]; got {tuple(tokens.shape)}")
     arr = tokens.detach().cpu().numpy()
     if arr.size and (arr.min() < 0 or arr.max() >= len(AMINO_ACIDS)):
-        raise ValueError(f"token ids must be in 0..{len(AMINO_ACIDS) - 1} (the mask id {MASK_ID} never decodes); "
-                         f"got ids in {int(arr.min())}..{int(arr.max())}")
+        raise ValueError(
+            f"token ids must be in 0..{len(AMINO_ACIDS) - 1} (the mask id {MASK_ID} never decodes); "
+            f"got ids in {int(arr.min())}..{int(arr.max())}"
+        )
     return [row.tobytes().decode("ascii") for row in _LETTERS[arr]]

@@ -62,8 +62,12 @@ class Backbone:
         n = self.coords.shape[0]
         if self.coords.shape != (n, 4, 3):
             raise ValueError(f"coords must have shape [N, 4, 3]; got {self.coords.shape}")
-        for field, size in (("sequence", len(self.sequence)), ("residue_ids", len(self.residue_ids)),
-                            ("residue_index", len(self.residue_index)), ("chain_encoding", len(self.chain_encoding))):
+        for field, size in (
+            ("sequence", len(self.sequence)),
+            ("residue_ids", len(self.residue_ids)),
+            ("residue_index", len(self.residue_index)),
+            ("chain_encoding", len(self.chain_encoding)),
+        ):
             if size != n:
                 raise ValueError(f"{field} has {size} entries for {n} slots")
 
@@ -111,19 +115,25 @@ class Backbone:
     def crop(self, start: int, stop: int, name: str | None = None) -> Backbone:
         """The slots `start:stop` (residue index and chain numbers kept), e.g. a decoy of a given length."""
         if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= self.num_slots):
-            raise ValueError(f"crop needs 0 <= start < stop <= {self.num_slots} (the number of slots); "
-                             f"got start={start!r}, stop={stop!r}")
-        return Backbone(name or f"{self.name}[{start}:{stop}]", self.coords[start:stop].copy(),
-                        self.sequence[start:stop], self.residue_ids[start:stop],
-                        self.residue_index[start:stop].copy(), self.chain_encoding[start:stop].copy())
+            raise ValueError(
+                f"crop needs 0 <= start < stop <= {self.num_slots} (the number of slots); "
+                f"got start={start!r}, stop={stop!r}"
+            )
+        return Backbone(
+            name or f"{self.name}[{start}:{stop}]",
+            self.coords[start:stop].copy(),
+            self.sequence[start:stop],
+            self.residue_ids[start:stop],
+            self.residue_index[start:stop].copy(),
+            self.chain_encoding[start:stop].copy(),
+        )
 
     def to_pdb(self, path: str | Path, remarks: Sequence[str] = ()) -> Path:
         """Write the present residues' N, CA, C, O as a PDB file (residue numbers and chains kept)."""
         lines = [f"REMARK   1 {text}"[:80] for text in remarks]
         serial = 0
         previous_chain = None
-        for (chain, number, icode), letter, xyz, ok in zip(self.residue_ids, self.sequence, self.coords,
-                                                            self.present):
+        for (chain, number, icode), letter, xyz, ok in zip(self.residue_ids, self.sequence, self.coords, self.present):
             if previous_chain is not None and chain != previous_chain:
                 lines.append("TER")
             previous_chain = chain
@@ -132,8 +142,10 @@ class Backbone:
             resname = ONE_TO_THREE.get(letter, "UNK")
             for atom, (x, y, z) in zip(BACKBONE_ATOMS, xyz):
                 serial += 1
-                lines.append(f"ATOM  {serial:5d} {atom:^4s} {resname:3s} {chain:1s}{number:4d}{icode or ' ':1s}   "
-                             f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{0.0:6.2f}          {atom[0]:>2s}")
+                lines.append(
+                    f"ATOM  {serial:5d} {atom:^4s} {resname:3s} {chain:1s}{number:4d}{icode or ' ':1s}   "
+                    f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{0.0:6.2f}          {atom[0]:>2s}"
+                )
         lines += ["TER", "END"]
         path = Path(path)
         path.write_text("\n".join(lines) + "\n")
@@ -155,8 +167,7 @@ def _parse_chains(chains: str | Sequence[str] | None) -> list[str] | None:
     else:
         ids = list(chains)
     if not ids or any(not isinstance(c, str) or len(c) != 1 for c in ids):
-        raise ValueError(f"chains must be chain ids of one character each (\"A\", \"AB\", \"A,B\" or a list); "
-                         f"got {chains!r}")
+        raise ValueError(f'chains must be chain ids of one character each ("A", "AB", "A,B" or a list); got {chains!r}')
     return ids
 
 
@@ -224,8 +235,14 @@ def read_backbone(path: str | Path, chains: str | Sequence[str] | None = None, n
                 letters.append(letter)
                 ids.append((chain_id, number, icode))
                 encoding.append(c + 1)
-    return Backbone(name, np.asarray(coords, dtype=np.float32), "".join(letters), tuple(ids),
-                    np.asarray(index, dtype=np.int64), np.asarray(encoding, dtype=np.int64))
+    return Backbone(
+        name,
+        np.asarray(coords, dtype=np.float32),
+        "".join(letters),
+        tuple(ids),
+        np.asarray(index, dtype=np.int64),
+        np.asarray(encoding, dtype=np.int64),
+    )
 
 
 def load_backbone(backbone: str | Path | Backbone, chains: str | Sequence[str] | None = None) -> Backbone:
@@ -238,6 +255,7 @@ def load_backbone(backbone: str | Path | Backbone, chains: str | Sequence[str] |
         return read_backbone(DATA / SHIPPED[backbone.lower()], chains, name=backbone.lower())
     path = Path(backbone)
     if not path.is_file():
-        raise ValueError(f"backbone must be a shipped name ({', '.join(SHIPPED)}) or the path of a PDB file; "
-                         f"got {backbone!r}")
+        raise ValueError(
+            f"backbone must be a shipped name ({', '.join(SHIPPED)}) or the path of a PDB file; got {backbone!r}"
+        )
     return read_backbone(path, chains)

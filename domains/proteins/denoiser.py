@@ -61,9 +61,17 @@ class MPNNDenoiser:
     L = `backbone.length`, the residues with coordinates; they are all designed.
     """
 
-    def __init__(self, backbone: Backbone | str | Path, chains: str | Sequence[str] | None = None, *,
-                 weights: str = DEFAULT_WEIGHTS, temperature: float = 1.0, device: torch.device | str = "cpu",
-                 chunk: int = 4, exact: bool = False):
+    def __init__(
+        self,
+        backbone: Backbone | str | Path,
+        chains: str | Sequence[str] | None = None,
+        *,
+        weights: str = DEFAULT_WEIGHTS,
+        temperature: float = 1.0,
+        device: torch.device | str = "cpu",
+        chunk: int = 4,
+        exact: bool = False,
+    ):
         if not isinstance(temperature, (int, float)) or not temperature > 0:
             raise ValueError(f"temperature must be a positive number; got {temperature!r}")
         if not isinstance(chunk, int) or chunk < 1:
@@ -102,8 +110,9 @@ class MPNNDenoiser:
         self.h_E = h_E  # [1, N, K, H]
         self.mask = mask  # [1, N]
         # [h_E_ij, 0, h_V_j]: what a node reads from a neighbour not decoded before it
-        self.h_EXV_encoder = utils.cat_neighbors_nodes(h_V, utils.cat_neighbors_nodes(torch.zeros_like(h_V), h_E,
-                                                                                      E_idx), E_idx)
+        self.h_EXV_encoder = utils.cat_neighbors_nodes(
+            h_V, utils.cat_neighbors_nodes(torch.zeros_like(h_V), h_E, E_idx), E_idx
+        )
         present = mask[0].bool()
         self.positions = torch.nonzero(present).reshape(-1)  # [L] slots that are designed
         self.context = f["S"][0]  # [N] ProteinMPNN letters; X at slots without coordinates
@@ -120,7 +129,7 @@ class MPNNDenoiser:
         self._fast = []
         for layer in self.model.decoder_layers:
             W = layer.W1.weight  # [H, 4H] acting on cat[h_V_i, h_E_ij, h_S_j, h_V_j]
-            w_self, w_edge, w_seq, w_nb = W[:, :H], W[:, H:2 * H], W[:, 2 * H:3 * H], W[:, 3 * H:]
+            w_self, w_edge, w_seq, w_nb = W[:, :H], W[:, H : 2 * H], W[:, 2 * H : 3 * H], W[:, 3 * H :]
             edge = self.h_E[0] @ w_edge.T + layer.W1.bias  # [N, K, H], the same for every row
             self._fast.append((w_self, w_seq, w_nb, edge))
         self._enc_nb = [self.h_V[0] @ w_nb.T for (_, _, w_nb, _) in self._fast]  # [N, H] per layer
@@ -225,4 +234,3 @@ class MPNNDenoiser:
             h_V = layer.norm2(h_V + layer.dense(h_V))
             h_V = mask * h_V
         return h_V
-

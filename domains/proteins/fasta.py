@@ -15,9 +15,15 @@ def _format(value: object) -> str:
     return str(value).replace(" ", "_")
 
 
-def write_fasta(path: str | Path, sequences: Sequence[str], rewards: Sequence[float] | np.ndarray | None = None,
-                columns: Mapping[str, Sequence[object]] | None = None, *, prefix: str = "design",
-                reward_name: str = "reward") -> Path:
+def write_fasta(
+    path: str | Path,
+    sequences: Sequence[str],
+    rewards: Sequence[float] | np.ndarray | None = None,
+    columns: Mapping[str, Sequence[object]] | None = None,
+    *,
+    prefix: str = "design",
+    reward_name: str = "reward",
+) -> Path:
     """Write `sequences` to `path` as FASTA: ids `{prefix}_{i}`, then `reward_name=<r>` and `key=<value>`
     for every column (e.g. recovery, mpnn_score), one value per sequence. Returns the path.
     """

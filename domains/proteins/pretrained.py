@@ -45,8 +45,14 @@ class ProteinDesign(MaskedDiffusion):
     """
 
     def __init__(self, denoiser: MPNNDenoiser, *, num_steps: int = DEFAULT_STEPS):
-        super().__init__(denoiser, vocab_size=len(AMINO_ACIDS), length=denoiser.length, num_steps=num_steps,
-                         decode=decode, device=denoiser.device)
+        super().__init__(
+            denoiser,
+            vocab_size=len(AMINO_ACIDS),
+            length=denoiser.length,
+            num_steps=num_steps,
+            decode=decode,
+            device=denoiser.device,
+        )
         self.denoiser: MPNNDenoiser = denoiser
 
     @property
@@ -76,14 +82,21 @@ class ProteinDesign(MaskedDiffusion):
         return MPNNLogLikelihood(self.denoiser)(list(sequences))
 
     def __repr__(self) -> str:
-        return (f"ProteinDesign(backbone={self.backbone.name!r}, length={self.length}, "
-                f"temperature={self.temperature:g}, num_steps={self.num_steps}, weights={self.denoiser.weights!r})")
+        return (
+            f"ProteinDesign(backbone={self.backbone.name!r}, length={self.length}, "
+            f"temperature={self.temperature:g}, num_steps={self.num_steps}, weights={self.denoiser.weights!r})"
+        )
 
 
-def load_pretrained(backbone: str | Path | Backbone = DEFAULT_BACKBONE, chains: str | Sequence[str] | None = None,
-                    temperature: float = DEFAULT_TEMPERATURE, num_steps: int = DEFAULT_STEPS,
-                    weights: str = DEFAULT_WEIGHTS, device: torch.device | str = "cpu",
-                    chunk: int = 4) -> ProteinDesign:
+def load_pretrained(
+    backbone: str | Path | Backbone = DEFAULT_BACKBONE,
+    chains: str | Sequence[str] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    num_steps: int = DEFAULT_STEPS,
+    weights: str = DEFAULT_WEIGHTS,
+    device: torch.device | str = "cpu",
+    chunk: int = 4,
+) -> ProteinDesign:
     """ProteinMPNN on `backbone` as a masked diffusion process (all residues with coordinates designed).
 
     Args:

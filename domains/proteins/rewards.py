@@ -174,8 +174,15 @@ class MPNNLogLikelihood:
         chains, weights, device, chunk: as in `load_pretrained` (ignored for an `MPNNDenoiser`).
     """
 
-    def __init__(self, backbone: str | Path | Backbone | MPNNDenoiser = "1ubi", chains: str | None = None, *,
-                 weights: str = DEFAULT_WEIGHTS, device: str = "cpu", chunk: int = 4):
+    def __init__(
+        self,
+        backbone: str | Path | Backbone | MPNNDenoiser = "1ubi",
+        chains: str | None = None,
+        *,
+        weights: str = DEFAULT_WEIGHTS,
+        device: str = "cpu",
+        chunk: int = 4,
+    ):
         if isinstance(backbone, MPNNDenoiser):
             self.denoiser = backbone
         else:
@@ -195,8 +202,13 @@ class MPNNLogLikelihood:
         return f"MPNNLogLikelihood({self.denoiser.backbone.name!r}, L={self.length})"
 
 
-def developability(backbone: str | Path | Backbone | MPNNDenoiser | None = None, *, instability: float = 1 / 40,
-                   hydropathy: float = 1.0, naturalness: float = 1.0) -> WeightedSum:
+def developability(
+    backbone: str | Path | Backbone | MPNNDenoiser | None = None,
+    *,
+    instability: float = 1 / 40,
+    hydropathy: float = 1.0,
+    naturalness: float = 1.0,
+) -> WeightedSum:
     """A composite developability reward: `svdd.rewards.WeightedSum` of
 
     - `instability` x (-II): -1 at the "stable" threshold II = 40 with the default weight 1/40;

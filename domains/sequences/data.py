@@ -25,8 +25,9 @@ def ars1_path() -> Path:
     """Path of the ARS1 library file inside the installed `logomaker` package."""
     spec = importlib.util.find_spec("logomaker")
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("the ARS1 library ships in the logomaker wheel: pip install logomaker "
-                                  "(or pip install -e '.[sequences]')")
+        raise ModuleNotFoundError(
+            "the ARS1 library ships in the logomaker wheel: pip install logomaker (or pip install -e '.[sequences]')"
+        )
     path = Path(spec.origin).parent / ARS1_RELATIVE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; logomaker >= 0.8 ships ars_sequences.txt.gz")
@@ -77,7 +78,9 @@ def load_ars1(path: str | Path | None = None, limit: int | None = None) -> ARS1L
     return ARS1Library(seqs, np.asarray(lib, dtype=np.int64), np.asarray(sel, dtype=np.int64))
 
 
-def load_hairpins(path: str | Path = HAIRPIN_DEFAULT, min_length: int = 50, max_length: int = 100) -> list[tuple[str, str]]:
+def load_hairpins(
+    path: str | Path = HAIRPIN_DEFAULT, min_length: int = 50, max_length: int = 100
+) -> list[tuple[str, str]]:
     """(id, sequence) of the miRBase hairpins with min_length..max_length letters, all ACGU.
 
     Sequences are upper-cased; any with other letters (IUPAC codes such as R, W, Y) are skipped.
@@ -89,7 +92,8 @@ def load_hairpins(path: str | Path = HAIRPIN_DEFAULT, min_length: int = 50, max_
         raise FileNotFoundError(
             f"{path} not found. It comes from the Debian package seqkit-examples: run "
             "`make train-sequences`, or `apt-get download seqkit-examples && dpkg -x seqkit-examples_*.deb "
-            "build/seqkit-examples`")
+            "build/seqkit-examples`"
+        )
     out = []
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as handle:

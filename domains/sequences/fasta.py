@@ -8,18 +8,24 @@ from pathlib import Path
 import numpy as np
 
 
-def write_fasta(path: str | Path, sequences: Sequence[str], rewards: Sequence[float] | np.ndarray | None = None,
-                *, prefix: str = "sample", reward_name: str = "reward",
-                notes: Sequence[str] | None = None) -> Path:
+def write_fasta(
+    path: str | Path,
+    sequences: Sequence[str],
+    rewards: Sequence[float] | np.ndarray | None = None,
+    *,
+    prefix: str = "sample",
+    reward_name: str = "reward",
+    notes: Sequence[str] | None = None,
+) -> Path:
     """Write `sequences` to a FASTA file at `path`: ids `{prefix}_{i}`, description
     `{reward_name}=<value>` followed by `notes[i]` when given (e.g. "mfe=-30.20 structure=((...)))").
 
     `rewards` (optional) must have one value per sequence; NaN is written as "nan".
     Returns the path.
     """
+    from Bio import SeqIO
     from Bio.Seq import Seq
     from Bio.SeqRecord import SeqRecord
-    from Bio import SeqIO
 
     sequences = list(sequences)
     if rewards is not None:

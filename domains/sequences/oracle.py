@@ -24,11 +24,20 @@ class ARS1CNN(nn.Module):
         super().__init__()
         self.config = dict(length=length, channels=channels, hidden=hidden, dropout=dropout)
         self.features = nn.Sequential(
-            nn.Conv1d(4, channels, 9, padding=4), nn.ReLU(), nn.MaxPool1d(2),
-            nn.Conv1d(channels, channels, 9, padding=4), nn.ReLU(), nn.MaxPool1d(2),
+            nn.Conv1d(4, channels, 9, padding=4),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(channels, channels, 9, padding=4),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * (length // 4), hidden), nn.ReLU(),
-                                  nn.Dropout(dropout), nn.Linear(hidden, 1))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * (length // 4), hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, onehot: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(onehot))[:, 0]

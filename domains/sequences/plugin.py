@@ -71,12 +71,24 @@ def _write_fasta(out_dir: Path, samples: list, rewards: np.ndarray, columns: dic
 
 
 DNA_DOMAIN = Domain(
-    name="dna", summary="150-bp ARS1 DNA variants (masked diffusion); rewards ars1, gc, motif",
-    load_process=_process("dna-ars1"), rewards=_rewards(("ars1", "gc", "motif")),
-    values=_values("ars1", "dna-ars1-activity"), value_net=_value_net, write=_write_fasta, requires=REQUIRES)
+    name="dna",
+    summary="150-bp ARS1 DNA variants (masked diffusion); rewards ars1, gc, motif",
+    load_process=_process("dna-ars1"),
+    rewards=_rewards(("ars1", "gc", "motif")),
+    values=_values("ars1", "dna-ars1-activity"),
+    value_net=_value_net,
+    write=_write_fasta,
+    requires=REQUIRES,
+)
 
 RNA_DOMAIN = Domain(
-    name="rna", summary="miRBase hairpins, 50-100 nt (masked diffusion); rewards mfe, gc",
-    load_process=_process("rna-hairpin"), rewards=_rewards(("mfe", "gc")),
-    values=_values("mfe", "rna-hairpin-mfe"), value_net=_value_net, columns=_rna_columns, write=_write_fasta,
-    requires=REQUIRES)
+    name="rna",
+    summary="miRBase hairpins, 50-100 nt (masked diffusion); rewards mfe, gc",
+    load_process=_process("rna-hairpin"),
+    rewards=_rewards(("mfe", "gc")),
+    values=_values("mfe", "rna-hairpin-mfe"),
+    value_net=_value_net,
+    columns=_rna_columns,
+    write=_write_fasta,
+    requires=REQUIRES,
+)

@@ -1,9 +1,9 @@
 """Loading the shipped models offline: pretrained masked diffusion models and value networks.
 
-| name          | what                                                         | file                 |
-|---------------|--------------------------------------------------------------|----------------------|
-| "dna-ars1"    | masked diffusion over 150-bp ARS1 variants, tokens A C G T    | weights/dna-ars1.pt  |
-| "rna-hairpin" | masked diffusion over miRBase hairpins 50-100 nt, A C G U + pad, windows of 100 | weights/rna-hairpin.pt |
+| name          | what                                                                | file                   |
+|---------------|---------------------------------------------------------------------|------------------------|
+| "dna-ars1"    | masked diffusion over 150-bp ARS1 variants, tokens A C G T          | weights/dna-ars1.pt    |
+| "rna-hairpin" | masked diffusion over miRBase hairpins 50-100 nt, ACGU + pad, L=100 | weights/rna-hairpin.pt |
 
 Value networks (SVDD-MC), as `svdd.LearnedValue`: "dna-ars1-activity" (ARS1Activity of the
 final sample, regressed on rollouts of "dna-ars1"), "rna-hairpin-mfe" (RNAFold() = -MFE, on
@@ -32,8 +32,9 @@ VALUES = {"dna-ars1-activity": "dna-ars1-activity-value.pt", "rna-hairpin-mfe": 
 DEFAULT_STEPS = 32
 
 
-def load_pretrained(name: str = "dna-ars1", num_steps: int = DEFAULT_STEPS,
-                    device: str | torch.device = "cpu") -> MaskedDiffusion:
+def load_pretrained(
+    name: str = "dna-ars1", num_steps: int = DEFAULT_STEPS, device: str | torch.device = "cpu"
+) -> MaskedDiffusion:
     """The pretrained masked diffusion model `name` ("dna-ars1" | "rna-hairpin") as a process.
 
     `num_steps`: reverse steps K (the paper uses 128; 32 keeps CPU sampling cheap). Its `decode`
@@ -45,12 +46,20 @@ def load_pretrained(name: str = "dna-ars1", num_steps: int = DEFAULT_STEPS,
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
     file, alphabet = MODELS[name]
     net, meta = load_net(shipped(WEIGHTS, file, f"{name} model"))
-    return MaskedDiffusion(net.to(device), vocab_size=net.config["vocab_size"], length=net.config["length"],
-                           num_steps=num_steps, tokenizer=alphabet, metadata=meta, device=device)
+    return MaskedDiffusion(
+        net.to(device),
+        vocab_size=net.config["vocab_size"],
+        length=net.config["length"],
+        num_steps=num_steps,
+        tokenizer=alphabet,
+        metadata=meta,
+        device=device,
+    )
 
 
-def load_value(name: str = "dna-ars1-activity", *, max_batch: int | None = 2048,
-               device: str | torch.device = "cpu") -> svdd.LearnedValue:
+def load_value(
+    name: str = "dna-ars1-activity", *, max_batch: int | None = 2048, device: str | torch.device = "cpu"
+) -> svdd.LearnedValue:
     """A shipped MC value network as `svdd.LearnedValue`, scoring raw states Long[n, L] at times t."""
     if name not in VALUES:
         raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")

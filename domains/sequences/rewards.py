@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..weights import shipped
 from .alphabet import DNA
 from .oracle import load_oracle
-from ..weights import shipped
 from .pretrained import WEIGHTS
 
 
@@ -63,8 +63,10 @@ class MotifScore:
                     warnings.simplefilter("ignore")
                     matches = db.fetch_motifs_by_name(motif)
                 if not matches:
-                    raise ValueError(f"no motif {motif!r} in {release}; give a matrix id such as 'MA0265.3' "
-                                     "or a TF name such as 'ABF1'")
+                    raise ValueError(
+                        f"no motif {motif!r} in {release}; give a matrix id such as 'MA0265.3' "
+                        "or a TF name such as 'ABF1'"
+                    )
                 found = matches[0]
             motif = found
         self.motif = motif

@@ -47,11 +47,30 @@ def main(argv=None) -> None:
 
     net = ConvDenoiser(vocab_size=4, length=150, channels=64, num_blocks=4, kernel_size=5, dilations=(1, 2, 4, 8))
     start = time.time()
-    log = train_masked(net, train, mask_index=4, steps=args.steps, batch_size=args.batch_size, lr=2e-3,
-                       val_data=val, log_every=250, checkpoint=args.checkpoint, seed=args.seed)
-    meta = save_training_run(net, log, args.out, train=train, val=val, started=start,
-                             data=f"ARS1 library, {ars1_path().name} in the logomaker wheel", seed=args.seed,
-                             steps=args.steps, batch_size=args.batch_size)
+    log = train_masked(
+        net,
+        train,
+        mask_index=4,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=2e-3,
+        val_data=val,
+        log_every=250,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+    )
+    meta = save_training_run(
+        net,
+        log,
+        args.out,
+        train=train,
+        val=val,
+        started=start,
+        data=f"ARS1 library, {ars1_path().name} in the logomaker wheel",
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+    )
     print(json.dumps(meta, indent=1))
 
 

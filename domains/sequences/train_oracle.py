@@ -38,8 +38,11 @@ def _ranks(a: np.ndarray) -> np.ndarray:
 
 
 def correlations(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {"pearson": float(np.corrcoef(pred, y)[0, 1]),
-            "spearman": float(np.corrcoef(_ranks(pred), _ranks(y))[0, 1]), "n": int(len(y))}
+    return {
+        "pearson": float(np.corrcoef(pred, y)[0, 1]),
+        "spearman": float(np.corrcoef(_ranks(pred), _ranks(y))[0, 1]),
+        "n": len(y),
+    }
 
 
 def predict(net: ARS1CNN, tokens: torch.Tensor, batch: int = 4096) -> np.ndarray:
@@ -68,8 +71,12 @@ def main(argv=None) -> None:
     lib = load_ars1()
     n = len(lib) if args.limit is None else min(args.limit, len(lib))
     order = np.random.default_rng(args.seed).permutation(len(lib))[:n]
-    tokens = torch.cat([DNA.encode([lib.sequences[i] for i in order[s : s + 50_000]], length=150).to(torch.uint8)
-                        for s in range(0, n, 50_000)])
+    tokens = torch.cat(
+        [
+            DNA.encode([lib.sequences[i] for i in order[s : s + 50_000]], length=150).to(torch.uint8)
+            for s in range(0, n, 50_000)
+        ]
+    )
     y_raw = lib.enrichment()[order]
     depth = (lib.library_ct + lib.selected_ct)[order]
     n_train, n_val = int(0.9 * n), int(0.05 * n)
@@ -108,13 +115,18 @@ def main(argv=None) -> None:
     meta = {
         "data": f"ARS1 library, {ars1_path().name} in the logomaker wheel",
         "target": "log((selected_ct+1)/(library_ct+1)), standardised",
-        "target_mean": mean, "target_std": std, "seed": args.seed, "epochs": args.epochs,
+        "target_mean": mean,
+        "target_std": std,
+        "seed": args.seed,
+        "epochs": args.epochs,
         "split": {"train": n_train, "validation": n_val, "test": n - n_train - n_val},
         "test_all": correlations(pred_te, y_raw[te]),
         "test_depth_ge_10": correlations(pred_te[deep], y_raw[te][deep]),
         "test_pearson": correlations(pred_te, y_raw[te])["pearson"],
         "test_spearman": correlations(pred_te, y_raw[te])["spearman"],
-        "validation_per_epoch": history, "wall_time_s": time.time() - start, "torch": str(torch.__version__),
+        "validation_per_epoch": history,
+        "wall_time_s": time.time() - start,
+        "torch": str(torch.__version__),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_oracle(net, args.out, **{k: v for k, v in meta.items() if not isinstance(v, (dict, list))})

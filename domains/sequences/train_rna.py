@@ -46,16 +46,35 @@ def main(argv=None) -> None:
     seqs = [records[i][1] for i in order]
     val, train = RNA.encode(seqs[:n_val], length=100), RNA.encode(seqs[n_val:], length=100)
 
-    net = ConvDenoiser(vocab_size=RNA.size, length=100, channels=64, num_blocks=5, kernel_size=5,
-                       dilations=(1, 2, 4, 8, 16))
+    net = ConvDenoiser(
+        vocab_size=RNA.size, length=100, channels=64, num_blocks=5, kernel_size=5, dilations=(1, 2, 4, 8, 16)
+    )
     start = time.time()
-    log = train_masked(net, train, mask_index=RNA.size, steps=args.steps, batch_size=args.batch_size, lr=2e-3,
-                       val_data=val, log_every=250, checkpoint=args.checkpoint, seed=args.seed)
+    log = train_masked(
+        net,
+        train,
+        mask_index=RNA.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=2e-3,
+        val_data=val,
+        log_every=250,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+    )
     meta = save_training_run(
-        net, log, args.out, train=train, val=val, started=start,
+        net,
+        log,
+        args.out,
+        train=train,
+        val=val,
+        started=start,
         data="miRBase hairpins (release 21), hairpin.fa.gz from Debian seqkit-examples; 50-100 nt, ACGU only",
-        padding="right-padded with '-' (token 4) to 100; decode drops pads", seed=args.seed, steps=args.steps,
-        batch_size=args.batch_size)
+        padding="right-padded with '-' (token 4) to 100; decode drops pads",
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+    )
     print(json.dumps(meta, indent=1))
 
 

@@ -52,22 +52,32 @@ def main(argv=None) -> None:
     out = args.out or WEIGHTS / file
     process = load_pretrained(model_name, num_steps=DEFAULT_STEPS)
     reward = reward_cls()
-    train = collect_rollouts(process, reward, args.rollouts, generator=torch.Generator().manual_seed(args.seed),
-                             max_batch=1024)
-    held = collect_rollouts(process, reward, args.held_out, generator=torch.Generator().manual_seed(args.seed + 1),
-                            max_batch=1024)
+    train = collect_rollouts(
+        process, reward, args.rollouts, generator=torch.Generator().manual_seed(args.seed), max_batch=1024
+    )
+    held = collect_rollouts(
+        process, reward, args.held_out, generator=torch.Generator().manual_seed(args.seed + 1), max_batch=1024
+    )
     net = ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
-    losses = fit_value(net, train, epochs=args.epochs, batch_size=256, lr=1e-3,
-                       generator=torch.Generator().manual_seed(args.seed))
+    losses = fit_value(
+        net, train, epochs=args.epochs, batch_size=256, lr=1e-3, generator=torch.Generator().manual_seed(args.seed)
+    )
     corr = value_correlation(net, held)
     times = [float(t) for t in held.times]
     meta = {
-        "reward": reward_desc, "pretrained": model_name, "num_steps": DEFAULT_STEPS,
-        "rollouts": args.rollouts, "held_out_rollouts": args.held_out, "epochs": args.epochs, "seed": args.seed,
-        "final_train_mse": losses[-1], "reward_var": float(train.rewards.var()),
+        "reward": reward_desc,
+        "pretrained": model_name,
+        "num_steps": DEFAULT_STEPS,
+        "rollouts": args.rollouts,
+        "held_out_rollouts": args.held_out,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "final_train_mse": losses[-1],
+        "reward_var": float(train.rewards.var()),
         "held_out_corr_mean": float(np.nanmean(corr)),
         "held_out_corr_at_t": {f"{t:.4f}": (None if np.isnan(c) else float(c)) for t, c in zip(times, corr)},
-        "wall_time_s": time.time() - start, "torch": str(torch.__version__),
+        "wall_time_s": time.time() - start,
+        "torch": str(torch.__version__),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_net(net, out, **{k: v for k, v in meta.items() if not isinstance(v, dict)})

@@ -15,5 +15,11 @@ from .process import DiffusersProcess
 from .scheduler import SVDDScheduler
 from .stepping import check_stochastic
 
-__all__ = ["DiffusersProcess", "SVDDScheduler", "SVDDPipeline", "SVDDPipelineOutput", "decode_images",
-           "check_stochastic"]
+__all__ = [
+    "DiffusersProcess",
+    "SVDDPipeline",
+    "SVDDPipelineOutput",
+    "SVDDScheduler",
+    "check_stochastic",
+    "decode_images",
+]

@@ -31,9 +31,9 @@ class SVDDPipelineOutput(BaseOutput):
 class SVDDPipeline(DiffusionPipeline):
     """Reward-guided sampling from an unconditional UNet and a stochastic scheduler.
 
-        pipe = SVDDPipeline(unet=ddpm.unet, scheduler=ddpm.scheduler)
-        out = pipe(reward=my_reward, batch_size=16, num_candidates=8, generator=torch.Generator().manual_seed(0))
-        out.images, out.result.rewards, out.result.stats["model_calls"]
+    pipe = SVDDPipeline(unet=ddpm.unet, scheduler=ddpm.scheduler)
+    out = pipe(reward=my_reward, batch_size=16, num_candidates=8, generator=torch.Generator().manual_seed(0))
+    out.images, out.result.rewards, out.result.stats["model_calls"]
     """
 
     def __init__(self, unet: Any, scheduler: Any):
@@ -68,9 +68,19 @@ class SVDDPipeline(DiffusionPipeline):
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt'; got {output_type!r}")
         process = DiffusersProcess(self.unet, self.scheduler, num_inference_steps, eta=eta)
-        result = sample(process, reward, method=method, value=value, num_samples=batch_size,
-                        num_candidates=num_candidates, alpha=alpha, generator=generator,
-                        max_batch=max_batch, progress=self._progress_options(progress), **options)
+        result = sample(
+            process,
+            reward,
+            method=method,
+            value=value,
+            num_samples=batch_size,
+            num_candidates=num_candidates,
+            alpha=alpha,
+            generator=generator,
+            max_batch=max_batch,
+            progress=self._progress_options(progress),
+            **options,
+        )
         images: Any = torch.stack(result.samples)
         if output_type != "pt":
             images = images.permute(0, 2, 3, 1).numpy().astype(np.float32)

@@ -34,8 +34,17 @@ class PipelineStep:
     """The pipeline's step at timestep `timestep` (position k) as the process of a `Calls`:
     transition, denoised and decode; `model_output` [B, ...] is what the pipeline passed to `step`."""
 
-    def __init__(self, base: Any, model_output: torch.Tensor, timestep: Any, k: int, step_kwargs: dict[str, Any],
-                 num_candidates: int, vae: Any, decode_batch: int):
+    def __init__(
+        self,
+        base: Any,
+        model_output: torch.Tensor,
+        timestep: Any,
+        k: int,
+        step_kwargs: dict[str, Any],
+        num_candidates: int,
+        vae: Any,
+        decode_batch: int,
+    ):
         self.base = base
         self.model_output = model_output
         self.timestep = timestep
@@ -74,13 +83,29 @@ class PipelineCalls(Calls):
     """`svdd.calls.Calls` for one scheduler step, counting into `stats`, with the model call
     replayed from the pipeline (`scheduler`: its reward, value, UNet hook, VAE and config)."""
 
-    def __init__(self, scheduler: Any, model_output: torch.Tensor, timestep: Any, k: int,
-                 step_kwargs: dict[str, Any], stats: dict[str, Any]):
+    def __init__(
+        self,
+        scheduler: Any,
+        model_output: torch.Tensor,
+        timestep: Any,
+        k: int,
+        step_kwargs: dict[str, Any],
+        stats: dict[str, Any],
+    ):
         config = scheduler.config
-        step = PipelineStep(scheduler.base, model_output, timestep, k, step_kwargs, config.num_candidates,
-                            scheduler.vae, config.decode_batch)
-        super().__init__(step, scheduler.reward, as_value(scheduler.value, scheduler.reward), max_batch=None,
-                         stats=stats)
+        step = PipelineStep(
+            scheduler.base,
+            model_output,
+            timestep,
+            k,
+            step_kwargs,
+            config.num_candidates,
+            scheduler.vae,
+            config.decode_batch,
+        )
+        super().__init__(
+            step, scheduler.reward, as_value(scheduler.value, scheduler.reward), max_batch=None, stats=stats
+        )
         self.process: PipelineStep
         self.replay: UNetReplay | None = scheduler.replay
         self.replay_batch: int | None = config.max_batch
@@ -98,8 +123,9 @@ class PipelineCalls(Calls):
         with self.timed("model_time_s"):
             with at_step(step.base, step.k + 1):
                 child_input = scale_input(step.base, x, t)
-            out = self.replay.replay(step.model_output, step.timestep, x, child_input, t,
-                                     step.num_candidates, self.replay_batch)
+            out = self.replay.replay(
+                step.model_output, step.timestep, x, child_input, t, step.num_candidates, self.replay_batch
+            )
         self.stats["model_calls"] += x.shape[0]
         self.stats["model_batches"] += self.replay.calls - passes
         return out

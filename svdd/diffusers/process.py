@@ -32,8 +32,15 @@ import torch
 from ..rng import GeneratorLike, randn
 from .images import decode_images
 from .scheduler import SVDDScheduler
-from .stepping import (at_step, check_stochastic, init_noise_sigma, predicted_x0, scale_input,
-                       step_parameters, timestep_index)
+from .stepping import (
+    at_step,
+    check_stochastic,
+    init_noise_sigma,
+    predicted_x0,
+    scale_input,
+    step_parameters,
+    timestep_index,
+)
 
 
 class DiffusersProcess:
@@ -76,13 +83,15 @@ class DiffusersProcess:
         decode_batch = _positive_int("decode_batch", decode_batch)
         guidance_scale = _finite("guidance_scale", guidance_scale)
         if not callable(unet) or not hasattr(unet, "device") or not hasattr(unet, "dtype"):
-            raise TypeError(f"unet must be a diffusers UNet (a torch module with device and dtype); got "
-                            f"{type(unet).__name__}")
+            raise TypeError(
+                f"unet must be a diffusers UNet (a torch module with device and dtype); got {type(unet).__name__}"
+            )
         if isinstance(scheduler, SVDDScheduler):  # a pipeline swapped to the drop-in: the process runs its base
             scheduler = scheduler.base
         if not callable(getattr(scheduler, "step", None)) or not callable(getattr(scheduler, "set_timesteps", None)):
-            raise TypeError(f"scheduler must be a diffusers scheduler (with step and set_timesteps); got "
-                            f"{type(scheduler).__name__}")
+            raise TypeError(
+                f"scheduler must be a diffusers scheduler (with step and set_timesteps); got {type(scheduler).__name__}"
+            )
         self.unet = unet
         self.vae = vae
         self.pipeline = pipeline
@@ -114,7 +123,9 @@ class DiffusersProcess:
         self.decode_batch = decode_batch
         self.guidance_scale = float(guidance_scale)
         self.prompt_embeds = _as_prompt(prompt_embeds, "prompt_embeds", self.device, self.dtype)
-        self.negative_prompt_embeds = _as_prompt(negative_prompt_embeds, "negative_prompt_embeds", self.device, self.dtype)
+        self.negative_prompt_embeds = _as_prompt(
+            negative_prompt_embeds, "negative_prompt_embeds", self.device, self.dtype
+        )
         if self.guidance_scale > 1:
             if self.prompt_embeds is None or self.negative_prompt_embeds is None:
                 raise ValueError("guidance_scale > 1 needs both prompt_embeds and negative_prompt_embeds")
@@ -125,9 +136,17 @@ class DiffusersProcess:
                 )
 
     @classmethod
-    def from_pipeline(cls, pipe: Any, num_inference_steps: int = 50, *, prompt: str | None = None,
-                      negative_prompt: str | None = None, guidance_scale: float = 1.0,
-                      scheduler: Any = None, **kwargs: Any) -> "DiffusersProcess":
+    def from_pipeline(
+        cls,
+        pipe: Any,
+        num_inference_steps: int = 50,
+        *,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        guidance_scale: float = 1.0,
+        scheduler: Any = None,
+        **kwargs: Any,
+    ) -> DiffusersProcess:
         """The process of a loaded pipeline: its UNet, scheduler (or `scheduler`) and VAE.
 
         With `prompt` (Stable Diffusion style pipelines), the prompt is encoded once with
@@ -142,8 +161,16 @@ class DiffusersProcess:
             cfg = guidance_scale > 1
             cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, cfg, negative_prompt)
             embeds = {"prompt_embeds": cond, "negative_prompt_embeds": uncond if cfg else None}
-        return cls(pipe.unet, scheduler if scheduler is not None else pipe.scheduler, num_inference_steps,
-                   vae=getattr(pipe, "vae", None), guidance_scale=guidance_scale, pipeline=pipe, **embeds, **kwargs)
+        return cls(
+            pipe.unet,
+            scheduler if scheduler is not None else pipe.scheduler,
+            num_inference_steps,
+            vae=getattr(pipe, "vae", None),
+            guidance_scale=guidance_scale,
+            pipeline=pipe,
+            **embeds,
+            **kwargs,
+        )
 
     # -- the DenoisingProcess protocol -------------------------------------------------------
 
@@ -170,9 +197,11 @@ class DiffusersProcess:
         cond = self.prompt_embeds.expand(b, -1, -1)
         if self.guidance_scale <= 1:
             return self.unet(x_in, tt, encoder_hidden_states=cond, return_dict=False)[0]
+        assert self.negative_prompt_embeds is not None  # checked at construction when guidance_scale > 1
         uncond = self.negative_prompt_embeds.expand(b, -1, -1)
-        both = self.unet(torch.cat([x_in, x_in]), tt, encoder_hidden_states=torch.cat([uncond, cond]),
-                         return_dict=False)[0]
+        both = self.unet(
+            torch.cat([x_in, x_in]), tt, encoder_hidden_states=torch.cat([uncond, cond]), return_dict=False
+        )[0]
         out_uncond, out_cond = both.chunk(2)
         return out_uncond + self.guidance_scale * (out_cond - out_uncond)
 
@@ -195,8 +224,9 @@ class DiffusersProcess:
         """B CPU float images [3, H, W] in [0, 1]."""
         return decode_images(x0, self.vae, self.decode_batch)
 
-    def renoise(self, x0: torch.Tensor, level: float,
-                generator: GeneratorLike = None) -> tuple[torch.Tensor, list[Any]]:
+    def renoise(
+        self, x0: torch.Tensor, level: float, generator: GeneratorLike = None
+    ) -> tuple[torch.Tensor, list[Any]]:
         """Forward-noise clean states x0 [B, C, H, W] (latents for a latent model) to the timestep
         of this schedule nearest level·num_train_timesteps (ties to the noisier), with the
         scheduler's own `add_noise` (`scale_noise` for flow matching) and noise from `generator`.
@@ -211,14 +241,18 @@ class DiffusersProcess:
             elif hasattr(self.scheduler, "scale_noise"):
                 x_t = self.scheduler.scale_noise(x0, t, noise)
             else:
-                raise TypeError(f"{type(self.scheduler).__name__} has neither add_noise nor scale_noise; "
-                                "it cannot noise a clean sample for refine")
+                raise TypeError(
+                    f"{type(self.scheduler).__name__} has neither add_noise nor scale_noise; "
+                    "it cannot noise a clean sample for refine"
+                )
         return x_t.to(self.dtype), self.timesteps[k:]
 
     def __repr__(self) -> str:
         cond = "" if self.prompt_embeds is None else f", prompt, guidance_scale={self.guidance_scale}"
-        return (f"DiffusersProcess({type(self.unet).__name__}, {type(self.scheduler).__name__}, "
-                f"steps={len(self.timesteps)}, shape={self.sample_shape}{cond})")
+        return (
+            f"DiffusersProcess({type(self.unet).__name__}, {type(self.scheduler).__name__}, "
+            f"steps={len(self.timesteps)}, shape={self.sample_shape}{cond})"
+        )
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -239,8 +273,11 @@ def _sample_shape(shape: Any, unet: Any) -> tuple[int, ...]:
     """The per-sample state shape [C, H, W]: `shape` checked against the UNet's input channels, or the UNet's own."""
     if shape is None:
         return _unet_sample_shape(unet)
-    if (isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__")
-            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in shape)):
+    if (
+        isinstance(shape, (str, bytes))
+        or not hasattr(shape, "__iter__")
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in shape)
+    ):
         raise TypeError(f"sample_shape must be a tuple of positive ints (C, H, W); got {shape!r}")
     shape = tuple(int(d) for d in shape)
     if not shape or min(shape) < 1:

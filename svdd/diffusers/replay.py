@@ -43,8 +43,8 @@ class UNetReplay:
     def __init__(self, unet: Any):
         self.unet = unet
         self.last: dict[str, Any] | None = None
-        self.calls = 0          # forward passes made by `replay`
-        self.rows = 0           # UNet rows evaluated by `replay` (2 per child with CFG)
+        self.calls = 0  # forward passes made by `replay`
+        self.rows = 0  # UNet rows evaluated by `replay` (2 per child with CFG)
         self.pipeline_rows = 0  # UNet rows of the pipeline's own calls since `take_pipeline_rows`
         self._replaying = False
         self._users: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -110,7 +110,7 @@ class UNetReplay:
             )
         model_output = model_output.detach()
         b = model_output.shape[0]
-        tol = (1e-2 if model_output.dtype in (torch.float16, torch.bfloat16) else 1e-4)
+        tol = 1e-2 if model_output.dtype in (torch.float16, torch.bfloat16) else 1e-4
         scale = float(model_output.abs().max()) + 1.0
         if out.shape[0] == b:
             if float((out.to(model_output.dtype) - model_output).abs().max()) > tol * scale:
@@ -137,9 +137,16 @@ class UNetReplay:
             )
         return arguments, True, g
 
-    def replay(self, model_output: torch.Tensor, timestep: Any, children: torch.Tensor,
-               child_input: torch.Tensor, child_timestep: Any, num_candidates: int,
-               max_batch: int | None = None) -> torch.Tensor:
+    def replay(
+        self,
+        model_output: torch.Tensor,
+        timestep: Any,
+        children: torch.Tensor,
+        child_input: torch.Tensor,
+        child_timestep: Any,
+        num_candidates: int,
+        max_batch: int | None = None,
+    ) -> torch.Tensor:
         """The pipeline's prediction on `children` [B·M, ...] at `child_timestep`.
 
         `model_output` [B, ...] and `timestep` are what `step` received (to match the recorded

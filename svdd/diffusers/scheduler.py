@@ -68,7 +68,7 @@ import numbers
 import sys
 import types
 import weakref
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import diffusers
 import torch
@@ -105,11 +105,17 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
     """
 
     config_name = "scheduler_config.json"
-    ignore_for_config = ["reward", "value", "unet", "vae"]
+    ignore_for_config: ClassVar[list[str]] = ["reward", "value", "unet", "vae"]
     # the stochastic order-1 schedulers SVDD wraps; each can be built from this config (it holds the base's keys)
-    _compatibles = ["DDPMScheduler", "DDIMScheduler", "EulerAncestralDiscreteScheduler",
-                    "DPMSolverMultistepScheduler", "DPMSolverSDEScheduler", "LCMScheduler",
-                    "FlowMatchEulerDiscreteScheduler"]
+    _compatibles: ClassVar[list[str]] = [
+        "DDPMScheduler",
+        "DDIMScheduler",
+        "EulerAncestralDiscreteScheduler",
+        "DPMSolverMultistepScheduler",
+        "DPMSolverSDEScheduler",
+        "LCMScheduler",
+        "FlowMatchEulerDiscreteScheduler",
+    ]
 
     @register_to_config
     def __init__(
@@ -129,27 +135,32 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         max_batch = None if max_batch is None else _count("max_batch", max_batch)
         decode_batch = _count("decode_batch", decode_batch)
         if not isinstance(base_scheduler_class, str):
-            raise TypeError(f"base_scheduler_class must be the name of a diffusers scheduler class; got "
-                            f"{base_scheduler_class!r}")
+            raise TypeError(
+                f"base_scheduler_class must be the name of a diffusers scheduler class; got {base_scheduler_class!r}"
+            )
         if base_scheduler_config is not None and not isinstance(base_scheduler_config, dict):
-            raise TypeError(f"base_scheduler_config must be a dict (dict(base.config)) or None; got "
-                            f"{type(base_scheduler_config).__name__}")
+            raise TypeError(
+                f"base_scheduler_config must be a dict (dict(base.config)) or None; got "
+                f"{type(base_scheduler_config).__name__}"
+            )
         # plain Python numbers in the config (numpy scalars do not serialize)
-        self.register_to_config(num_candidates=num_candidates, alpha=alpha, max_batch=max_batch,
-                                decode_batch=decode_batch)
+        self.register_to_config(
+            num_candidates=num_candidates, alpha=alpha, max_batch=max_batch, decode_batch=decode_batch
+        )
         base_class = getattr(diffusers, base_scheduler_class, None)
         if base_class is None or not isinstance(base_class, type) or not issubclass(base_class, SchedulerMixin):
             raise ValueError(f"base_scheduler_class {base_scheduler_class!r} is not a diffusers scheduler class")
         if base_class is SVDDScheduler:
             raise ValueError("cannot wrap an SVDDScheduler in another SVDDScheduler")
-        self.base = base_class.from_config(dict(base_scheduler_config or {}))
+        self.base: Any = cast(Any, base_class).from_config(dict(base_scheduler_config or {}))
         check_order(self.base)
         if "eta" not in step_parameters(self.base):
             check_stochastic(self.base)
         # the base's keys beside the wrapper's, for `OtherScheduler.from_config(svdd.config)`
         own = set(inspect.signature(SVDDScheduler.__init__).parameters)
-        self.register_to_config(**{k: v for k, v in dict(self.base.config).items()
-                                   if not k.startswith("_") and k not in own})
+        self.register_to_config(
+            **{k: v for k, v in dict(self.base.config).items() if not k.startswith("_") and k not in own}
+        )
         self.reward: Any = None
         self.value: Value | None = None
         self.vae: Any = None
@@ -172,8 +183,16 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         return super().extract_init_dict(config_dict, **kwargs)
 
     @classmethod
-    def from_pipeline(cls, pipe: Any, reward: Any = None, num_candidates: int = 8, alpha: float = 0.0,
-                      value: Any = None, max_batch: int | None = None, decode_batch: int = 16) -> "SVDDScheduler":
+    def from_pipeline(
+        cls,
+        pipe: Any,
+        reward: Any = None,
+        num_candidates: int = 8,
+        alpha: float = 0.0,
+        value: Any = None,
+        max_batch: int | None = None,
+        decode_batch: int = 16,
+    ) -> SVDDScheduler:
         """Wrap `pipe.scheduler` (or the base of an SVDDScheduler already there), hook `pipe.unet`
         for PM values and take `pipe.vae` for decoding. Assign the result to `pipe.scheduler`."""
         base = pipe.scheduler
@@ -181,12 +200,22 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
             base.detach()
             base = base.base
         config = {k: v for k, v in dict(base.config).items() if not k.startswith("_")}
-        return cls(base_scheduler_class=type(base).__name__, base_scheduler_config=config,
-                   num_candidates=num_candidates, alpha=alpha, max_batch=max_batch, decode_batch=decode_batch,
-                   reward=reward, value=value, unet=getattr(pipe, "unet", None), vae=getattr(pipe, "vae", None))
+        return cls(
+            base_scheduler_class=type(base).__name__,
+            base_scheduler_config=config,
+            num_candidates=num_candidates,
+            alpha=alpha,
+            max_batch=max_batch,
+            decode_batch=decode_batch,
+            reward=reward,
+            value=value,
+            unet=getattr(pipe, "unet", None),
+            vae=getattr(pipe, "vae", None),
+        )
 
-    def attach(self, reward: Any = None, value: Any = None, unet: Any = None, vae: Any = None,
-               pipe: Any = None) -> "SVDDScheduler":
+    def attach(
+        self, reward: Any = None, value: Any = None, unet: Any = None, vae: Any = None, pipe: Any = None
+    ) -> SVDDScheduler:
         """Set the Python objects that are not saved with the config (arguments left None are kept).
 
         `pipe`: take the pipeline's `unet` and `vae` for those not given. Without it they are also
@@ -227,21 +256,25 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
     @property
     def step(self):
         """`step` with the base scheduler's signature (pipelines inspect it for `eta`/`generator`)."""
+
         def step(*args: Any, **kwargs: Any) -> Any:
             return self._svdd_step(*args, **kwargs)
-        step.__signature__ = inspect.signature(self.base.step)
+
+        step.__signature__ = inspect.signature(self.base.step)  # type: ignore[attr-defined]
         step.__doc__ = SVDDScheduler._svdd_step.__doc__
         return step
 
     @property
     def set_timesteps(self):
         """`set_timesteps` with the base scheduler's signature (pipelines inspect it)."""
+
         def set_timesteps(*args: Any, **kwargs: Any) -> None:
             self.base.set_timesteps(*args, **kwargs)
             self._schedule_set = True
             self._reset()
             self._adopt_pipeline_modules()
-        set_timesteps.__signature__ = inspect.signature(self.base.set_timesteps)
+
+        set_timesteps.__signature__ = inspect.signature(self.base.set_timesteps)  # type: ignore[attr-defined]
         return set_timesteps
 
     def scale_model_input(self, sample: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -317,8 +350,10 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         if pipe is None:
             return
         self._pipeline = weakref.ref(pipe)
-        self.attach(unet=None if self.replay is not None else getattr(pipe, "unet", None),
-                    vae=None if self.vae is not None else getattr(pipe, "vae", None))
+        self.attach(
+            unet=None if self.replay is not None else getattr(pipe, "unet", None),
+            vae=None if self.vae is not None else getattr(pipe, "vae", None),
+        )
 
     def _check_latents(self, sample: torch.Tensor) -> None:
         """Refuse samples the attached VAE cannot decode (so a reward never scores the wrong thing)."""

@@ -87,8 +87,9 @@ def _throwaway_generator(device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(0)
 
 
-def predicted_x0(scheduler: Any, x: torch.Tensor, t: Any, k: int, out: torch.Tensor,
-                 step_kwargs: dict[str, Any] | None = None) -> torch.Tensor:
+def predicted_x0(
+    scheduler: Any, x: torch.Tensor, t: Any, k: int, out: torch.Tensor, step_kwargs: dict[str, Any] | None = None
+) -> torch.Tensor:
     """The scheduler's estimate of x0 from state x [B, ...] at timestep t (position k) and the
     model output `out` [B, ...] -> x0_hat [B, ...] (same space as x: pixels or latents).
 
@@ -160,8 +161,9 @@ def deterministic_error(scheduler: Any, step_kwargs: dict[str, Any] | None = Non
     )
 
 
-def check_stochastic(scheduler: Any, step_kwargs: dict[str, Any] | None = None,
-                     shape: tuple[int, ...] = (4, 8, 8)) -> None:
+def check_stochastic(
+    scheduler: Any, step_kwargs: dict[str, Any] | None = None, shape: tuple[int, ...] = (4, 8, 8)
+) -> None:
     """Raise ValueError unless `scheduler` is order 1 and its step draws fresh noise.
 
     The probe runs on a copy of the scheduler (its state and timesteps are left alone): one

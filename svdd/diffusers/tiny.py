@@ -22,8 +22,13 @@ def tiny_unet(channels: int = 1, size: int = 8, seed: int = 0) -> Any:
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is left alone
         torch.manual_seed(seed)
         return UNet2DModel(
-            sample_size=size, in_channels=channels, out_channels=channels, block_out_channels=(8, 16),
-            layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+            sample_size=size,
+            in_channels=channels,
+            out_channels=channels,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            norm_num_groups=4,
+            down_block_types=("DownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "UpBlock2D"),
         ).eval()
 
@@ -46,26 +51,56 @@ def tiny_stable_diffusion(scheduler: Any = None, seed: int = 0, directory: str |
         json.dump(vocab, f)
     with open(os.path.join(directory, "merges.txt"), "w") as f:
         f.write("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt"),
-                              model_max_length=12)
+    tokenizer = CLIPTokenizer(
+        os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt"), model_max_length=12
+    )
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is left alone
         torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_attention_heads=2,
-            num_hidden_layers=1, max_position_embeddings=12, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-        ))
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(vocab),
+                hidden_size=16,
+                intermediate_size=32,
+                num_attention_heads=2,
+                num_hidden_layers=1,
+                max_position_embeddings=12,
+                bos_token_id=0,
+                eos_token_id=1,
+                pad_token_id=1,
+            )
+        )
         unet = UNet2DConditionModel(
-            sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-            norm_num_groups=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=2,
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            norm_num_groups=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=16,
+            attention_head_dim=2,
         )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, block_out_channels=(8,), down_block_types=("DownEncoderBlock2D",),
-            up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=4, sample_size=8,
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=(8,),
+            down_block_types=("DownEncoderBlock2D",),
+            up_block_types=("UpDecoderBlock2D",),
+            latent_channels=4,
+            norm_num_groups=4,
+            sample_size=8,
         )
     scheduler = scheduler or DDPMScheduler(steps_offset=1, clip_sample=False)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
