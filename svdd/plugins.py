@@ -58,6 +58,8 @@ class Domain:
         (FASTA, SDF), or None.
     options: the domain's own command-line options, `{name: help}` (`--backbone FILE`).
     requires: what to install when the domain's dependencies are missing.
+    needs: the importable modules the domain uses anywhere (model, rewards, writers); a domain
+        whose needs are not all installed is refused by `load_domain`, before any work.
     """
 
     name: str
@@ -70,6 +72,7 @@ class Domain:
     write: Callable[[Path, list, np.ndarray, Any], list[Path]] | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     requires: str = ""
+    needs: tuple[str, ...] = ()
 
 
 class PluginError(ValueError):
@@ -98,6 +101,10 @@ def load_domain(name: str) -> Domain:
         raise PluginError(
             f"entry point {found[0].value!r} of domain {name!r} is a {type(domain).__name__}, not a svdd.plugins.Domain"
         )
+    missing = [module for module in domain.needs if importlib.util.find_spec(module) is None]
+    if missing:
+        hint = f": {domain.requires}" if domain.requires else ""
+        raise PluginError(f"domain {name!r} needs {', '.join(missing)}, which is not installed{hint}")
     return domain
 
 

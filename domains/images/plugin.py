@@ -45,4 +45,5 @@ DOMAIN = Domain(
     values=_values,
     value_net=_value_net,
     requires="pip install 'svdd[images]'",
+    needs=("diffusers", "PIL", "safetensors"),
 )

@@ -52,4 +52,5 @@ DOMAIN = Domain(
     value_net=_value_net,
     write=_write_sdf,
     requires="pip install 'svdd[molecules]'",
+    needs=("rdkit", "selfies", "vina", "meeko", "dockstring"),
 )

