@@ -217,6 +217,7 @@ def generate(
     out_dir = Path(out_dir)
     if not str(out_dir).strip() or str(out_dir) == ".":
         raise ValueError(f"the output directory must be named (e.g. runs/my-run); got {str(out_dir)!r}")
+    _check_out_dir(out_dir)
     rank, world = process_rank()
     check_table_format(table_format)
     check_job(job, settings)
@@ -241,6 +242,16 @@ def generate(
         )
     finally:
         run_dir.release()
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """ValueError when `out_dir` cannot be a run directory: a file, or a link to nowhere."""
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise ValueError(
+            f"the output directory {out_dir} is a symbolic link to {os.readlink(out_dir)}, which does not exist"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the output directory {out_dir} exists and is not a directory")
 
 
 def _generate(

@@ -28,6 +28,7 @@ from .rewards import Reward, reward_name
 from .rundir import write_atomic
 
 SHARD_FORMAT = "svdd-shard/2"
+MAX_SAMPLES = 2**31 - 1  # the most samples one run numbers (a mistyped -n fails fast instead of never ending)
 
 
 class Job(Protocol):
@@ -64,6 +65,8 @@ class RunSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+        if self.num_samples > MAX_SAMPLES:
+            raise ValueError(f"num_samples must be at most {MAX_SAMPLES}; got {self.num_samples}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
 
