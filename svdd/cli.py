@@ -169,7 +169,7 @@ def generate(
     from .plugins import PluginError
     from .rewards import RewardError
     from .rundir import RunLockedError
-    from .runs import RunSettings
+    from .runs import RunError, RunSettings
     from .runs import generate as run_generate
 
     extra = _domain_options(ctx.args)
@@ -237,9 +237,12 @@ def generate(
         )
     except (ValueError, TypeError, RewardError, PluginError, RunLockedError) as exc:
         _fail(str(exc))
+    except (RunError, MemoryError) as exc:  # the job's code failed in a shard, or ran out of memory
+        _fail(f"{exc}; the shards written so far are kept: fix the cause and rerun the same command to resume")
     except OSError as exc:  # a full disk, a vanished mount: one line; rerunning resumes
+        where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
         _fail(
-            f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
+            f"{exc.strerror or exc}{where} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
             "fix the cause and rerun the same command to resume"
         )
     finally:

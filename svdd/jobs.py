@@ -209,7 +209,7 @@ class ProcessJob:
         factory = self._factory()
         try:
             process = factory(num_steps=self.steps) if self.steps is not None else factory()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a user's factory failing, or calling sys.exit: one line
             raise PluginError(f"--process {self.process!r} raised {type(exc).__name__}: {exc}") from None
         return process, self._reward(), self._value()
 
