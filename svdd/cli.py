@@ -169,7 +169,7 @@ def generate(
     from .plugins import PluginError
     from .rewards import RewardError
     from .rundir import RunLockedError
-    from .runs import RunError, RunSettings
+    from .runs import RunError, RunSettings, ShardError
     from .runs import generate as run_generate
 
     extra = _domain_options(ctx.args)
@@ -237,8 +237,11 @@ def generate(
         )
     except (ValueError, TypeError, RewardError, PluginError, RunLockedError) as exc:
         _fail(str(exc))
-    except (RunError, MemoryError) as exc:  # the job's code failed in a shard, or ran out of memory
-        _fail(f"{exc}; the shards written so far are kept: fix the cause and rerun the same command to resume")
+    except (ShardError, MemoryError) as exc:  # the job's code failed in a shard, or ran out of memory
+        what = str(exc) or "out of memory (MemoryError)"
+        _fail(f"{what}; the shards written so far are kept: fix the cause and rerun the same command to resume")
+    except RunError as exc:  # the job's code failed on its trial, before anything was written
+        _fail(f"{exc}; nothing was written")
     except OSError as exc:  # a full disk, a vanished mount: one line; rerunning resumes
         where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
         _fail(

@@ -59,6 +59,7 @@ __all__ = [
     "RunError",
     "RunSettings",
     "RunSummary",
+    "ShardError",
     "check_job",
     "environment",
     "generate",
@@ -75,7 +76,12 @@ __all__ = [
 
 class RunError(RuntimeError):
     """The job's own code (model, reward, value, encoder) failed during a run; the message names
-    the shard, the exception and where it was raised. Shards already written are kept."""
+    the exception and where it was raised (a trial before anything is written: this class)."""
+
+
+class ShardError(RunError):
+    """The job's own code failed while sampling a shard; the message names the shard. The
+    shards already written are kept, and rerunning the command resumes from them."""
 
 
 def _where(exc: BaseException) -> str:
@@ -91,7 +97,7 @@ def _where(exc: BaseException) -> str:
         frame = (frames[-1].filename, frames[-1].lineno) if frames else None
     at = f" (at {Path(frame[0]).name}:{frame[1]})" if frame else ""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}{at}"
+    return f"{type(exc).__name__}{': ' + text[0] if text else ''}{at}"
 
 
 @dataclass
@@ -513,14 +519,14 @@ def _write_outputs(
 
 
 def _shard_result(k: int, fn: Callable[..., dict], *args: Any, **kwargs: Any) -> dict:
-    """`fn(*args, **kwargs)`, the payload of shard k; the job's code failing is a RunError naming
+    """`fn(*args, **kwargs)`, the payload of shard k; the job's code failing is a ShardError naming
     the shard (a failed write stays a RunWriteError: the disk, not the job)."""
     try:
         return fn(*args, **kwargs)
     except RunWriteError:
         raise
     except Exception as exc:
-        raise RunError(f"shard {k} failed: {_where(exc)}") from exc
+        raise ShardError(f"shard {k} failed: {_where(exc)}") from exc
 
 
 def _run_shards(

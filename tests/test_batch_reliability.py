@@ -77,6 +77,9 @@ def user_code(tmp_path):
 
         def value_raises(x, t):
             raise RuntimeError("the value network is broken")
+
+        def value_out_of_memory(x, t):
+            raise MemoryError()
         """)
     )
     return str(path)
@@ -190,6 +193,7 @@ def test_a_model_that_fails_on_the_trial_is_one_line(tmp_path, user_code):
     line = refused(tmp_path / "out", process=f"{user_code}:model_raises")
     assert "a trial run of the model (2 pretrained samples) failed: RuntimeError: the model exploded" in line
     assert "(at user_code.py:" in line
+    assert line.endswith("; nothing was written") and "shards written so far" not in line
 
 
 def test_a_factory_calling_sys_exit_is_one_line(tmp_path, user_code):
@@ -206,9 +210,17 @@ def test_a_value_failing_in_a_shard_is_one_line_and_does_not_bind_the_directory(
     code, errors, output = cli("--out", str(out), "--value", f"{user_code}:value_raises")
     assert code == 2 and len(errors) == 1 and "Traceback" not in output, output
     assert "shard 0 failed: RuntimeError: the value network is broken (at user_code.py:" in errors[0]
+    assert errors[0].endswith("the shards written so far are kept: fix the cause and rerun the same command to resume")
     # the corrected command on the same directory runs (the failed run wrote no shard to keep)
     code, errors, output = cli("--out", str(out))
     assert code == 0, output
+
+
+def test_running_out_of_memory_in_a_shard_says_so(tmp_path, user_code):
+    # a MemoryError has no message: the line used to read "MemoryError:  (at ...)"
+    code, errors, output = cli("--out", str(tmp_path / "out"), "--value", f"{user_code}:value_out_of_memory")
+    assert code == 2 and len(errors) == 1 and "Traceback" not in output, output
+    assert "error: shard 0 failed: MemoryError (at user_code.py:" in errors[0]
 
 
 def test_a_run_json_of_a_run_that_left_shards_or_completed_still_binds_the_directory(tmp_path):
