@@ -5,8 +5,9 @@
   same settings on a cluster, `--cooperate`, or the ranks of `torchrun`/`accelerate launch`)
   hold it shared, so they exclude lone runs but not each other.
 * **Claims.** A cooperating worker takes shard k by creating `shards/shard-k.claim` (a
-  hard link to a complete temporary file, so a claim is never seen half-written, NFS included)
-  before sampling it, and deletes it once the shard is written, so no shard is computed twice.
+  hard link to a complete temporary file, so a claim is never seen half-written, NFS included;
+  created exclusively where the file system has no hard links) before sampling it, and
+  deletes it once the shard is written, so no shard is computed twice.
   The holder touches its claim while it works (every `CLAIM_REFRESH_S`). A claim that is
   damaged, whose holder died on this host, or that a holder on another host has not touched
   for `CLAIM_TIMEOUT_S` is taken over; a lone run clears every claim.
@@ -213,7 +214,7 @@ class RunDirectory:
         try:
             for _ in range(2):
                 try:
-                    os.link(mine, path)  # atomic, and fails when the claim exists (NFS too)
+                    _link_or_create(mine, path)
                     self._refreshed[k] = time.monotonic()
                     return True
                 except FileExistsError:
@@ -288,6 +289,29 @@ class RunDirectory:
                     _remove(path)
                     removed += 1
         return removed
+
+
+NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+
+def _link_or_create(src: Path, dst: Path) -> None:
+    """Put `src`'s content at `dst`, FileExistsError when `dst` exists. A hard link is atomic
+    (the name never exists half-written, NFS included); on a file system without hard links
+    (many FUSE mounts: gcsfuse, s3fs) `dst` is created exclusively and written at once."""
+    try:
+        os.link(src, dst)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+    data = src.read_bytes()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:

@@ -359,6 +359,22 @@ def test_a_claim_is_never_seen_half_written(tmp_path, monkeypatch):
     assert seen == [f"{HOST} {os.getpid()} {seen[0].split()[2]}\n"]
 
 
+@pytest.mark.parametrize("err", [errno.EPERM, errno.ENOTSUP])
+def test_claims_work_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch, err):
+    """gcsfuse, s3fs and other FUSE mounts refuse hard links: claiming used to fail the run."""
+
+    def no_links(src, dst, **kw):
+        raise OSError(err, os.strerror(err), str(src), None, str(dst))
+
+    clean = quiet(ToyJob(), tmp_path / "clean")
+    monkeypatch.setattr(os, "link", no_links)
+    run_dir = RunDirectory(tmp_path / "claims")
+    assert run_dir.claim(0) and run_dir.claim_path(0).read_text().split()[:2] == [HOST, str(os.getpid())]
+    assert not RunDirectory(tmp_path / "claims").claim(0)  # held by this live process: not taken twice
+    assert not list(run_dir.shards.glob("*.tmp-*"))
+    assert quiet(ToyJob(), tmp_path / "run").samples == clean.samples
+
+
 def test_the_record_is_read_and_started_under_the_directory_s_short_lock(tmp_path, monkeypatch):
     """Two cooperating workers with other settings starting at once both found no run.json and
     both ran; reading and starting the record now happens under the finalize lock."""
