@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+import typer.core
 
 from . import __version__
 
@@ -41,9 +42,30 @@ def _commands(
     """Reward-guided sampling from pretrained diffusion models (SVDD)."""
 
 
+MAX_STEPS = 100_000  # more denoising steps than any model uses; a schedule past it would not fit in memory
+
+
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be an integer >= 1; got {steps}")
+    if steps is not None and steps > MAX_STEPS:
+        raise ValueError(f"--steps must be at most {MAX_STEPS} (longer would not fit in memory); got {steps}")
+
+
 def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(2)
+
+
+class _OneLineErrors(typer.core.TyperCommand):
+    """A command whose usage errors (a value that is not a number, a missing --out) end in one
+    `error:` line and exit code 2, like every other refusal of `svdd generate`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as exc:  # a bad value, or a missing option (MissingParameter)
+            _fail(exc.format_message())
 
 
 def parse_option_value(raw: str) -> Any:
@@ -56,35 +78,42 @@ def parse_option_value(raw: str) -> Any:
 
 
 def _parse_options(options: list[str]) -> dict[str, Any]:
-    parsed = {}
+    parsed: dict[str, Any] = {}
     for item in options:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             _fail(f"--option takes key=value (e.g. resample_fraction=0.05); got {item!r}")
+        if key in parsed:
+            _fail(f"--option {key} is given twice ({key}={parsed[key]!r} and {item!r}); give it once")
         parsed[key] = parse_option_value(raw)
     return parsed
 
 
-def _domain_options(args: list[str]) -> dict[str, str]:
-    """`--name value` / `--name=value` pairs left over by the common options (a domain's own)."""
-    parsed: dict[str, str] = {}
+def _domain_options(args: list[str]) -> dict[str, str | None]:
+    """`--name value` / `--name=value` pairs left over by the common options (a domain's own).
+    A name without a value maps to None: the job says whether the domain knows the option at all."""
+    parsed: dict[str, str | None] = {}
     i = 0
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--") or len(arg) == 2:
             _fail(f"unexpected argument {arg!r}")
         name, sep, value = arg[2:].partition("=")
-        if not sep:
-            if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                _fail(f"option --{name} needs a value")
-            value = args[i + 1]
+        key = name.replace("-", "_")
+        if key in parsed:
+            _fail(f"option --{name} is given twice; give it once")
+        if sep:
+            parsed[key] = value
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            parsed[key] = args[i + 1]
             i += 1
-        parsed[name.replace("-", "_")] = value
+        else:
+            parsed[key] = None
         i += 1
     return parsed
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(cls=_OneLineErrors, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def generate(
     ctx: typer.Context,
     domain: str | None = typer.Argument(None, help="an installed domain (see `svdd domains`); omit it with --process"),
@@ -140,7 +169,7 @@ def generate(
     from .plugins import PluginError
     from .rewards import RewardError
     from .rundir import RunLockedError
-    from .runs import RunSettings
+    from .runs import RunError, RunSettings, ShardError
     from .runs import generate as run_generate
 
     extra = _domain_options(ctx.args)
@@ -151,8 +180,7 @@ def generate(
                 if domain and process
                 else "name a domain (see `svdd domains`) or your own model with --process module:factory"
             )
-        if steps is not None and steps < 1:
-            raise ValueError(f"--steps must be an integer >= 1; got {steps}")
+        _check_steps(steps)
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"--max-batch must be an integer >= 1; got {max_batch}")
         if workers < 1:
@@ -188,7 +216,7 @@ def generate(
         )
         job.check()
         pool = make_executor(executor, workers, ray_address)
-    except (ValueError, TypeError, ImportError) as exc:
+    except (ValueError, TypeError, ImportError, ConnectionError) as exc:
         _fail(str(exc))
 
     def log(msg):
@@ -209,9 +237,15 @@ def generate(
         )
     except (ValueError, TypeError, RewardError, PluginError, RunLockedError) as exc:
         _fail(str(exc))
+    except (ShardError, MemoryError) as exc:  # the job's code failed in a shard, or ran out of memory
+        what = str(exc) or "out of memory (MemoryError)"
+        _fail(f"{what}; the shards written so far are kept: fix the cause and rerun the same command to resume")
+    except RunError as exc:  # the job's code failed on its trial, before anything was written
+        _fail(f"{exc}; nothing was written")
     except OSError as exc:  # a full disk, a vanished mount: one line; rerunning resumes
+        where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
         _fail(
-            f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
+            f"{exc.strerror or exc}{where} ({type(exc).__name__}, errno {exc.errno}); nothing half-written is kept: "
             "fix the cause and rerun the same command to resume"
         )
     finally:
@@ -294,8 +328,7 @@ def train_value(
         ):
             if v < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {v}")
-        if steps is not None and steps < 1:
-            raise ValueError(f"--steps must be an integer >= 1; got {steps}")
+        _check_steps(steps)
         if spec.value_net is None:
             raise ValueError(f"domain {domain!r} defines no value network architecture to train")
         out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -73,6 +74,8 @@ class RayExecutor(Executor):
             raise ImportError("the ray executor needs Ray: pip install 'svdd[distributed]'") from exc
         self._ray = ray
         self._started = not ray.is_initialized()
+        if self._started and address not in (None, "auto", "local"):
+            check_reachable(address)
         if self._started:
             kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
             if address is None and num_cpus is not None:
@@ -86,6 +89,20 @@ class RayExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """ValueError for a Ray address that is not `[ray://]host:port`, ConnectionError when nothing
+    answers there within `timeout_s` (Ray itself retries for minutes before giving up)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--ray-address must be host:port or ray://host:port (or auto); got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}); check --ray-address"
+        ) from None
 
 
 def make_executor(kind: str, workers: int = 2, address: str | None = None) -> Executor | None:

@@ -30,10 +30,12 @@ def resolve_device(requested: str | None) -> str:
 
     Under a multi-process launch (`torchrun`, `accelerate launch`: WORLD_SIZE > 1) with CUDA,
     each rank takes its own GPU, `cuda:LOCAL_RANK`; `requested` "cuda" means the same. Otherwise
-    `requested`, or "cuda" when CUDA is available and "cpu" when not.
+    `requested`, or "cuda" when CUDA is available and "cpu" when not. A device this machine
+    cannot compute on (no CUDA, an index past its GPUs, `meta`, a backend torch lacks) is a
+    ValueError naming it.
     """
-    launched = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
-    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    launched = _env_int("WORLD_SIZE", 1) > 1
+    local_rank = _env_int("LOCAL_RANK", 0)
     cuda = torch.cuda.is_available()
     if requested is None:
         requested = "cuda" if cuda else "cpu"
@@ -45,7 +47,34 @@ def resolve_device(requested: str | None) -> str:
         raise ValueError(f"--device {requested!r} is not a torch device (e.g. cpu, cuda, cuda:1): {exc}") from None
     if device.type == "cuda" and not cuda:
         raise ValueError(f"--device {requested!r}: CUDA is not available on this machine; use --device cpu")
+    if not _computes_on(device):
+        raise ValueError(
+            f"--device {requested!r} is not available on this machine; use cpu or an available GPU (cuda:N)"
+        )
     return str(device)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"the environment variable {name} must be an integer; got {raw!r}") from None
+
+
+def _computes_on(device: torch.device) -> bool:
+    """Whether models can run on `device` here: its backend is built and available, and its index
+    (if any) names one of its devices."""
+    if device.type == "cpu":
+        return True
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    backend = getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if not callable(is_available) or not is_available():
+        return False
+    count = getattr(backend, "device_count", None)
+    return device.index is None or not callable(count) or device.index < count()
 
 
 def _value_object(obj: Any, spec: str) -> Any:
@@ -89,7 +118,8 @@ def load_trained_value(path: str | Path, domain: Domain, process: Any = None, de
 class DomainJob:
     """A plug-in domain's pretrained model with a reward and a value (a picklable `svdd.runs.Job`).
 
-    options: the domain's own options (`Domain.options`, e.g. {"backbone": "1ubi"}), as strings.
+    options: the domain's own options (`Domain.options`, e.g. {"backbone": "1ubi"}), as strings
+        (None: given without a value, which `check` refuses).
     """
 
     domain: str
@@ -97,7 +127,7 @@ class DomainJob:
     value: str = "pm"
     steps: int | None = None
     device: str = "cpu"
-    options: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str | None] = field(default_factory=dict)
 
     def plugin(self) -> Domain:
         return load_domain(self.domain)
@@ -111,6 +141,9 @@ class DomainJob:
             raise PluginError(
                 f"domain {self.domain!r} has no option {', '.join('--' + k for k in unknown)}; its options: {accepted}"
             )
+        bare = [k for k, v in self.options.items() if v is None]
+        if bare:
+            raise PluginError(f"option --{bare[0]} of domain {self.domain!r} needs a value ({domain.options[bare[0]]})")
         domain_reward(domain, self.reward, self.options)
         self._value(domain, None)
 
@@ -176,7 +209,7 @@ class ProcessJob:
         factory = self._factory()
         try:
             process = factory(num_steps=self.steps) if self.steps is not None else factory()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a user's factory failing, or calling sys.exit: one line
             raise PluginError(f"--process {self.process!r} raised {type(exc).__name__}: {exc}") from None
         return process, self._reward(), self._value()
 

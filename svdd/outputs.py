@@ -7,6 +7,7 @@ half-written table, and a rerun replaces them whole.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .rundir import tmp_name, write_atomic
+from .rundir import RunWriteError, set_aside, tmp_name, write_atomic
 
 TABLE_FORMATS = ("csv", "parquet")
 
@@ -102,7 +103,12 @@ def write_staged(out_dir: Path, write: Callable[[Path], list[Path]]) -> list[Pat
             path = Path(path)
             target = out_dir / path.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
+            if target.is_dir() and not target.is_symlink():
+                set_aside(target)  # a directory where the file goes: damage, kept aside
+            try:
+                os.replace(path, target)
+            except OSError as exc:
+                raise RunWriteError(exc.errno or errno.EIO, f"cannot write {target}: {exc.strerror or exc}") from None
             final.append(target)
         return final
     finally:

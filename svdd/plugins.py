@@ -108,7 +108,7 @@ def load_domain(name: str) -> Domain:
     return domain
 
 
-def with_options(fn: Callable[..., Any], options: Mapping[str, str]) -> Any:
+def with_options(fn: Callable[..., Any], options: Mapping[str, str | None]) -> Any:
     """`fn(**the options it names as parameters)` (all of them if it takes **kwargs)."""
     params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -116,7 +116,7 @@ def with_options(fn: Callable[..., Any], options: Mapping[str, str]) -> Any:
     return fn(**{k: v for k, v in options.items() if k in params})
 
 
-def domain_reward(domain: Domain, spec: str, options: Mapping[str, str] | None = None) -> Any:
+def domain_reward(domain: Domain, spec: str, options: Mapping[str, str | None] | None = None) -> Any:
     """The reward `spec` of `domain`: a shipped name ("qed", "classifier=shirt") or a user object
     (`module:name`, `file.py:name`, optionally `=arg`; see `load_object`). `options` are the
     domain's own options, for rewards that depend on them."""

@@ -24,7 +24,10 @@ import functools
 import json
 import os
 import platform
+import re
+import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass
@@ -39,13 +42,24 @@ from .api import check_arguments, sample
 from .outputs import check_table_format, sample_text, write_staged, write_table
 from .result import reward_quantile
 from .rewards import RewardError, evaluate
-from .rundir import RunDirectory, write_atomic
-from .shards import Job, RunSettings, read_progress, read_shard, run_shard, sample_generators, shard_path
+from .rundir import CLAIM_TIMEOUT_S, RunDirectory, RunWriteError, set_aside, write_atomic
+from .shards import (
+    Job,
+    RunSettings,
+    encode_sample,
+    read_progress,
+    read_shard,
+    run_shard,
+    sample_generators,
+    shard_path,
+)
 
 __all__ = [
     "Job",
+    "RunError",
     "RunSettings",
     "RunSummary",
+    "ShardError",
     "check_job",
     "environment",
     "generate",
@@ -58,6 +72,32 @@ __all__ = [
 
 
 # -- the run -------------------------------------------------------------------------------
+
+
+class RunError(RuntimeError):
+    """The job's own code (model, reward, value, encoder) failed during a run; the message names
+    the exception and where it was raised (a trial before anything is written: this class)."""
+
+
+class ShardError(RunError):
+    """The job's own code failed while sampling a shard; the message names the shard. The
+    shards already written are kept, and rerunning the command resumes from them."""
+
+
+def _where(exc: BaseException) -> str:
+    """`ExcType: message (at file.py:line)`, the line being the innermost frame that raised it
+    (in a worker process too: its traceback comes back as text in the exception's cause)."""
+    remote = getattr(exc.__cause__, "tb", None)  # concurrent.futures' _RemoteTraceback
+    frame: tuple[str, int | None] | None = None
+    if isinstance(remote, str):
+        found = re.findall(r'File "([^"]+)", line (\d+)', remote)
+        frame = (found[-1][0], int(found[-1][1])) if found else None
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        frame = (frames[-1].filename, frames[-1].lineno) if frames else None
+    at = f" (at {Path(frame[0]).name}:{frame[1]})" if frame else ""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}{': ' + text[0] if text else ''}{at}"
 
 
 @dataclass
@@ -73,7 +113,9 @@ def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
     """Fail fast, before anything is written: the job's names resolve, the sampler accepts the
     settings with the job's process and reward (`svdd.check_arguments`), and a few cheap
     pretrained samples go through the reward, whose output must be one number per object (a
-    RewardError says what it returned). Exceptions on items are allowed (they become NaN)."""
+    RewardError says what it returned) and can be recorded (`job.encode` or `encode_sample`, into
+    a temporary directory). Exceptions on items are allowed (they become NaN); the model failing
+    on the trial is a RunError."""
     if hasattr(job, "check"):
         job.check()
     if settings.options.get("return_all"):
@@ -95,35 +137,47 @@ def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
         max_batch=settings.max_batch if settings.max_batch is not None else "auto",
         options=settings.options,
     )
-    res = sample(
-        process,
-        lambda objs: [0.0] * len(objs),
-        method="pretrained",
-        num_samples=num,
-        num_candidates=1,
-        generator=torch.Generator().manual_seed(0),
-        progress=False,
-    )
+    try:
+        res = sample(
+            process,
+            lambda objs: [0.0] * len(objs),
+            method="pretrained",
+            num_samples=num,
+            num_candidates=1,
+            generator=torch.Generator().manual_seed(0),
+            progress=False,
+        )
+    except (ValueError, TypeError):  # the sampler's own checks of what the process returns
+        raise
+    except Exception as exc:
+        raise RunError(f"a trial run of the model ({num} pretrained samples) failed: {_where(exc)}") from exc
     try:
         evaluate(reward, res.samples)
     except RewardError as exc:
         if exc.__cause__ is None:  # a bad output, not an exception on an item
             raise
+    encode = getattr(job, "encode", None) or encode_sample
+    with tempfile.TemporaryDirectory() as scratch:
+        for i, obj in enumerate(res.samples):
+            encode(obj, i, Path(scratch))
 
 
-def read_record(out_dir: Path, settings: RunSettings, log: Callable[[str], None]) -> dict | None:
+def read_record(
+    out_dir: Path, settings: RunSettings, log: Callable[[str], None], *, takeover: bool = False
+) -> dict | None:
     """The run record already in `out_dir` (None if there is none or it is damaged).
 
     Raises ValueError when the directory holds a run made with other settings: its run.json
-    says so, or, when run.json is damaged, one of its shards does.
+    says so, or, when run.json is damaged, one of its shards does. With `takeover` (a lone
+    run), a run.json of other settings whose run never completed and left no shard (it failed
+    before its first shard) is replaced rather than refused: there is nothing of it to keep.
     """
     path = out_dir / "run.json"
-    if not path.exists():
-        record = None
-    else:
+    record: dict | None = None
+    if path.exists() or path.is_symlink():
         try:
             record = json.loads(path.read_text())
-            if not isinstance(record, dict) or "settings_digest" not in record:
+            if not isinstance(record, dict) or not isinstance(record.get("settings_digest"), str):
                 raise ValueError(f"a JSON {type(record).__name__} without settings_digest")
         except (OSError, ValueError) as exc:
             log(
@@ -131,12 +185,20 @@ def read_record(out_dir: Path, settings: RunSettings, log: Callable[[str], None]
                 "one and run.json is written anew"
             )
             record = None
-    if record is not None and record.get("settings_digest") != settings.digest():
-        raise ValueError(
-            f"{out_dir} holds a run made with other settings "
-            f"({_settings_diff(record.get('settings', {}), settings)}); "
-            "use another output directory to start a new run"
-        )
+    if record is not None and record["settings_digest"] != settings.digest():
+        recorded = record.get("settings")
+        if not isinstance(recorded, dict) or _same_settings(recorded, settings):
+            log(f"{path} is damaged (its settings_digest does not match its settings); it is written anew")
+            record = None
+        elif takeover and record.get("status") != "complete" and not _has_shard_files(out_dir):
+            log(f"{path} is of a run with other settings that wrote no shard; this run replaces it")
+            record = None
+        else:
+            raise ValueError(
+                f"{out_dir} holds a run made with other settings "
+                f"({_settings_diff(recorded, settings)}); "
+                "use another output directory to start a new run"
+            )
     if record is None:
         for shard in sorted((out_dir / "shards").glob("shard-*.json"))[:64]:
             with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -149,8 +211,25 @@ def read_record(out_dir: Path, settings: RunSettings, log: Callable[[str], None]
     return record
 
 
+def _has_shard_files(out_dir: Path) -> bool:
+    shards = out_dir / "shards"
+    return shards.is_dir() and any(shards.glob("shard-*.json"))
+
+
+def _settings_json(settings: RunSettings) -> dict:
+    return json.loads(json.dumps(asdict(settings), default=str))
+
+
+def _same_settings(recorded: dict, settings: RunSettings) -> bool:
+    """Whether a run.json's settings are `settings` (but for num_samples: a run may grow)."""
+    ours = _settings_json(settings)
+    return {k: v for k, v in recorded.items() if k != "num_samples"} == {
+        k: v for k, v in ours.items() if k != "num_samples"
+    }
+
+
 def _settings_diff(old: dict, settings: RunSettings) -> str:
-    new = json.loads(json.dumps(asdict(settings), default=str))
+    new = _settings_json(settings)
     diffs = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if k != "num_samples" and old.get(k) != new[k]]
     return "; ".join(diffs) or "different settings"
 
@@ -217,14 +296,23 @@ def generate(
     out_dir = Path(out_dir)
     if not str(out_dir).strip() or str(out_dir) == ".":
         raise ValueError(f"the output directory must be named (e.g. runs/my-run); got {str(out_dir)!r}")
+    _check_out_dir(out_dir)
     rank, world = process_rank()
     check_table_format(table_format)
     check_job(job, settings)
     run_dir = RunDirectory(out_dir)
     try:
         run_dir.acquire(shared=cooperate or world > 1)
+    except RunWriteError:
+        raise
     except OSError as exc:
-        raise PermissionError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from exc
+        where = exc.filename if exc.filename and Path(exc.filename) != out_dir else None
+        raise RunWriteError(
+            exc.errno or 0,
+            f"cannot write to the output directory {out_dir}"
+            + (f" ({where})" if where else "")
+            + f": {exc.strerror or exc}",
+        ) from None
     try:
         return _generate(
             job,
@@ -243,6 +331,16 @@ def generate(
         run_dir.release()
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """ValueError when `out_dir` cannot be a run directory: a file, or a link to nowhere."""
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise ValueError(
+            f"the output directory {out_dir} is a symbolic link to {os.readlink(out_dir)}, which does not exist"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the output directory {out_dir} exists and is not a directory")
+
+
 def _generate(
     job: Job,
     settings: RunSettings,
@@ -258,23 +356,32 @@ def _generate(
     command: str | None,
 ) -> RunSummary | None:
     out_dir = run_dir.root
-    previous = read_record(out_dir, settings, log)
-    run_dir.clean_leftovers()
-    record = {
-        "command": command,
-        "world_size": world,
-        "settings": json.loads(json.dumps(asdict(settings), default=str)),
-        "settings_digest": settings.digest(),
-        "environment": environment(),
-        "started": previous["started"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status": "running",
-    }
-    if rank == 0 and (previous is None or previous.get("status") != "running" or not run_dir.shared):
-        write_atomic(out_dir / "run.json", json.dumps(record, indent=2))
+    with run_dir.finalizing():  # one cooperating worker at a time reads and starts the record
+        previous = read_record(out_dir, settings, log, takeover=not run_dir.shared)
+        run_dir.clean_leftovers()
+        shards = out_dir / "shards"
+        if (shards.exists() or shards.is_symlink()) and not shards.is_dir():
+            log(f"{shards} is not a directory; it is kept as {set_aside(shards).name} and the shards are redone")
+        started = previous.get("started") if previous else None
+        record = {
+            "command": command,
+            "world_size": world,
+            "settings": _settings_json(settings),
+            "settings_digest": settings.digest(),
+            "environment": environment(),
+            "started": started if isinstance(started, str) else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "status": "running",
+        }
+        if rank == 0 and (previous is None or previous.get("status") != "running" or not run_dir.shared):
+            write_atomic(out_dir / "run.json", json.dumps(record, indent=2))
 
     payloads: dict[int, dict] = {}
     todo = []
+    present = _shard_files(out_dir)
     for k in range(settings.num_shards):
+        if shard_path(out_dir, k).name not in present:  # one listing, not a lookup per shard of a large run
+            todo.append(k)
+            continue
         payload, why = read_shard(out_dir, settings, k)
         if payload is not None:
             payloads[k] = payload
@@ -301,6 +408,7 @@ def _generate(
     in_flight: dict[int, float] = {}  # shard -> fraction of its steps done
 
     def on_progress(k: int, fraction: float) -> None:
+        run_dir.refresh(k)  # its claim stays visibly alive to workers on other hosts
         in_flight[k] = fraction
         bar.n = done + sum(f * settings.shard_range(j)[1] for j, f in in_flight.items())
         bar.refresh()
@@ -328,6 +436,7 @@ def _generate(
             record_shard(payload)
         if rank != 0:
             return None
+        announced: set[int] = set()  # shards of other workers this one said it waits for
         while len(payloads) < settings.num_shards:  # shards of other workers or ranks
             waiting = [k for k in range(settings.num_shards) if k not in payloads]
             for k in waiting:
@@ -339,6 +448,14 @@ def _generate(
             ]
             for payload in _run_shards(job, settings, run_dir, orphans, executor, on_progress):  # nobody is on them
                 record_shard(payload)
+            for k in range(settings.num_shards):
+                holder = None if k in payloads or k in announced else run_dir.claim_holder(k)
+                if holder is not None:
+                    announced.add(k)
+                    log(
+                        f"waiting for shard {k}, which {holder} is sampling (taken over if that worker dies, "
+                        f"or on another host stops touching {run_dir.claim_path(k).name} for {CLAIM_TIMEOUT_S:.0f} s)"
+                    )
             if len(payloads) < settings.num_shards:
                 time.sleep(poll_s)
     finally:
@@ -349,8 +466,16 @@ def _generate(
     summary.record["wall_time_s_this_invocation"] = time.perf_counter() - start_time
     summary.record["shards_done_this_invocation"] = done_here
     write_atomic(out_dir / "run.json", json.dumps(summary.record, indent=2))
-    run_dir.clean_leftovers()
+    run_dir.clean_leftovers(finished=True)  # claims a killed cooperating worker left on written shards too
     return summary
+
+
+def _shard_files(out_dir: Path) -> set[str]:
+    """The names in `out_dir/shards` (empty when it is missing or not a directory)."""
+    try:
+        return set(os.listdir(out_dir / "shards"))
+    except OSError:
+        return set()
 
 
 def _write_outputs(
@@ -393,6 +518,17 @@ def _write_outputs(
     return RunSummary(samples, rewards, record)
 
 
+def _shard_result(k: int, fn: Callable[..., dict], *args: Any, **kwargs: Any) -> dict:
+    """`fn(*args, **kwargs)`, the payload of shard k; the job's code failing is a ShardError naming
+    the shard (a failed write stays a RunWriteError: the disk, not the job)."""
+    try:
+        return fn(*args, **kwargs)
+    except RunWriteError:
+        raise
+    except Exception as exc:
+        raise ShardError(f"shard {k} failed: {_where(exc)}") from exc
+
+
 def _run_shards(
     job: Job,
     settings: RunSettings,
@@ -421,9 +557,12 @@ def _run_shards(
         for k in todo:
             if take(k):
                 try:
-                    yield run_shard(job, settings, out_dir, k, report=functools.partial(on_progress, k))
+                    payload = _shard_result(
+                        k, run_shard, job, settings, out_dir, k, report=functools.partial(on_progress, k)
+                    )
                 finally:
                     run_dir.unclaim(k)
+                yield payload
         return
     window = max(1, getattr(executor, "_max_workers", 0) or 2)
     pending: dict[Future, int] = {}
@@ -442,7 +581,7 @@ def _run_shards(
             for future in finished:
                 k = pending.pop(future)
                 run_dir.unclaim(k)
-                yield future.result()
+                yield _shard_result(k, future.result)
     finally:
         for future, k in pending.items():
             future.cancel()

@@ -2,8 +2,9 @@
 
 A shard is `shard_size` consecutive sample indices sampled by one `svdd.sample` call and
 written as one JSON file (`shards/shard-KKKKK.json`) with its samples, rewards, extra columns,
-compute counters and a checksum over all of them. `read_shard` accepts a shard only when its
-format, settings, position, lengths and checksum all match; anything else is redone.
+compute counters, the SHA-256 of every file its samples were written to (PNGs under
+`samples/`) and a checksum over all of them. `read_shard` accepts a shard only when its
+format, settings, position, lengths, checksum and files all match; anything else is redone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import io
 import json
 import math
 import pickle
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +25,10 @@ import torch
 
 from .api import sample
 from .rewards import Reward, reward_name
-from .rundir import write_atomic
+from .rundir import set_aside, write_atomic
 
 SHARD_FORMAT = "svdd-shard/2"
+MAX_SAMPLES = 2**31 - 1  # the most samples one run numbers (a mistyped -n fails fast instead of never ending)
 
 
 class Job(Protocol):
@@ -64,6 +65,8 @@ class RunSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+        if self.num_samples > MAX_SAMPLES:
+            raise ValueError(f"num_samples must be at most {MAX_SAMPLES}; got {self.num_samples}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
 
@@ -111,6 +114,8 @@ def encode_sample(obj: Any, index: int, out_dir: Path) -> Any:
         raise TypeError(f"cannot record a sample of type {type(obj).__name__}; give the job an encode() method")
     rel = Path("samples") / f"{index:07d}.png"
     path = out_dir / rel
+    if (path.parent.exists() or path.parent.is_symlink()) and not path.parent.is_dir():
+        set_aside(path.parent)  # a file or a broken link named samples: damage, kept aside
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -140,10 +145,28 @@ def shard_path(out_dir: Path, k: int) -> Path:
     return out_dir / "shards" / f"shard-{k:05d}.json"
 
 
-def _checksum(samples: list, rewards: list, columns: dict, stats: dict) -> str:
-    """SHA-256 of everything a shard contributes to the run's outputs and counters."""
-    content = json.dumps([samples, rewards, columns, stats], sort_keys=True)
+def _checksum(samples: list, rewards: list, columns: dict, stats: dict, files: dict | None = None) -> str:
+    """SHA-256 of everything a shard contributes to the run's outputs and counters (`files`:
+    {relative path: SHA-256 of its bytes}, left out of the sum when the shard has none)."""
+    content = json.dumps([samples, rewards, columns, stats, *([files] if files else [])], sort_keys=True)
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    """SHA-256 of a regular file's bytes; None when it is missing or not a regular file."""
+    try:
+        if not path.is_file():
+            return None
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _sample_files(out_dir: Path, samples: list) -> dict[str, str]:
+    """{path: SHA-256} of the files under `samples/` that encoded samples name."""
+    named = [s for s in samples if isinstance(s, str) and s.startswith("samples/")]
+    digests = {rel: _file_digest(out_dir / rel) for rel in named}
+    return {rel: d for rel, d in digests.items() if d is not None}
 
 
 def _json_number(v: Any) -> Any:
@@ -175,18 +198,23 @@ def read_shard(out_dir: Path, settings: RunSettings, k: int) -> tuple[dict | Non
         if payload.get(key) != value:
             return None, f"{key} is {payload.get(key)!r}, expected {value!r}"
     samples, rewards = payload.get("samples"), payload.get("rewards")
-    columns, stats = payload.get("columns", {}), payload.get("stats")
+    columns, stats, files = payload.get("columns", {}), payload.get("stats"), payload.get("files")
     if not isinstance(samples, list) or not isinstance(rewards, list) or len(samples) != count or len(rewards) != count:
         return None, "wrong number of samples"
     if not isinstance(columns, dict) or any(not isinstance(v, list) or len(v) != count for v in columns.values()):
         return None, "malformed columns"
     if not isinstance(stats, dict) or not all(isinstance(v, (int, float)) for v in stats.values()):
         return None, "missing or malformed stats"
-    if payload.get("checksum") != _checksum(samples, rewards, columns, stats):
+    if files is not None and not isinstance(files, dict):
+        return None, "malformed files"
+    if payload.get("checksum") != _checksum(samples, rewards, columns, stats, files):
         return None, "checksum mismatch"
-    missing = [s for s in samples if isinstance(s, str) and s.startswith("samples/") and not (out_dir / s).exists()]
+    missing = [s for s in samples if isinstance(s, str) and s.startswith("samples/") and not (out_dir / s).is_file()]
     if missing:
         return None, f"sample file {missing[0]} is missing"
+    for rel, digest in (files or {}).items():
+        if _file_digest(out_dir / rel) != digest:
+            return None, f"sample file {rel} is damaged (its content changed since the shard was written)"
     return payload, ""
 
 
@@ -253,6 +281,7 @@ def run_shard(
     }
     stats = {key: v for key, v in res.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     stats["reward_failures"] = reward.failures - failures_before
+    files = _sample_files(out_dir, samples)
     payload = {
         "format": SHARD_FORMAT,
         "settings": settings.digest(),
@@ -263,12 +292,11 @@ def run_shard(
         "rewards": rewards,
         "columns": columns,
         "stats": stats,
-        "checksum": _checksum(samples, rewards, columns, stats),
+        **({"files": files} if files else {}),
+        "checksum": _checksum(samples, rewards, columns, stats, files),
     }
     path = shard_path(out_dir, k)
-    if path.exists() and not path.is_file():  # a directory in the shard's place: move it aside, keep it
-        path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
-    write_atomic(path, json.dumps(payload))
+    write_atomic(path, json.dumps(payload))  # a directory in the shard's place is set aside, kept
     with contextlib.suppress(OSError):
         progress_path(out_dir, k).unlink()
     return payload

@@ -52,3 +52,15 @@ class ToyJob:
 
 def nan_if_invalid(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+@dataclass(frozen=True)
+class PictureJob:
+    """The masked toy whose samples decode to 3x3 grey images, so a run writes them as PNG files
+    under samples/ (as the images domain does); the reward is an image's mean brightness."""
+
+    def build(self):
+        process, _, _ = ToyJob().build()
+        decode = process.decode
+        process.decode = lambda x0: [torch.full((3, 3), sum(s) / 6.0) for s in decode(x0)]
+        return process, lambda images: [float(img.mean()) for img in images], None

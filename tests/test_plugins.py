@@ -205,6 +205,7 @@ def test_each_rank_of_a_launch_takes_its_own_gpu(monkeypatch):
     from svdd.jobs import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert resolve_device(None) == "cuda:3" and resolve_device("cuda") == "cuda:3"

@@ -187,7 +187,10 @@ def read_backbone(path: str | Path, chains: str | Sequence[str] | None = None, n
     wanted = _parse_chains(chains)
     if name is None:
         name = path.name.removesuffix(".gz").removesuffix(".pdb").removesuffix(".pdbqt").removesuffix(".ent")
-    structure = PDBParser(QUIET=True).get_structure(name, _open_text(path))
+    try:
+        structure = PDBParser(QUIET=True).get_structure(name, _open_text(path))
+    except (ValueError, OSError, EOFError) as exc:  # Biopython says only "Empty file." for one
+        raise ValueError(f"{path} is not a readable PDB file: {exc}") from None
     models = list(structure)
     if not models:
         raise ValueError(f"{path} has no ATOM records")

@@ -72,7 +72,7 @@ class MPNNDenoiser:
         chunk: int = 4,
         exact: bool = False,
     ):
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
+        if not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
             raise ValueError(f"temperature must be a positive number; got {temperature!r}")
         if not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive int; got {chunk!r}")
