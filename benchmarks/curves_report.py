@@ -198,8 +198,7 @@ def plot_alpha(payload: dict, path: Path) -> None:
 
 def env_md(payloads: list[dict]) -> str:
     lines = ["## Machine", ""]
-    for p in payloads:
-        meta = p["meta"]
+    for meta in (m for p in payloads for m in [p["meta"], *p["meta"].get("earlier_runs", [])]):
         v, c = meta["versions"], meta.get("checkout") or {}
         lines.append(f"- {meta['part']} ({', '.join(meta.get('tasks', []))}): {v['platform']}, {v['cpu_count']} "
                      f"cores, {v['torch_threads']} torch thread(s), torch {v['torch']}; commit "
