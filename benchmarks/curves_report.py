@@ -15,7 +15,8 @@ COLORS = {"pretrained": "black", "best_of_n": "tab:blue", "smc": "tab:green", "f
           "svdd_mc": "tab:orange", "svdd_pm": "tab:red", "beam": "tab:purple", "refine": "tab:brown",
           "svdd_pm_every4": "tab:pink", "fk_every4": "tab:cyan"}
 AXES = {"model_calls": "item-level model calls", "reward_calls": "reward calls (objects scored)",
-        "wall_time_s": "wall seconds (one thread, shared machine)"}
+        "wall_time_s": "wall seconds (one thread, shared machine)",
+        "cpu_time_s": "CPU seconds (≈ wall on an idle core)"}
 DIVERSITY_TARGET = 0.9  # SVDD-PM's diversity at least this share of the pretrained model's
 
 
@@ -89,7 +90,7 @@ def plot_compute(payload: dict, out: Path) -> None:
 
     meta = payload["meta"]
     for task, trows in _tasks(payload["rows"]).items():
-        fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+        fig, axes = plt.subplots(1, len(AXES), figsize=(5.6 * len(AXES), 5))
         for ax, (key, xlabel) in zip(axes, AXES.items()):
             for method in dict.fromkeys(r["method"] for r in trows):
                 pts = sorted((r for r in trows if r["method"] == method), key=lambda r: r["M"])
@@ -111,7 +112,8 @@ def plot_compute(payload: dict, out: Path) -> None:
             ax.set_ylabel(f"median reward: {meta['reward_label'][task]}")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7, loc="lower right")
-        fig.suptitle(f"{task}: median reward against three budgets; numbers = M (candidates per sample)", fontsize=10)
+        fig.suptitle(f"{task}: median reward against model calls, reward calls and time; numbers = M (candidates per "
+                     "sample)", fontsize=10)
         save_figure(fig, out / f"curves_compute_{task}.png")
 
 

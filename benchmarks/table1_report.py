@@ -77,7 +77,7 @@ def row_caption(row: Any, cells: dict[str, dict]) -> str:
 
 def points(cells: dict[str, dict]) -> list[dict[str, Any]]:
     """One budget point per cell: method, median, uniqueness and the three budgets."""
-    return [{"method": m, "median": c["summary"]["median"],
+    return [{"method": m, "median": c["summary"]["median"], "diversity": c["summary"]["diversity"],
              "unique": c["summary"].get("unique", c["summary"].get("uniqueness")),
              **{k: c["summary"].get(k) for k in BUDGETS}} for m, c in cells.items()]
 
@@ -97,9 +97,12 @@ def budget_notes(row: Any, cells: dict[str, dict]) -> list[str]:
         rival_ok = max((p for p in others if p["unique"] is None or p["unique"] >= floor), key=lambda p: p["median"],
                        default=None)
         met = best["median"] >= rival["median"]
+        pre = next((p for p in pts if p["method"] == "pretrained"), None)
         text = (f"Target at equal model calls: svdd's best method with uniqueness ≥ {floor:g} is {label(best)} "
-                f"({_fmt(best['median'])}); the best other method is {label(rival)} ({_fmt(rival['median'])}, "
-                f"uniqueness {rival['unique']:.2f}): **{'met' if met else 'NOT met'}**")
+                f"({_fmt(best['median'])}, diversity {best['diversity']:.3f}"
+                + (f" vs pretrained {pre['diversity']:.3f}" if pre else "") + f"); the best other method is "
+                f"{label(rival)} ({_fmt(rival['median'])}, uniqueness {rival['unique']:.2f}): "
+                f"**{'met' if met else 'NOT met'}**")
         if not met and rival_ok and best["median"] >= rival_ok["median"]:
             text += (f" (met against the others with uniqueness ≥ {floor:g}: best {label(rival_ok)} "
                      f"{_fmt(rival_ok['median'])})")
