@@ -123,3 +123,19 @@ def test_refine_gets_the_model_calls_of_svdd_pm_at_the_same_budget():
     assert calls["beam"] == calls["svdd_pm"]
     assert calls["fk"] == calls["best_of_n"] == 4 * 8 * 16
     assert abs(calls["refine"] - calls["svdd_pm"]) <= 0.05 * calls["svdd_pm"]
+
+
+def test_seed_editing_takes_a_domains_own_seeds_and_keeps_other_domains_rows(tmp_path):
+    import json
+
+    from benchmarks.seed_editing import merged, pick_seeds
+
+    domain = {"seeds": ["AAA", "CCC"], "reward": lambda xs: [float(len(set(x))) for x in xs]}
+    assert pick_seeds(domain, 1) == [("AAA", 1.0)]
+    old = {"meta": {"command": "old", "num_samples": 32, "num_candidates": 10, "total_wall_time_s": 5.0},
+           "rows": [{"domain": "dna", "median": 1.0}, {"domain": "proteins", "median": 2.0}]}
+    (tmp_path / "seed_editing.json").write_text(json.dumps(old))
+    new = [{"domain": "proteins", "median": 3.0, "num_samples": 16, "num_candidates": 8}]
+    rows, meta = merged(tmp_path / "seed_editing.json", new, {"command": "new"})
+    assert [(r["domain"], r["median"], r["num_samples"]) for r in rows] == [("dna", 1.0, 32), ("proteins", 3.0, 16)]
+    assert meta["earlier_runs"][0]["command"] == "old"
