@@ -50,7 +50,8 @@ DOCKING_COST = "not run (cost: a Vina docking per scored candidate)"
 
 @dataclass(frozen=True)
 class Row:
-    """The Table-1 settings of one task. sweep_samples: N of the α-sweep runs (default N); sweep:
+    """The Table-1 settings of one task. sweep_samples: N of the α-sweep runs (default N; SVDD-R always
+    sweeps at N, since it resamples floor(fraction·N) samples); sweep:
     whether α is swept (else each method's default); skip: method -> why it is not run."""
 
     name: str
@@ -200,14 +201,14 @@ def run_row(row: Row, methods: list[str], out: Path, seed: int, force: bool, com
                 continue
             alpha, sweep = None, None
             if row.sweep and alpha_grid(method, row.spec):
+                # SVDD-R resamples floor(fraction·N) samples, none at a small N: its sweep keeps the reported N
+                n = row.num_samples if method == "svdd_r" else row.sweep_samples or row.num_samples
                 points = []
                 for a in alpha_grid(method, row.spec):
-                    c = cells.get(method, seed + 1, a, row.sweep_samples or row.num_samples,
-                                  sweep_path(out, row.name, method, a))
+                    c = cells.get(method, seed + 1, a, n, sweep_path(out, row.name, method, a))
                     points.append({"alpha": a, **{k: c["summary"][k] for k in ("median", "unique", "diversity")}})
                 alpha, why = choose_alpha(points, min_unique(row.spec.domain))
-                sweep = {"seed": seed + 1, "num_samples": row.sweep_samples or row.num_samples, "points": points,
-                         "chosen": alpha, "rule": why}
+                sweep = {"seed": seed + 1, "num_samples": n, "points": points, "chosen": alpha, "rule": why}
             cells.get(method, seed, alpha, row.num_samples, cell_path(out, row.name, method), sweep=sweep)
     finally:
         cells.close()

@@ -67,7 +67,7 @@ def row_caption(row: Any, cells: dict[str, dict]) -> str:
                      for m, o in row.options.items())
     dps = "" if row.unavailable("dps") else f"; DPS guidance scale {row.dps_scale}"
     sweep = (f"; α per method: best of 3 on seed 1 with N = {row.sweep_samples or row.num_samples}"
-             if row.sweep else "")
+             + (f" (SVDD-R N = {row.num_samples})" if row.sweep_samples else "") if row.sweep else "")
     loads = [v for c in cells.values() for v in (c["summary"].get("loadavg_start") or [None])[:1] if v is not None]
     load = f"; 1-min load average {min(loads):.2f}-{max(loads):.2f} at the cells' start (2 cores)" if loads else ""
     return (f"**{row.name}**: {row.spec.label}; N = {row.num_samples}, M = {row.num_candidates}, K = {row.num_steps}"
