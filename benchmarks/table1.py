@@ -159,11 +159,12 @@ class Cells:
                 print(f"{self.row.name}/{path.stem}: kept", flush=True)
                 return cell
         print(f"{self.row.name}/{path.stem} (seed {seed}, α {alpha}) ...", flush=True)
+        task = self.task  # loaded before the clocks start
         load_start, cpu = loadavg(), time.process_time()
-        res = run_method(self.task, method, num_samples=n, num_candidates=self.row.num_candidates, seed=seed,
+        res = run_method(task, method, num_samples=n, num_candidates=self.row.num_candidates, seed=seed,
                          max_batch=self.row.max_batch, alpha=alpha, **method_options(self.row, method))
         cpu = time.process_time() - cpu
-        summary = {**summarise(self.task, res, seed), "cpu_time_s": cpu, "loadavg_start": load_start,
+        summary = {**summarise(task, res, seed), "cpu_time_s": cpu, "loadavg_start": load_start,
                    "loadavg_end": loadavg()}
         cell = {"settings": want, "summary": summary, **extra,
                 "rewards": [None if not math.isfinite(r) else float(r) for r in res.rewards],
