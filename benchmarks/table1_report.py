@@ -82,6 +82,10 @@ def points(cells: dict[str, dict]) -> list[dict[str, Any]]:
              **{k: c["summary"].get(k) for k in BUDGETS}} for m, c in cells.items()]
 
 
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def budget_notes(row: Any, cells: dict[str, dict]) -> list[str]:
     """Who wins at each budget, and the target at equal model calls."""
     floor = min_unique(row.spec.domain)
@@ -99,9 +103,9 @@ def budget_notes(row: Any, cells: dict[str, dict]) -> list[str]:
         met = best["median"] >= rival["median"]
         pre = next((p for p in pts if p["method"] == "pretrained"), None)
         text = (f"Target at equal model calls: svdd's best method with uniqueness ≥ {floor:g} is {label(best)} "
-                f"({_fmt(best['median'])}, diversity {best['diversity']:.3f}"
-                + (f" vs pretrained {pre['diversity']:.3f}" if pre else "") + f"); the best other method is "
-                f"{label(rival)} ({_fmt(rival['median'])}, uniqueness {rival['unique']:.2f}): "
+                f"({_fmt(best['median'])}, diversity {_num(best['diversity'], '.3f')}"
+                + (f" vs pretrained {_num(pre['diversity'], '.3f')}" if pre else "") + f"); the best other method is "
+                f"{label(rival)} ({_fmt(rival['median'])}, uniqueness {_num(rival['unique'], '.2f')}): "
                 f"**{'met' if met else 'NOT met'}**")
         if not met and rival_ok and best["median"] >= rival_ok["median"]:
             text += (f" (met against the others with uniqueness ≥ {floor:g}: best {label(rival_ok)} "
