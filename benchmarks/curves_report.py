@@ -17,6 +17,7 @@ COLORS = {"pretrained": "black", "best_of_n": "tab:blue", "smc": "tab:green", "f
 AXES = {"model_calls": "item-level model calls", "reward_calls": "reward calls (objects scored)",
         "wall_time_s": "wall seconds (one thread, shared machine)",
         "cpu_time_s": "CPU seconds (≈ wall on an idle core)"}
+TIE_FRACTION = 0.05  # a median within this share of Best-of-N's gain over pretrained ties Best-of-N
 DIVERSITY_TARGET = 0.9  # SVDD-PM's diversity at least this share of the pretrained model's
 
 
@@ -144,16 +145,23 @@ def diversity_target(rows: list[dict]) -> tuple[list[dict], str]:
     if not (pre and bon and pm):
         return [], "diversity target: not measured"
     need = DIVERSITY_TARGET * pre["diversity"]
-    hits = [r for r in pm if r["diversity"] >= need and r["median"] > bon["median"]]
+    # "beating" Best-of-N means by more than TIE_FRACTION of Best-of-N's own gain over pretrained
+    margin = TIE_FRACTION * abs(bon["median"] - pre["median"])
+    hits = [r for r in pm if r["diversity"] >= need and r["median"] > bon["median"] + margin]
     if hits:
         best = max(hits, key=lambda r: r["median"])
         return hits, (f"Diversity target **met** at α ∈ {{{', '.join(_alpha(r) for r in hits)}}}: e.g. α = "
                       f"{_alpha(best)} gives median {fmt(best['median'])} (Best-of-N {fmt(bon['median'])}) with "
                       f"diversity {fmt(best['diversity'])} ≥ 0.9 × pretrained {fmt(pre['diversity'])}.")
-    beat = [r for r in pm if r["median"] > bon["median"]]
+    beat = [r for r in pm if r["median"] > bon["median"] + margin]
     closest = max(beat, key=lambda r: r["diversity"]) if beat else None
     text = (f"Diversity target **NOT met**: no α keeps diversity ≥ {fmt(need)} (0.9 × pretrained "
-            f"{fmt(pre['diversity'])}) while beating Best-of-N's median {fmt(bon['median'])}")
+            f"{fmt(pre['diversity'])}) while beating Best-of-N's median {fmt(bon['median'])} by more than "
+            f"{fmt(margin)} ({TIE_FRACTION:g} of Best-of-N's gain over pretrained; less counts as a tie)")
+    ties = [r for r in pm if r["diversity"] >= need and r["median"] > bon["median"] - margin]
+    if ties:
+        text += "; a tie at α = " + ", ".join(f"{_alpha(r)} (median {fmt(r['median'])}, diversity "
+                                               f"{fmt(r['diversity'])})" for r in ties)
     if closest:
         text += (f"; the most diverse α that beats Best-of-N is {_alpha(closest)} (diversity "
                  f"{fmt(closest['diversity'])}, {closest['diversity'] / pre['diversity']:.2f}× pretrained, median "

@@ -139,3 +139,17 @@ def test_seed_editing_takes_a_domains_own_seeds_and_keeps_other_domains_rows(tmp
     rows, meta = merged(tmp_path / "seed_editing.json", new, {"command": "new"})
     assert [(r["domain"], r["median"], r["num_samples"]) for r in rows] == [("dna", 1.0, 32), ("proteins", 3.0, 16)]
     assert meta["earlier_runs"][0]["command"] == "old"
+
+
+def test_diversity_target_calls_a_hair_above_best_of_n_a_tie():
+    from benchmarks.curves_report import diversity_target
+
+    def rows(pm_median: float) -> list[dict]:
+        return [{"method": "pretrained", "median": -0.82, "diversity": 0.61, "alpha": None},
+                {"method": "best_of_n", "median": -0.7185, "diversity": 0.47, "alpha": None},
+                {"method": "svdd_pm", "median": pm_median, "diversity": 0.614, "alpha": 0.06}]
+
+    hits, text = diversity_target(rows(-0.718))
+    assert hits == [] and "NOT met" in text and "a tie at α = 0.06" in text
+    hits, text = diversity_target(rows(-0.65))
+    assert [r["alpha"] for r in hits] == [0.06] and "**met**" in text
