@@ -2,12 +2,13 @@
 
 Tables (each writes its numbers, plots and the command that made them to benchmarks/results/):
   table1       the paper's Table 1 on our models (every task x every method)
-  curves       reward against model calls / wall time for M in {1..16}; alpha sweeps
+  curves       median reward against model calls, reward calls and wall time for M in {2..16}; alpha sweeps
   performance  PART: overhead | loop | memory | scaling | all (sampler overhead, batched vs
                per-candidate loop, peak memory vs M, throughput vs N) and their summary
   chunk_size   denoiser cost per row against the call size; max_batch="auto" vs None
   images | sequences | molecules | generate_scaling   the per-domain benchmarks
-  seed_editing reward against distance to a seed (DNA, molecules) when editing natural seeds
+  seed_editing reward against distance to a seed (DNA, molecules, proteins) when editing natural seeds
+  proteins     ProteinMPNN native sequence recovery through svdd vs its own sampler
   molecules_docking_noise   Vina's spread over seeds at exhaustiveness 1, 4 and 8
   wall_time    SVDD-PM and Best-of-N wall time vs model and reward time, before/after the reward cache and overlap
 
@@ -25,7 +26,7 @@ import importlib
 import sys
 
 TABLES = ("table1", "curves", "performance", "chunk_size", "images", "sequences", "molecules", "generate_scaling",
-          "seed_editing", "molecules_docking_noise", "wall_time")
+          "seed_editing", "molecules_docking_noise", "wall_time", "proteins")
 
 
 def main(argv: list[str] | None = None) -> None:

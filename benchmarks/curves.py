@@ -1,26 +1,27 @@
-"""Reward against compute, and the reward/diversity trade-off in α, for SVDD and its baselines.
+"""Median reward against three budgets (model calls, reward calls, wall seconds), and the reward /
+diversity trade-off in α.
 
 Parts:
-  compute  median (and 90th percentile) reward against item-level model calls and against wall time:
-           pretrained; Best-of-N (N·M pretrained samples, keep the top N); SVDD-PM; SVDD-MC (DNA only,
-           shipped value network); SMC (N·M particles, PM value, fixed α per task); M in {1, 2, 4, 8, 16}
-           (SMC from M = 2). Writes curves_compute.{json,csv,md} and curves_compute_<task>.png.
-  alpha    SVDD-PM at M = 10 for α in {0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1}, SMC at M = 10 for
-           the same α > 0, pretrained and Best-of-N (M = 10) for reference: median reward against
-           diversity. Writes curves_alpha.{json,csv,md} and curves_alpha.png.
+  compute  every method of `COMPUTE_METHODS` at M in {2, 4, 8, 16} (the budget of M candidates, as in
+           Table 1), with the α Table 1's sweep chose for the task (the sparse variants take their dense
+           method's α; without a Table 1 cell, the method's default). Points with Table 1's N, M and K
+           are Table 1's own cells. Writes curves_compute.{json,csv,md} and curves_compute_<task>.png
+           (three panels: model calls, reward calls, wall seconds).
+  alpha    SVDD-PM at M = 8 for α = a·{0, 0.01, 0.03, 0.1, 0.3, 1, 3, 10} (a: the task's reference
+           temperature), with pretrained and Best-of-N (M = 8) for reference: median reward against
+           diversity, and the diversity target (diversity >= 0.9x pretrained while beating Best-of-N's
+           median). Writes curves_alpha.{json,csv,md} and curves_alpha.png.
   all      both.
 
-Tasks (`benchmarks.tasks`, K = 32 steps, N = 64, seed 0): dna (dna_ars1: ARS1 activity; diversity
-= mean pairwise normalised Hamming distance), qed (molecules_qed: QED; diversity = mean pairwise
-Tanimoto distance, plus validity and uniqueness of canonical SMILES), and optionally rna (rna_mfe,
--MFE; RNAfold makes it slow).
+Tasks (`benchmarks.tasks`, Table 1's N and K, seed 0): dna (dna_ars1), qed (molecules_qed), rna
+(rna_mfe), jpeg (images_jpeg, N = 32 in the alpha part) and proteins (proteins_instability).
 
-Model calls are item-level denoiser evaluations (`Result.stats["model_calls"]`); SVDD-MC makes about
-N per step whatever M is and spends its effort in value-network calls instead (`value_calls`), so it
-sits to the left on the calls axis; the wall-time panel shows what that costs. Wall times are taken on
-a shared machine (one torch thread); the load average at start and end is recorded.
+Every run is a stored cell (benchmarks/results/curves/<task>/..., or Table 1's), reused when its
+settings match. Wall times are taken on a shared machine (one torch thread); each point records
+its CPU seconds and the load average.
 
-    python -m benchmarks curves all            # full settings, ~25 min on one core
+    python -m benchmarks curves compute --tasks dna qed rna
+    python -m benchmarks curves alpha --tasks dna jpeg
     python -m benchmarks curves all --quick    # smoke test (~1 min), writes to a temp dir
     python -m benchmarks curves --render-only  # rewrite the md/png from the JSON files
 """
@@ -29,70 +30,100 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .budgets import min_unique
 from .curves_report import render
-from .methods import run_method
-from .metrics import reward_quantiles
-from .report import RESULTS, ROOT, finish, loadavg, provenance, write_csv, write_json
-from .tasks import Task
+from .methods import METHODS
+from .report import RESULTS, ROOT, command_line, finish, provenance, write_csv, write_json
+from .table1 import ROWS, Cells, Row, cell_path
 
-FULL: dict[str, Any] = {"num_samples": 64, "steps": 32, "candidates": [1, 2, 4, 8, 16], "alpha_m": 10,
-                        "alphas": [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
-QUICK: dict[str, Any] = {"num_samples": 16, "steps": 16, "candidates": [1, 2, 4], "alpha_m": 4,
-                         "alphas": [0.0, 0.01, 0.1]}
-# the curves' task names -> (benchmarks.tasks name, whether SVDD-MC runs, the diversity measure)
-TASKS = {"dna": ("dna_ars1", True, "mean pairwise normalised Hamming distance"),
-         "qed": ("molecules_qed", False, "mean pairwise Tanimoto distance (Morgan r=2)"),
-         "rna": ("rna_mfe", True, "mean pairwise normalised Hamming distance (padded)")}
+COMPUTE_METHODS = ("pretrained", "best_of_n", "smc", "fk", "svdd_mc", "svdd_pm", "beam", "refine", "svdd_pm_every4",
+                   "fk_every4")
+DENSE = {"svdd_pm_every4": "svdd_pm", "fk_every4": "fk"}  # a sparse variant takes its dense method's α
+FULL: dict[str, Any] = {"candidates": [2, 4, 8, 16], "alpha_m": 8, "alpha_scale": [0, 0.01, 0.03, 0.1, 0.3, 1, 2, 3, 10]}
+QUICK: dict[str, Any] = {"candidates": [2, 4], "alpha_m": 2, "alpha_scale": [0, 0.1, 1]}
+# the curves' task names -> (Table 1 row, the diversity measure, N in the alpha part or None for the row's)
+TASKS = {"dna": ("dna_ars1", "mean pairwise normalised Hamming distance", None),
+         "qed": ("molecules_qed", "mean pairwise Tanimoto distance (Morgan r=2)", None),
+         "rna": ("rna_mfe", "mean pairwise normalised Hamming distance (padded)", None),
+         "jpeg": ("images_jpeg", "1 - cosine of classifier embeddings", 32),
+         "proteins": ("proteins_instability", "mean pairwise normalised Hamming distance", None)}
 CSV_FIELDS = ["part", "task", "method", "M", "alpha", "median", "p90", "mean", "diversity", "unique", "valid",
-              "invalid", "model_calls", "reward_calls", "value_calls", "wall_time_s", "num_samples", "num_steps",
-              "seed", "loadavg_1min"]
+              "model_calls", "reward_calls", "reward_cache_hits", "value_calls", "wall_time_s", "cpu_time_s",
+              "model_time_s", "reward_time_s", "loadavg_1min", "num_samples", "num_steps", "seed"]
 
 
-def run(task: Task, name: str, part: str, method: str, m: int, alpha: float, cfg: dict, seed: int) -> dict:
-    """One point: `method` at M = m and α on `task`, summarised as one CSV row."""
-    res = run_method(task, method, num_samples=cfg["num_samples"], num_candidates=m, alpha=alpha, seed=seed,
-                     max_batch=2048)
-    q = reward_quantiles(res.rewards)
-    valid, unique = task.validity_uniqueness(res)
-    row = {"part": part, "task": name, "method": method, "M": m, "alpha": float(alpha), "median": q["median"],
-           "p90": q["p90"], "mean": q["mean"], "diversity": task.diversity(res), "valid": valid, "unique": unique,
-           "invalid": q["invalid"], "model_calls": int(res.stats["model_calls"]),
-           "reward_calls": int(res.stats["reward_calls"]), "value_calls": int(res.stats.get("value_calls", 0)),
-           "wall_time_s": float(res.stats["wall_time_s"]), "num_samples": cfg["num_samples"],
-           "num_steps": cfg["steps"], "seed": seed, "loadavg_1min": (loadavg() or [float("nan")])[0]}
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+def chosen_alpha(out: Path, row: Row, method: str) -> float | None:
+    """The α Table 1 reported `method` (or its dense counterpart) with on this task, or None."""
+    path = cell_path(out, row.name, DENSE.get(method, method))
+    return json.loads(path.read_text())["settings"].get("alpha") if path.exists() else None
+
+
+def point(cells: Cells, name: str, part: str, method: str, m: int, alpha: float | None, seed: int,
+          path: Path) -> dict:
+    """One curve point: `method` with the budget of M = m at α, as a CSV row (a stored cell or a new run)."""
+    cell = cells.get(method, seed, alpha, cells.row.num_samples, path)
+    s = cell["summary"]
+    row = {"part": part, "task": name, "method": method, "M": m, "alpha": alpha, **{k: s.get(k) for k in CSV_FIELDS
+           if k in s}, "loadavg_1min": (s.get("loadavg_start") or [None])[0], "num_samples": cells.row.num_samples,
+           "num_steps": cells.row.num_steps, "seed": seed}
     return row
 
 
-def part_compute(task: Task, name: str, cfg: dict, seed: int) -> list[dict]:
-    rows = [run(task, name, "compute", "pretrained", 1, 0.0, cfg, seed)]
-    methods = ["best_of_n", "svdd_pm"] + (["svdd_mc"] if TASKS[name][1] else []) + ["smc"]
-    for method in methods:
-        for m in cfg["candidates"]:
-            if method == "smc" and m < 2:
-                continue
-            alpha = task.spec.smc_alpha if method == "smc" else 0.0
-            rows.append(run(task, name, "compute", method, m, alpha, cfg, seed))
+def row_for(name: str, quick: bool, num_samples: int | None = None, m: int | None = None) -> Row:
+    row = ROWS[TASKS[name][0]]
+    row = row.quick() if quick else row
+    return replace(row, num_samples=num_samples or row.num_samples, num_candidates=m or row.num_candidates)
+
+
+def part_compute(name: str, cfg: dict, out: Path, seed: int, quick: bool, command: str) -> list[dict]:
+    base = row_for(name, quick)
+    rows = []
+    for m in cfg["candidates"]:
+        cells = Cells(row_for(name, quick, m=m), out, command, force=False)
+        try:
+            for method in COMPUTE_METHODS:
+                if method == "pretrained" and m != cfg["candidates"][0]:
+                    continue
+                table1 = cell_path(out, base.name, method)  # Table 1's own cell at its M
+                path = (table1 if m == base.num_candidates and table1.exists()
+                        else out / "curves" / base.name / f"{method}_M{m}.json")
+                rows.append(point(cells, name, "compute", method, m, chosen_alpha(out, base, method), seed, path))
+        finally:
+            cells.close()
     return rows
 
 
-def part_alpha(task: Task, name: str, cfg: dict, seed: int, smc: bool) -> list[dict]:
-    m = cfg["alpha_m"]
-    rows = [run(task, name, "alpha", "pretrained", 1, 0.0, cfg, seed),
-            run(task, name, "alpha", "best_of_n", m, 0.0, cfg, seed)]
-    rows += [run(task, name, "alpha", "svdd_pm", m, a, cfg, seed) for a in cfg["alphas"]]
-    if smc:
-        rows += [run(task, name, "alpha", "smc", m, a, cfg, seed) for a in cfg["alphas"] if a > 0]
+def part_alpha(name: str, cfg: dict, out: Path, seed: int, quick: bool, command: str) -> list[dict]:
+    m, n = cfg["alpha_m"], None if quick else TASKS[name][2]
+    row = row_for(name, quick, num_samples=n, m=m)
+    cells = Cells(row, out, command, force=False)
+    folder = out / "curves" / row.name / f"alpha_N{row.num_samples}_M{m}"
+    try:
+        rows = [point(cells, name, "alpha", method, m, None, seed, folder / f"{method}.json")
+                for method in ("pretrained", "best_of_n")]
+        for scale in cfg["alpha_scale"]:
+            alpha = scale * row.spec.smc_alpha
+            rows.append(point(cells, name, "alpha", "svdd_pm", m, alpha, seed, folder / f"svdd_pm_alpha{alpha:g}.json"))
+    finally:
+        cells.close()
     return rows
 
 
 def write_part(out: Path, part: str, payload: dict) -> None:
-    write_json(out / f"curves_{part}.json", payload)
+    """The part's JSON/CSV, keeping the stored rows of tasks this run did not touch."""
+    path = out / f"curves_{part}.json"
+    if path.exists():
+        done = {r["task"] for r in payload["rows"]}
+        old = json.loads(path.read_text())
+        payload["rows"] = [r for r in old["rows"] if r["task"] not in done] + payload["rows"]
+        payload["meta"]["earlier_runs"] = [old["meta"], *old["meta"].pop("earlier_runs", [])][:4]
+    write_json(path, payload)
     write_csv(out / f"curves_{part}.csv", payload["rows"], CSV_FIELDS)
     render(out)
 
@@ -104,8 +135,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="tiny settings (smoke test, ~1 min); output in a temp dir")
     ap.add_argument("--tasks", nargs="+", default=["dna", "qed"], choices=list(TASKS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-smc-sweep", action="store_true", help="alpha part: skip the SMC α sweep")
     ap.add_argument("--out", type=Path, default=None,
                     help=f"output folder (default {RESULTS.relative_to(ROOT)}; with --quick a temp dir)")
     ap.add_argument("--render-only", action="store_true", help="rewrite md and png from the JSON files in --out")
@@ -117,24 +146,19 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.part is None:
         ap.error("PART (compute | alpha | all) is required unless --render-only")
-    torch.set_num_threads(args.threads)
-    cfg = QUICK if args.quick else FULL
-    tasks: dict[str, Task] = {}
+    torch.set_num_threads(1)
+    cfg, command = (QUICK if args.quick else FULL), command_line("curves", argv)
     for part in (["compute", "alpha"] if args.part == "all" else [args.part]):
         meta = provenance("curves", argv, seed=args.seed, packages=("rdkit", "selfies", "ViennaRNA", "matplotlib"),
-                          part=part, quick=args.quick)
+                          part=part, quick=args.quick, tasks=args.tasks)
         rows = []
         for name in args.tasks:
-            if name not in tasks:
-                tasks[name] = Task(TASKS[name][0], steps=cfg["steps"])
-            task = tasks[name]
-            rows += (part_compute(task, name, cfg, args.seed) if part == "compute"
-                     else part_alpha(task, name, cfg, args.seed, smc=not args.no_smc_sweep))
-        meta.update(num_samples=cfg["num_samples"], num_steps=cfg["steps"], candidates=cfg["candidates"],
-                    alpha_m=cfg["alpha_m"], alphas=cfg["alphas"], max_batch=2048,
-                    smc_alpha={n: tasks[n].spec.smc_alpha for n in args.tasks},
-                    reward_label={n: tasks[n].spec.label for n in args.tasks},
-                    diversity_label={n: TASKS[n][2] for n in args.tasks})
+            rows += (part_compute if part == "compute" else part_alpha)(name, cfg, out, args.seed, args.quick, command)
+        meta.update(candidates=cfg["candidates"], alpha_m=cfg["alpha_m"], alpha_scale=cfg["alpha_scale"],
+                    reward_label={n: ROWS[TASKS[n][0]].spec.label for n in args.tasks},
+                    diversity_label={n: TASKS[n][1] for n in args.tasks},
+                    min_unique={n: min_unique(ROWS[TASKS[n][0]].spec.domain) for n in args.tasks},
+                    method_budget={m: METHODS[m].budget for m in COMPUTE_METHODS})
         write_part(out, part, {"meta": finish(meta, wall_key="total_wall_time_s"), "rows": rows})
-        print(f"{part}: {len(rows)} runs in {meta['total_wall_time_s']:.0f} s -> {out}", flush=True)
+        print(f"{part}: {len(rows)} points in {meta['total_wall_time_s']:.0f} s -> {out}", flush=True)
     print((out / "curves.md").read_text())

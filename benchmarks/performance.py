@@ -60,7 +60,11 @@ def write_summary(out: Path) -> None:
              "overhead|loop|memory|scaling`; smoke test, written to a temporary directory: `... all --quick`). "
              f"These parts took {total / 60:.0f} min of wall time in all on a shared 2-core machine where this job got "
              "0.3-0.6 of a core; on an idle core the full settings take about 12-15 min. Details, provenance "
-             "and load averages in performance_<part>.md / .json.", "", "## Key points", ""]
+             "and load averages in performance_<part>.md / .json.", "",
+             "Wall time against model and reward time (SVDD-PM and Best-of-N before and after the reward cache and "
+             "`overlap=True`): [performance_wall.md](performance_wall.md) (`python -m benchmarks wall_time`). "
+             "Methods compared at equal model calls, reward calls and wall seconds: [table1.md](table1.md) and "
+             "[curves.md](curves.md).", "", "## Key points", ""]
     lines += [point for part, d in data.items() for point in PARTS[part].key_points(d)] + [""]
     for part, d in data.items():
         lines += [*PARTS[part].summary(d), "", provenance_note(_with_wall(d)), ""]

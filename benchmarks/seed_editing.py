@@ -1,9 +1,11 @@
-"""Seed editing: reward against distance to the seed, for DNA (ARS1 activity) and molecules (QED).
+"""Seed editing: reward against distance to the seed, for DNA (ARS1 activity), molecules (QED) and
+proteins (-(instability index) of ubiquitin on its backbone, ProteinMPNN).
 
 A designer edits a seed instead of starting from nothing. For each domain a few low-reward natural
 seeds are taken (ARS1 library variants and MOSES test molecules at the 5th, 10th and 15th
-percentile of the reward). Each is edited by masking a fraction f of its positions and denoising
-only those, in two modes (timesteps start at t0 = f in both):
+percentile of the reward; for proteins the one native sequence of ubiquitin, instability index
+36.1). Each is edited by masking a fraction f of its positions and denoising only those, in two
+modes (timesteps start at t0 = f in both):
 
   region    `process.from_seed(seed, positions=P)`: one set P of round(f·n) of the seed's n tokens
             (pads excluded), drawn once per seed (nested across f), the same for every sample and
@@ -16,23 +18,24 @@ At the same N and M, three methods start from there:
   pretrained   ancestral sampling from the seed (N samples)
   best_of_n    N·M samples from the seed, keep the best N (model calls N·M·K_f, slightly above SVDD's)
   svdd         SVDD-PM, α = 0 (model calls N + N·M·(K_f - 1))
-  svdd_select_mask   (random mode only) SVDD-PM whose first choice is among M random masks per
-               sample: N·M prior draws scored by the PM value at t0, the best kept, then SVDD-PM
-               (N·M more model calls). svdd.samplers does not select over a random prior; this
-               emulates a sampler that would.
+  svdd_select_mask   (random mode only) SVDD-PM with `select_start=True`: each sample's mask is
+               chosen among M random masks by the PM value at t0 (N·M model and reward calls at the
+               first step instead of N), so its model calls equal Best-of-N's. (The DNA and molecule
+               rows were made before the sampler had `select_start`, by an emulation that drew the N·M
+               starts, kept the best and ran SVDD-PM from them: the same algorithm and counts.)
 
 Distance to the seed: Hamming (tokens changed, at most round(f·L) by construction) for both
 domains, and Tanimoto distance (1 - similarity of Morgan fingerprints, radius 2, 2048 bits) for
-molecules. Writes benchmarks/results/seed_editing.{md,json,png}. Other domains (proteins) are
-added as one more entry of DOMAINS.
+molecules. Writes benchmarks/results/seed_editing.{md,json,png}; a run of some domains keeps the
+stored rows of the others. Another domain is one more entry of DOMAINS.
 
-    python -m benchmarks seed_editing     # N=32, M=10, K=32, 3 seeds, f in 0.1 0.2 0.4, both modes
+    python -m benchmarks seed_editing --domains dna molecules   # N=32, M=10, K=32, 3 seeds, f in 0.1 0.2 0.4
+    python -m benchmarks seed_editing --domains proteins --num-samples 16 --num-candidates 8
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -76,11 +79,24 @@ def molecules(steps: int) -> dict[str, Any]:
             "distance": tanimoto_distance}
 
 
-DOMAINS: dict[str, Callable[[int], dict[str, Any]]] = {"dna": dna, "molecules": molecules}
+def proteins(steps: int) -> dict[str, Any]:
+    """ProteinMPNN on ubiquitin (1ubi), reward -(instability index); the seed is the native sequence."""
+    task = Task("proteins_instability", steps=steps)
+    process = task.process
+    return {"process": process, "reward": task.reward, "reward_name": "-InstabilityIndex", "pool": [process.native],
+            "seeds": [process.native], "encode": lambda s: process.encode([s])[0], "pad": None, "distance": None,
+            "max_batch": 256}
+
+
+DOMAINS: dict[str, Callable[[int], dict[str, Any]]] = {"dna": dna, "molecules": molecules, "proteins": proteins}
 
 
 def pick_seeds(domain: dict[str, Any], count: int) -> list[tuple[str, float]]:
-    """(seed, reward) at the SEED_QUANTILES of the pool's rewards (the first `count` of them)."""
+    """(seed, reward) at the SEED_QUANTILES of the pool's rewards (the first `count` of them), or the
+    domain's own `seeds`."""
+    if "seeds" in domain:
+        seeds = domain["seeds"][:count]
+        return list(zip(seeds, (float(r) for r in domain["reward"](seeds))))
     scores = np.asarray(domain["reward"](domain["pool"]), dtype=np.float64)
     order = [i for i in np.argsort(scores) if np.isfinite(scores[i])]
     ranks = [int(q * (len(order) - 1)) for q in SEED_QUANTILES[:count]]
@@ -98,30 +114,11 @@ def edit(domain: dict[str, Any], seed_obj: str, index: int, fraction: float, mod
     return domain["process"].from_seed(tokens, positions=order[: max(1, round(fraction * len(editable)))])
 
 
-def svdd_select_mask(edited: Any, reward: Callable, args) -> svdd.Result:
-    """SVDD-PM after choosing each sample's mask among M random draws by the PM value at t0."""
-    n, m, generator = args.num_samples, args.num_candidates, torch.Generator().manual_seed(args.seed)
-    x, t0 = edited.prior(n * m, generator), edited.timesteps[0]
-    with torch.no_grad():
-        values = np.asarray(reward(edited.decode(edited.denoised(x, t0, edited.model(x, t0)))), dtype=np.float64)
-    best = np.where(np.isfinite(values), values, -np.inf).reshape(n, m).argmax(1) + np.arange(n) * m
-    start = x[torch.from_numpy(best)]
-    chosen = copy.copy(edited)
-    chosen.prior = lambda rows, generator=None: start[:rows].clone()
-    res = svdd.sample(chosen, reward, method="svdd", num_samples=n, num_candidates=m, generator=generator,
-                      progress=False)
-    res.stats["model_calls"] += n * m
-    res.stats["reward_calls"] += n * m
-    return res
-
-
 def run(domain: dict[str, Any], seed_obj: str, seed_reward: float, edited: Any, method: str, args) -> dict:
-    if method == "svdd_select_mask":
-        res = svdd_select_mask(edited, domain["reward"], args)
-    else:
-        res = svdd.sample(edited, domain["reward"], method=method, num_samples=args.num_samples,
-                          num_candidates=args.num_candidates, generator=torch.Generator().manual_seed(args.seed),
-                          progress=False)
+    res = svdd.sample(edited, domain["reward"], method="svdd" if method == "svdd_select_mask" else method,
+                      num_samples=args.num_samples, num_candidates=args.num_candidates,
+                      generator=torch.Generator().manual_seed(args.seed), max_batch=domain.get("max_batch", "auto"),
+                      progress=False, **({"select_start": True} if method == "svdd_select_mask" else {}))
     r = np.asarray(res.rewards, dtype=np.float64)
     q, ok = reward_quantiles(r), r[np.isfinite(r)]
     hamming = edited.hamming_to_seed(res.states).numpy()
@@ -130,7 +127,8 @@ def run(domain: dict[str, Any], seed_obj: str, seed_reward: float, edited: Any, 
            "improved": float((ok > seed_reward).mean()), "unique": len(set(res.samples)) / len(res.samples),
            "hamming_mean": float(hamming.mean()), "hamming_max": int(hamming.max()),
            "model_calls": int(res.stats["model_calls"]), "reward_calls": int(res.stats["reward_calls"]),
-           "wall_time_s": float(res.stats["wall_time_s"])}
+           "wall_time_s": float(res.stats["wall_time_s"]), "num_samples": args.num_samples,
+           "num_candidates": args.num_candidates}
     if domain["distance"] is not None:
         row["tanimoto_mean"] = float(np.nanmean(domain["distance"](res.samples, seed_obj)))
     return row
@@ -153,10 +151,14 @@ def summary(rows: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], table: list[dict], meta: dict) -> str:
     v = meta["versions"]
-    setup = (f"N = {meta['num_samples']}, M = {meta['num_candidates']}, K = {meta['steps']} steps for a full chain "
+    sizes = {r["domain"]: f"N = {r['num_samples']}, M = {r['num_candidates']}" for r in rows}
+    setup = (f"{'; '.join(f'{d}: {text}' for d, text in sizes.items())}; K = {meta['steps']} steps for a full chain "
              f"(ceil(f·K) from a seed), torch seed {meta['seed']}; {v['platform']}, {v['cpu_count']} cores, "
-             f"{v['torch_threads']} torch thread(s), torch {v['torch']}; total {meta['total_wall_time_s']:.0f} s.")
-    legend = ("Seeds: natural sequences / molecules at the 5th, 10th and 15th percentile of the reward. f = fraction "
+             f"{v['torch_threads']} torch thread(s), torch {v['torch']}; this run {meta['total_wall_time_s']:.0f} s"
+             + "".join(f"; earlier run `{m['command']}` ({m['total_wall_time_s']:.0f} s)"
+                       for m in meta.get("earlier_runs", [])) + ".")
+    legend = ("Seeds: natural sequences / molecules at the 5th, 10th and 15th percentile of the reward; for proteins "
+              "the native ubiquitin sequence (reward -36.1). f = fraction "
               "of positions masked; the rest is kept. Mode region: one set of f·n of the seed's n tokens (SELFIES "
               "pads excluded) per seed, shared by every sample and method; mode random: a fresh random subset of "
               "f·L of all L positions per sample (pads included). Gain = median reward minus the seed's reward, "
@@ -220,6 +222,20 @@ def plot(table: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def merged(path: Path, rows: list[dict], meta: dict) -> tuple[list[dict], dict]:
+    """This run's rows after the stored rows of the domains it did not run (with their run's N and M)."""
+    if not path.exists():
+        return rows, meta
+    old = json.loads(path.read_text())
+    done = {r["domain"] for r in rows}
+    kept = [{"num_samples": old["meta"]["num_samples"], "num_candidates": old["meta"]["num_candidates"], **r}
+            for r in old["rows"] if r["domain"] not in done]
+    if kept:
+        meta["earlier_runs"] = [{k: v for k, v in old["meta"].items() if k != "earlier_runs"},
+                                *old["meta"].get("earlier_runs", [])][:3]
+    return kept + rows, meta
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(argv or [])
     parser = argparse.ArgumentParser(prog="python -m benchmarks seed_editing", description=__doc__,
@@ -255,8 +271,8 @@ def main(argv: list[str] | None = None) -> None:
                         rows.append(row)
                         print(f"{name} {mode} seed {index} f={fraction} {method}: median {row['median']:.3f} "
                               f"(seed {seed_reward:.3f}), Hamming {row['hamming_mean']:.1f}", flush=True)
+    rows, meta = merged(args.out / "seed_editing.json", rows, finish(meta, wall_key="total_wall_time_s"))
     table = summary(rows)
-    meta = finish(meta, wall_key="total_wall_time_s")
     write_json(args.out / "seed_editing.json", {"meta": meta, "summary": table, "rows": rows})
     (args.out / "seed_editing.md").write_text(markdown(rows, table, meta))
     plot(table, args.out / "seed_editing.png")

@@ -4,7 +4,7 @@ shipped MC value network, and how to describe a batch of samples (diversity, nat
 Everything is built through `svdd.plugins.load_domain(name)`: the process from
 `Domain.load_process(steps=, device=)`, the reward from `Domain.rewards()` (the names of
 `svdd generate DOMAIN --reward NAME`), the MC value from `Domain.values()`. What a domain's samples
-look like (token sequences, molecules, images) decides the diversity and naturalness measures;
+look like (token sequences, protein designs, molecules, images) decides the diversity and naturalness measures;
 those live in one small class per kind of sample (`KINDS`).
 
     task = Task("dna_ars1", steps=32)
@@ -65,6 +65,8 @@ TASKS: dict[str, TaskSpec] = {
                                   0.2, smc_mc_value=True),
     "dna_ars1": TaskSpec("dna", "ars1", "ARS1 activity (standardised)", "DNA ARS1", 0.1),
     "rna_mfe": TaskSpec("rna", "mfe", "RNA -MFE (kcal/mol)", "RNA -MFE", 1.0),
+    "proteins_instability": TaskSpec("proteins", "instability", "-(instability index), ubiquitin 1ubi backbone",
+                                     "proteins", 1.0),
 }
 
 
@@ -184,6 +186,19 @@ class _Sequences(_Kind):
         return DISCRETE
 
 
+class _Proteins(_Sequences):
+    """Protein designs on a backbone (ProteinMPNN): one-hot distance, ProteinMPNN's N->C log-likelihood per
+    residue on the backbone (naturalness), native sequence recovery and uniqueness."""
+
+    def naturalness(self, task: Task, res: svdd.Result) -> dict[str, float]:
+        from svdd.domains.proteins import MPNNLogLikelihood
+
+        loglik = MPNNLogLikelihood(task.process.denoiser)(res.samples)
+        recovery = task.process.recovery(res.samples)
+        return {"mpnn_loglik": float(np.nanmean(loglik)), "recovery": float(np.nanmean(recovery)),
+                "uniqueness": uniqueness(res.samples)}
+
+
 class _Molecules(_Kind):
     """SMILES from SELFIES states: Tanimoto distance, validity, uniqueness of canonical SMILES, ELBO."""
 
@@ -263,4 +278,5 @@ class _Images(_Kind):
         return "JPEG size has no differentiable surrogate here"
 
 
-KINDS: dict[str, type[_Kind]] = {"dna": _Sequences, "rna": _Sequences, "molecules": _Molecules, "images": _Images}
+KINDS: dict[str, type[_Kind]] = {"dna": _Sequences, "rna": _Sequences, "molecules": _Molecules, "images": _Images,
+                                 "proteins": _Proteins}

@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import svdd  # noqa: E402
-from benchmarks.provenance import machine_and_versions  # noqa: E402
+from benchmarks.report import machine_and_versions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CORES = 1
