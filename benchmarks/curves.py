@@ -45,7 +45,8 @@ from .table1 import ROWS, Cells, Row, cell_path
 COMPUTE_METHODS = ("pretrained", "best_of_n", "smc", "fk", "svdd_mc", "svdd_pm", "beam", "refine", "svdd_pm_every4",
                    "fk_every4")
 DENSE = {"svdd_pm_every4": "svdd_pm", "fk_every4": "fk"}  # a sparse variant takes its dense method's α
-FULL: dict[str, Any] = {"candidates": [2, 4, 8, 16], "alpha_m": 8, "alpha_scale": [0, 0.01, 0.03, 0.1, 0.3, 1, 2, 3, 10]}
+FULL: dict[str, Any] = {"candidates": [2, 4, 8, 16], "alpha_m": 8,
+                        "alpha_scale": [0, 0.01, 0.03, 0.1, 0.3, 1, 2, 3, 10]}
 QUICK: dict[str, Any] = {"candidates": [2, 4], "alpha_m": 2, "alpha_scale": [0, 0.1, 1]}
 # the curves' task names -> (Table 1 row, the diversity measure, N in the alpha part or None for the row's)
 TASKS = {"dna": ("dna_ars1", "mean pairwise normalised Hamming distance", None),

@@ -102,8 +102,11 @@ def test_every_swept_method_tries_three_alphas_and_tilted_methods_only_positive_
 def test_choose_alpha_takes_the_best_median_among_diverse_points_else_the_most_unique():
     from benchmarks.budgets import choose_alpha
 
-    points = [{"alpha": 0.0, "median": 2.0, "unique": 0.5}, {"alpha": 0.1, "median": 1.0, "unique": 0.97},
-              {"alpha": 1.0, "median": 0.5, "unique": 1.0}]
+    points = [
+        {"alpha": 0.0, "median": 2.0, "unique": 0.5},
+        {"alpha": 0.1, "median": 1.0, "unique": 0.97},
+        {"alpha": 1.0, "median": 0.5, "unique": 1.0},
+    ]
     assert choose_alpha(points, 0.95)[0] == 0.1
     assert choose_alpha(points, 0.0)[0] == 0.0
     collapsed = [{"alpha": 0.01, "median": 3.0, "unique": 0.4}, {"alpha": 0.1, "median": 1.0, "unique": 0.8}]
@@ -114,10 +117,12 @@ def test_choose_alpha_takes_the_best_median_among_diverse_points_else_the_most_u
 def test_pareto_front_keeps_only_points_no_cheaper_point_beats():
     from benchmarks.budgets import best_within, pareto
 
-    pts = [{"method": "a", "median": 1.0, "unique": 1.0, "reward_calls": 10},
-           {"method": "b", "median": 0.5, "unique": 1.0, "reward_calls": 20},
-           {"method": "c", "median": 2.0, "unique": 1.0, "reward_calls": 40},
-           {"method": "d", "median": 3.0, "unique": 0.2, "reward_calls": 30}]
+    pts = [
+        {"method": "a", "median": 1.0, "unique": 1.0, "reward_calls": 10},
+        {"method": "b", "median": 0.5, "unique": 1.0, "reward_calls": 20},
+        {"method": "c", "median": 2.0, "unique": 1.0, "reward_calls": 40},
+        {"method": "d", "median": 3.0, "unique": 0.2, "reward_calls": 30},
+    ]
     assert [p["method"] for p in pareto(pts, "reward_calls", 0.95)] == ["a", "c"]
     assert [p["method"] for p in pareto(pts, "reward_calls")] == ["a", "d"]
     assert best_within(pts, "reward_calls", 25, 0.95)["method"] == "a"
@@ -127,8 +132,10 @@ def test_pareto_front_keeps_only_points_no_cheaper_point_beats():
 def test_refine_gets_the_model_calls_of_svdd_pm_at_the_same_budget():
     pytest.importorskip("svdd.domains.sequences")
     task = Task("dna_ars1", steps=16)
-    calls = {m: run_method(task, m, num_samples=4, num_candidates=8, seed=0).stats["model_calls"]
-             for m in ("svdd_pm", "refine", "beam", "fk", "best_of_n")}
+    calls = {
+        m: run_method(task, m, num_samples=4, num_candidates=8, seed=0).stats["model_calls"]
+        for m in ("svdd_pm", "refine", "beam", "fk", "best_of_n")
+    }
     assert calls["beam"] == calls["svdd_pm"]
     assert calls["fk"] == calls["best_of_n"] == 4 * 8 * 16
     assert abs(calls["refine"] - calls["svdd_pm"]) <= 0.05 * calls["svdd_pm"]
@@ -141,8 +148,10 @@ def test_seed_editing_takes_a_domains_own_seeds_and_keeps_other_domains_rows(tmp
 
     domain = {"seeds": ["AAA", "CCC"], "reward": lambda xs: [float(len(set(x))) for x in xs]}
     assert pick_seeds(domain, 1) == [("AAA", 1.0)]
-    old = {"meta": {"command": "old", "num_samples": 32, "num_candidates": 10, "total_wall_time_s": 5.0},
-           "rows": [{"domain": "dna", "median": 1.0}, {"domain": "proteins", "median": 2.0}]}
+    old = {
+        "meta": {"command": "old", "num_samples": 32, "num_candidates": 10, "total_wall_time_s": 5.0},
+        "rows": [{"domain": "dna", "median": 1.0}, {"domain": "proteins", "median": 2.0}],
+    }
     (tmp_path / "seed_editing.json").write_text(json.dumps(old))
     new = [{"domain": "proteins", "median": 3.0, "num_samples": 16, "num_candidates": 8}]
     rows, meta = merged(tmp_path / "seed_editing.json", new, {"command": "new"})
@@ -154,9 +163,11 @@ def test_diversity_target_calls_a_hair_above_best_of_n_a_tie():
     from benchmarks.curves_report import diversity_target
 
     def rows(pm_median: float) -> list[dict]:
-        return [{"method": "pretrained", "median": -0.82, "diversity": 0.61, "alpha": None},
-                {"method": "best_of_n", "median": -0.7185, "diversity": 0.47, "alpha": None},
-                {"method": "svdd_pm", "median": pm_median, "diversity": 0.614, "alpha": 0.06}]
+        return [
+            {"method": "pretrained", "median": -0.82, "diversity": 0.61, "alpha": None},
+            {"method": "best_of_n", "median": -0.7185, "diversity": 0.47, "alpha": None},
+            {"method": "svdd_pm", "median": pm_median, "diversity": 0.614, "alpha": 0.06},
+        ]
 
     hits, text = diversity_target(rows(-0.718))
     assert hits == [] and "NOT met" in text and "a tie at α = 0.06" in text
