@@ -85,8 +85,6 @@ class _ConvTrunk(nn.Module):
 
 
 class ConvDenoiser(nn.Module):
-    config: dict[str, Any]
-
     """Denoiser `(x_t Long[B, L], t float[B]) -> logits float[B, L, V]` over the V real tokens.
 
     Args:
@@ -95,6 +93,8 @@ class ConvDenoiser(nn.Module):
         channels, num_blocks, kernel_size, dilations: the conv trunk (receptive field
             1 + sum over blocks of (kernel_size - 1)·dilation).
     """
+
+    config: dict[str, Any]
 
     def __init__(
         self,
@@ -124,9 +124,9 @@ class ConvDenoiser(nn.Module):
 
 
 class ConvValue(nn.Module):
-    config: dict[str, Any]
-
     """Value network `(x_t Long[B, L], t float[B]) -> values float[B]` (mean+max pooled conv trunk)."""
+
+    config: dict[str, Any]
 
     def __init__(
         self,
@@ -158,13 +158,13 @@ class ConvValue(nn.Module):
 
 
 class TransformerDenoiser(nn.Module):
-    config: dict[str, Any]
-
     """Denoiser `(x_t Long[B, L], t float[B]) -> logits float[B, L, V]`: a small pre-norm transformer.
 
     Token + learned position embeddings; the time embedding is added at every position before
     each layer. Attention sees the whole sequence, so it can model long-range pairs (RNA stems).
     """
+
+    config: dict[str, Any]
 
     def __init__(
         self,
