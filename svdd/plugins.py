@@ -120,7 +120,11 @@ def domain_reward(domain: Domain, spec: str, options: Mapping[str, str | None] |
     """The reward `spec` of `domain`: a shipped name ("qed", "classifier=shirt") or a user object
     (`module:name`, `file.py:name`, optionally `=arg`; see `load_object`). `options` are the
     domain's own options, for rewards that depend on them."""
-    name, _, arg = spec.partition("=")
+    name, sep, arg = spec.partition("=")
+    if sep and not arg.strip():
+        raise PluginError(
+            f"reward {spec!r} has nothing after '='; give an argument ({name}=...) or write {name!r} for its default"
+        )
     shipped = _requirement_guard(domain, lambda: with_options(domain.rewards, options or {}))
     if name in shipped:
         try:

@@ -161,7 +161,7 @@ def evaluate(reward: Callable[[list], Any], objects: Sequence) -> np.ndarray:
         out = reward(given)
     except RewardError:
         raise  # already says what went wrong (e.g. a wrapped reward's bad output)
-    except Exception as batch_exc:
+    except (Exception, SystemExit) as batch_exc:  # a reward calling sys.exit is a failing reward too
         _locate_failure(reward, name, objects, batch_exc)
         raise  # unreachable: _locate_failure always raises
     try:
@@ -175,7 +175,7 @@ def evaluate(reward: Callable[[list], Any], objects: Sequence) -> np.ndarray:
         raise
 
 
-def _locate_failure(reward: Callable, name: str, objects: list, batch_exc: Exception) -> NoReturn:
+def _locate_failure(reward: Callable, name: str, objects: list, batch_exc: BaseException) -> NoReturn:
     """Re-run `reward` one object at a time and raise a RewardError naming the culprit."""
     if isinstance(reward, Reward):
         fix = "pass on_error='nan' to this Reward to score failures as NaN instead"
@@ -184,7 +184,7 @@ def _locate_failure(reward: Callable, name: str, objects: list, batch_exc: Excep
     for i, obj in enumerate(objects):
         try:
             reward([obj])
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise RewardError(
                 f"reward {name!r} raised {type(exc).__name__}: {exc} on object {i} ({_short_repr(obj)}); {fix}"
             ) from exc
@@ -239,7 +239,7 @@ def _score_chunk(
         calls, batches = m, 1
         try:
             out = fn(list(chunk))
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit in a reward fails that item
             if penalty is None:
                 raise
             if m == 1:
@@ -251,7 +251,7 @@ def _score_chunk(
         calls, batches = calls + 1, batches + 1
         try:
             out = fn(obj) if per_item else fn([obj])
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit in a reward fails that item
             if penalty is None:
                 raise
             scores[i], failed[i] = penalty, True

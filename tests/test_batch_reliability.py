@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import textwrap
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from jobs import PictureJob, ToyJob
 from typer.testing import CliRunner
 
 from svdd.cli import app
+from svdd.rewards import RewardError, evaluate
 from svdd.rundir import FINALIZE_LOCK, HOLDERS_DIR, HOST, LOCK_FILE, RunDirectory, RunWriteError
 from svdd.runs import RunSettings, generate, read_record, read_shard
 
@@ -476,3 +478,24 @@ def test_proteins_refuse_an_infinite_temperature_and_name_an_empty_pdb(tmp_path)
     empty.write_text("")
     with pytest.raises(ValueError, match=f"{empty} is not a readable PDB file"):
         read_backbone(empty)  # was "Empty file." and nothing else
+    garbled = tmp_path / "garbled.pdb"
+    garbled.write_text("ATOM  this is not\nreally a pdb\n")
+    with pytest.raises(ValueError, match=f"{garbled} is not a readable PDB file \\(IndexError"):
+        read_backbone(garbled)  # was a traceback ending in Biopython's IndexError
+
+
+def test_a_reward_argument_left_empty_is_refused(tmp_path):
+    result = runner.invoke(app, ["generate", "dna", "--reward", "motif=", "-n", "2", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "reward 'motif=' has nothing after '='" in result.output  # was the default motif
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_reward_that_calls_sys_exit_is_one_error_line(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\n\ndef score(objects):\n    sys.exit(4)\n")
+    code, errors, output = cli("--out", str(tmp_path / "o"), reward=f"{path}:score")  # was exit 4, no message
+    assert code == 0 and not errors and "Traceback" not in output, output
+    rows = (tmp_path / "o" / "samples.csv").read_text().splitlines()
+    assert len(rows) == 5 and all(row.split(",")[-1] == "" for row in rows[1:]), rows  # NaN per item, as for a raise
+    with pytest.raises(RewardError, match="raised SystemExit: 4"):
+        evaluate(lambda objects: sys.exit(4), ["a"])  # outside a Reward(on_error=...) wrapper: one clear error

@@ -39,7 +39,7 @@ def _value_net(process: Any) -> Any:
 
 DOMAIN = Domain(
     name="images",
-    summary="1x32x32 Fashion-MNIST DDPM (diffusers); rewards jpeg, classifier=<class>",
+    summary="1x32x32 Fashion-MNIST DDPM (diffusers); rewards jpeg, classifier=<class> (default sneaker)",
     load_process=_load_process,
     rewards=_rewards,
     values=_values,

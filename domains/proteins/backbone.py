@@ -189,8 +189,8 @@ def read_backbone(path: str | Path, chains: str | Sequence[str] | None = None, n
         name = path.name.removesuffix(".gz").removesuffix(".pdb").removesuffix(".pdbqt").removesuffix(".ent")
     try:
         structure = PDBParser(QUIET=True).get_structure(name, _open_text(path))
-    except (ValueError, OSError, EOFError) as exc:  # Biopython says only "Empty file." for one
-        raise ValueError(f"{path} is not a readable PDB file: {exc}") from None
+    except Exception as exc:  # Biopython: "Empty file.", IndexError on garbled ATOM lines, ...
+        raise ValueError(f"{path} is not a readable PDB file ({type(exc).__name__}: {exc})") from None
     models = list(structure)
     if not models:
         raise ValueError(f"{path} has no ATOM records")
