@@ -50,7 +50,6 @@ from .shards import (
     read_progress,
     read_shard,
     run_shard,
-    sample_generators,
     shard_path,
 )
 
@@ -125,18 +124,7 @@ def check_job(job: Job, settings: RunSettings, num: int = 2) -> None:
         )
     process, reward, value = job.build()
     count = min(settings.shard_size, settings.num_samples)
-    check_arguments(
-        process,
-        reward,
-        method=settings.method,
-        value=value,
-        num_samples=count,
-        num_candidates=settings.num_candidates,
-        alpha=settings.alpha,
-        generator=sample_generators(settings.seed, 0, count),
-        max_batch=settings.max_batch if settings.max_batch is not None else "auto",
-        options=settings.options,
-    )
+    check_arguments(process, reward, value=value, options=settings.options, **settings.sampler_arguments(0, count))
     try:
         res = sample(
             process,

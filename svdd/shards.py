@@ -79,6 +79,18 @@ class RunSettings:
         start = k * self.shard_size
         return start, min(self.shard_size, self.num_samples - start)
 
+    def sampler_arguments(self, start: int, count: int) -> dict[str, Any]:
+        """The `svdd.sample` arguments of samples [start, start + count), but for the options
+        (given separately: `check_arguments` takes them as one dict, `sample` as keywords)."""
+        return {
+            "method": self.method,
+            "num_samples": count,
+            "num_candidates": self.num_candidates,
+            "alpha": self.alpha,
+            "generator": sample_generators(self.seed, start, count),
+            "max_batch": self.max_batch if self.max_batch is not None else "auto",
+        }
+
     def digest(self) -> str:
         """A hash of the settings that decide the samples (not num_samples: a run can grow)."""
         data = asdict(self)
@@ -261,13 +273,8 @@ def run_shard(
     res = sample(
         process,
         reward,
-        method=settings.method,
         value=value,
-        num_samples=count,
-        num_candidates=settings.num_candidates,
-        alpha=settings.alpha,
-        generator=sample_generators(settings.seed, start, count),
-        max_batch=settings.max_batch if settings.max_batch is not None else "auto",
+        **settings.sampler_arguments(start, count),
         progress=False,
         callback=on_step if (report is not None or report_to_file) else None,
         **settings.options,
