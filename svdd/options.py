@@ -54,12 +54,6 @@ def _ess_threshold(name: str, value: Any, num_steps: int) -> float | None:
     return v
 
 
-def _resampling(name: str, value: Any, num_steps: int) -> str:
-    if value not in RESAMPLING_METHODS:
-        raise ValueError(f"{name} must be one of {', '.join(RESAMPLING_METHODS)}; got {value!r}")
-    return value
-
-
 def _guidance_scale(name: str, value: Any, num_steps: int) -> float:
     return _number(name, value)
 
@@ -107,10 +101,13 @@ def _flag(name: str, value: Any, num_steps: int) -> bool:
     return value
 
 
-def _potential(name: str, value: Any, num_steps: int) -> str:
-    if value not in POTENTIALS:
-        raise ValueError(f"{name} must be one of {', '.join(POTENTIALS)}; got {value!r}")
-    return value
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, Any, int], str]:
+    def check(name: str, value: Any, num_steps: int) -> str:
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    return check
 
 
 def _window(name: str, value: Any, num_steps: int) -> tuple[int, int] | None:
@@ -145,7 +142,7 @@ def _states(name: str, value: Any, num_steps: int) -> torch.Tensor | None:
 CHECKS: dict[str, Callable[[str, Any, int], Any]] = {
     "groups": _at_least(1),
     "select_start": _flag,
-    "potential": _potential,
+    "potential": _one_of(POTENTIALS),
     "resample_every": _at_least(1),
     "resample_window": _window,
     "num_x0_samples": _at_least(1, optional=True),
@@ -156,7 +153,7 @@ CHECKS: dict[str, Callable[[str, Any, int], Any]] = {
     "initial": _states,
     "resample_fraction": _fraction(low_open=False),
     "ess_threshold": _ess_threshold,
-    "resampling": _resampling,
+    "resampling": _one_of(RESAMPLING_METHODS),
     "guidance_scale": _guidance_scale,
     "select_steps": _select_steps,
 }
