@@ -1,11 +1,22 @@
-"""Shared fixtures: small toy processes whose behaviour is known exactly."""
+"""Shared fixtures: small toy processes whose behaviour is known exactly.
+
+The repository root goes on sys.path, so tests can import the `benchmarks` package of a clone
+(the benchmarks are not installed).
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from svdd.toys import ExactChain, GaussianMixtureDiffusion, MaskedToy, all_sequences
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 WEIGHTS = torch.tensor([1.0, 0.7, 0.4], dtype=torch.float64)
 

@@ -8,26 +8,19 @@ The benchmarks live in the repository, not in the installed package: they run fr
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import toy_probs, weighted_sum
 
 import svdd
+from benchmarks import report
+from benchmarks.loop import OneDrawPerRow, per_candidate_loop
+from benchmarks.methods import METHODS, run_method
+from benchmarks.tasks import TASKS, Task
+from benchmarks.timing import per_sample_generators
 from svdd.plugins import load_domain
 from svdd.toys import MaskedToy
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import report  # noqa: E402
-from benchmarks.loop import OneDrawPerRow, per_candidate_loop  # noqa: E402
-from benchmarks.methods import METHODS, run_method  # noqa: E402
-from benchmarks.tasks import TASKS, Task  # noqa: E402
-from benchmarks.timing import per_sample_generators  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

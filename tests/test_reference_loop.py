@@ -13,7 +13,7 @@ import torch
 from conftest import seeded, toy_probs, weighted_sum
 
 import svdd
-from svdd import rng
+from benchmarks.loop import OneDrawPerRow
 from svdd.toys import GaussianMixtureDiffusion, MaskedToy
 
 
@@ -46,18 +46,6 @@ def plain_svdd_pm(process, reward, n, m, generators):
     return x, table[rows, best]
 
 
-class OneDrawMaskedToy(MaskedToy):
-    """MaskedToy whose transition takes both uniforms of a row in one draw ([B, 2, L]), so that
-    a row's draws from its generator do not depend on how many rows share the call."""
-
-    def transition(self, x, t, out, generator=None):
-        u = rng.rand((x.shape[0], 2, *x.shape[1:]), generator, device=x.device)
-        probs = torch.softmax(out.to(torch.float64), dim=-1).cumsum(dim=-1)
-        tokens = (probs < u[:, 1].unsqueeze(-1) * probs[..., -1:]).sum(dim=-1).clamp_max(self.vocab_size - 1)
-        unmask = (x == self.mask_index) & (u[:, 0] >= self.next_time(t) / t)
-        return torch.where(unmask, tokens, x)
-
-
 def near_two(xs):
     return [-((x - 2.0) ** 2) for x in xs]
 
@@ -66,7 +54,12 @@ def near_two(xs):
 @pytest.mark.parametrize("max_batch", [None, 5])
 def test_batched_svdd_equals_the_plain_loop(toy, max_batch):
     if toy == "masked":
-        process, reward, n, m = OneDrawMaskedToy(toy_probs(), vocab_size=3, length=3, num_steps=3), weighted_sum, 16, 5
+        process, reward, n, m = (
+            OneDrawPerRow(MaskedToy(toy_probs(), vocab_size=3, length=3, num_steps=3)),
+            weighted_sum,
+            16,
+            5,
+        )
     else:
         process, reward, n, m = GaussianMixtureDiffusion(num_steps=12), near_two, 8, 4
     with torch.no_grad():
