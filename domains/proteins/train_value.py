@@ -18,11 +18,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from svdd.masked_nets import ConvValue, save_net
-from svdd.value_training import collect_rollouts, fit_value, value_correlation
+from svdd.value_training import save_value_run, train_conv_value
 
 from .pretrained import load_pretrained
 from .rewards import InstabilityIndex
@@ -46,19 +44,15 @@ def main(argv: list[str] | None = None) -> None:
 
     process = load_pretrained(BACKBONE, temperature=TEMPERATURE, num_steps=STEPS)
     reward = InstabilityIndex()
-    train = collect_rollouts(
-        process, reward, args.rollouts, generator=torch.Generator().manual_seed(args.seed), max_batch=256
+    net, losses, record = train_conv_value(
+        process,
+        reward,
+        rollouts=args.rollouts,
+        held_out=args.held_out,
+        epochs=args.epochs,
+        seed=args.seed,
+        max_batch=256,
     )
-    held = collect_rollouts(
-        process, reward, args.held_out, generator=torch.Generator().manual_seed(args.seed + 1), max_batch=256
-    )
-    rollout_s = time.time() - start
-    net = ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
-    losses = fit_value(
-        net, train, epochs=args.epochs, batch_size=256, lr=1e-3, generator=torch.Generator().manual_seed(args.seed)
-    )
-    corr = value_correlation(net, held)
-    times = [float(t) for t in held.times]
     meta = {
         "reward": "InstabilityIndex() = -II (Biopython ProtParam)",
         "pretrained": f"load_pretrained({BACKBONE!r}, temperature={TEMPERATURE}, num_steps={STEPS}): ProteinMPNN "
@@ -70,18 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         "held_out_rollouts": args.held_out,
         "epochs": args.epochs,
         "seed": args.seed,
-        "final_train_mse": losses[-1],
-        "reward_mean": float(train.rewards.mean()),
-        "reward_var": float(train.rewards.var()),
-        "held_out_corr_mean": float(np.nanmean(corr)),
-        "held_out_corr_at_t": {f"{t:.4f}": (None if np.isnan(c) else float(c)) for t, c in zip(times, corr)},
-        "rollout_time_s": rollout_s,
+        **record,
         "wall_time_s": time.time() - start,
         "torch": str(torch.__version__),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_net(net, args.out, **{k: v for k, v in meta.items() if not isinstance(v, dict)})
-    args.out.with_suffix(".json").write_text(json.dumps({**meta, "train_loss": losses}, indent=1))
+    save_value_run(net, args.out, meta, losses)
     print(json.dumps(meta, indent=1))
 
 

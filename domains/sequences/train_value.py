@@ -19,11 +19,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from svdd.masked_nets import ConvValue, save_net
-from svdd.value_training import collect_rollouts, fit_value, value_correlation
+from svdd.value_training import save_value_run, train_conv_value
 
 from .pretrained import DEFAULT_STEPS, WEIGHTS, load_pretrained
 from .rewards import ARS1Activity, RNAFold
@@ -52,18 +50,15 @@ def main(argv=None) -> None:
     out = args.out or WEIGHTS / file
     process = load_pretrained(model_name, num_steps=DEFAULT_STEPS)
     reward = reward_cls()
-    train = collect_rollouts(
-        process, reward, args.rollouts, generator=torch.Generator().manual_seed(args.seed), max_batch=1024
+    net, losses, record = train_conv_value(
+        process,
+        reward,
+        rollouts=args.rollouts,
+        held_out=args.held_out,
+        epochs=args.epochs,
+        seed=args.seed,
+        max_batch=1024,
     )
-    held = collect_rollouts(
-        process, reward, args.held_out, generator=torch.Generator().manual_seed(args.seed + 1), max_batch=1024
-    )
-    net = ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
-    losses = fit_value(
-        net, train, epochs=args.epochs, batch_size=256, lr=1e-3, generator=torch.Generator().manual_seed(args.seed)
-    )
-    corr = value_correlation(net, held)
-    times = [float(t) for t in held.times]
     meta = {
         "reward": reward_desc,
         "pretrained": model_name,
@@ -72,16 +67,11 @@ def main(argv=None) -> None:
         "held_out_rollouts": args.held_out,
         "epochs": args.epochs,
         "seed": args.seed,
-        "final_train_mse": losses[-1],
-        "reward_var": float(train.rewards.var()),
-        "held_out_corr_mean": float(np.nanmean(corr)),
-        "held_out_corr_at_t": {f"{t:.4f}": (None if np.isnan(c) else float(c)) for t, c in zip(times, corr)},
+        **record,
         "wall_time_s": time.time() - start,
         "torch": str(torch.__version__),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_net(net, out, **{k: v for k, v in meta.items() if not isinstance(v, dict)})
-    out.with_suffix(".json").write_text(json.dumps({**meta, "train_loss": losses}, indent=1))
+    save_value_run(net, out, meta, losses)
     print(json.dumps(meta, indent=1))
 
 
