@@ -175,7 +175,8 @@ def read_record(
             record = None
     if record is not None and record["settings_digest"] != settings.digest():
         recorded = record.get("settings")
-        if not isinstance(recorded, dict) or _same_settings(recorded, settings):
+        changes = _settings_changes(recorded, settings) if isinstance(recorded, dict) else []
+        if not changes:
             log(f"{path} is damaged (its settings_digest does not match its settings); it is written anew")
             record = None
         elif takeover and record.get("status") != "complete" and not _has_shard_files(out_dir):
@@ -184,7 +185,7 @@ def read_record(
         else:
             raise ValueError(
                 f"{out_dir} holds a run made with other settings "
-                f"({_settings_diff(recorded, settings)}); "
+                f"({'; '.join(changes)}); "
                 "use another output directory to start a new run"
             )
     if record is None:
@@ -208,18 +209,11 @@ def _settings_json(settings: RunSettings) -> dict:
     return json.loads(json.dumps(asdict(settings), default=str))
 
 
-def _same_settings(recorded: dict, settings: RunSettings) -> bool:
-    """Whether a run.json's settings are `settings` (but for num_samples: a run may grow)."""
+def _settings_changes(recorded: dict, settings: RunSettings) -> list[str]:
+    """`name: recorded -> ours` for every setting that differs (num_samples aside: a run may grow)."""
     ours = _settings_json(settings)
-    return {k: v for k, v in recorded.items() if k != "num_samples"} == {
-        k: v for k, v in ours.items() if k != "num_samples"
-    }
-
-
-def _settings_diff(old: dict, settings: RunSettings) -> str:
-    new = _settings_json(settings)
-    diffs = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if k != "num_samples" and old.get(k) != new[k]]
-    return "; ".join(diffs) or "different settings"
+    names = [k for k in ours if k != "num_samples"] + sorted(k for k in recorded if k not in ours)
+    return [f"{k}: {recorded.get(k)!r} -> {ours.get(k)!r}" for k in names if recorded.get(k) != ours.get(k)]
 
 
 def environment() -> dict[str, Any]:
