@@ -31,6 +31,18 @@ ENTRY_POINT_GROUP = "svdd.domains"
 RewardFactory = Callable[[str | None], Any]  # the argument after "=" in "name=arg" (None without)
 
 
+def no_argument(name: str, make: Callable[[], Any]) -> RewardFactory:
+    """The factory of a reward that takes no argument: `make()`, and `name=anything` is refused
+    (a ValueError) rather than silently ignored."""
+
+    def factory(arg: str | None) -> Any:
+        if arg:
+            raise ValueError(f"reward {name} takes no argument; got {name}={arg}")
+        return make()
+
+    return factory
+
+
 def _no_values() -> Mapping[str, Callable[[Any], Any]]:
     return {}
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from svdd.plugins import no_argument
 from svdd.rewards import WeightedSum
 
 from .alphabet import encode, is_protein
@@ -232,15 +233,6 @@ def _number(text: str, what: str) -> float:
     return value
 
 
-def _no_argument(name: str, make: Callable[[], Any]) -> Callable[[str | None], Any]:
-    def factory(arg: str | None) -> Any:
-        if arg:
-            raise ValueError(f"reward {name} takes no argument; got {name}={arg}")
-        return make()
-
-    return factory
-
-
 def _pi(arg: str | None) -> IsoelectricTarget:
     if not arg:
         raise ValueError("reward pi needs a target pI: pi=TARGET or pi=TARGET,WINDOW (e.g. pi=9 or pi=9,0.5)")
@@ -253,14 +245,14 @@ def _charge(arg: str | None) -> Charge:
 
 
 REWARDS: dict[str, Callable[[str | None], Any]] = {
-    "instability": _no_argument("instability", InstabilityIndex),
-    "gravy": _no_argument("gravy", GRAVY),
+    "instability": no_argument("instability", InstabilityIndex),
+    "gravy": no_argument("gravy", GRAVY),
     "pi": _pi,  # pi=TARGET[,WINDOW]
     "charge": _charge,  # charge[=TARGET]
-    "aromaticity": _no_argument("aromaticity", Aromaticity),
-    "helix": _no_argument("helix", lambda: SecondaryStructureFraction("helix")),
-    "turn": _no_argument("turn", lambda: SecondaryStructureFraction("turn")),
-    "sheet": _no_argument("sheet", lambda: SecondaryStructureFraction("sheet")),
+    "aromaticity": no_argument("aromaticity", Aromaticity),
+    "helix": no_argument("helix", lambda: SecondaryStructureFraction("helix")),
+    "turn": no_argument("turn", lambda: SecondaryStructureFraction("turn")),
+    "sheet": no_argument("sheet", lambda: SecondaryStructureFraction("sheet")),
     "mpnn": lambda arg: MPNNLogLikelihood(arg or "1ubi"),  # mpnn[=BACKBONE]
     "developability": lambda arg: developability(arg or None),  # developability[=BACKBONE]
 }

@@ -14,11 +14,13 @@ Each is a callable `list[str] -> np.ndarray[float64]`, always maximised; an inva
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from svdd.plugins import no_argument
 
 from ..weights import shipped
 from .alphabet import DNA
@@ -177,21 +179,10 @@ class RNAFold:
         return out
 
 
-def _no_argument(name: str, make: Callable[[], object]) -> Callable[[str | None], object]:
-    """A factory for a reward that takes no argument: `name=anything` is refused, not ignored."""
-
-    def factory(arg: str | None) -> object:
-        if arg:
-            raise ValueError(f"{name} takes no argument; got {name}={arg}")
-        return make()
-
-    return factory
-
-
 REWARDS = {
-    "ars1": _no_argument("ars1", ARS1Activity),
+    "ars1": no_argument("ars1", ARS1Activity),
     "motif": lambda arg: MotifScore(arg) if arg else MotifScore(),
-    "gc": _no_argument("gc", GCContent),
+    "gc": no_argument("gc", GCContent),
     "mfe": lambda arg: RNAFold(ensemble=_mfe_mode(arg)),
 }
 
