@@ -148,6 +148,10 @@ def test_a_domain_option_given_twice_or_unknown_without_a_value_is_named(tmp_pat
 def test_a_shipped_reward_that_takes_no_argument_refuses_one(tmp_path):
     result = runner.invoke(app, ["generate", "dna", "--reward", "gc=abc", "-n", "2", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "gc takes no argument; got gc=abc" in result.output  # was ignored
+    out = str(tmp_path / "o")
+    result = runner.invoke(app, ["generate", "molecules", "--reward", "qed=abc", "-n", "2", "--out", out])
+    assert result.exit_code == 2 and "qed takes no argument; got qed=abc" in result.output  # was ignored too
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("device", ["meta", "mps", "xla"])

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from rdkit import Chem, RDConfig, RDLogger
 
+from svdd.plugins import no_argument
+
 MAX_ATOMS = 1000
 """Largest molecule the rewards score, in atoms of the parsed SMILES graph (heavy atoms plus any
 hydrogens written as atoms); larger ones are treated as invalid (NaN). Parsing is linear in size
@@ -123,9 +125,9 @@ def load_reward(spec: str):
 
     name, _, arg = spec.partition("=")
     table: dict[str, Callable[[str | None], object]] = {
-        "qed": lambda a: QED(),
+        "qed": no_argument("qed", QED),
         "sa": lambda a: SA(raw=_sa_mode(a)),
-        "logp": lambda a: LogP(),
+        "logp": no_argument("logp", LogP),
         "docking": lambda a: Docking(a or "PARP1"),
     }
     if name not in table:
