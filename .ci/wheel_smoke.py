@@ -20,7 +20,7 @@ assert "site-packages" in svdd.__file__, f"svdd imported from {svdd.__file__}, n
 assert "site-packages" in svdd.domains.__file__, svdd.domains.__file__
 
 # README quick start
-from svdd.toys import GaussianMixtureDiffusion  # noqa: E402
+from svdd.processes import GaussianMixtureDiffusion  # noqa: E402
 
 process = GaussianMixtureDiffusion(num_steps=20)
 res = svdd.sample(process, lambda xs: [-(x - 3.0) ** 2 for x in xs], method="svdd", num_samples=8,

@@ -3,7 +3,7 @@
 The workload is dominated by an expensive CPU-bound oracle (default: the RNA ensemble free
 energy from ViennaRNA's partition function, scored on every candidate at every step; pass
 `--domain molecules --reward docking` for AutoDock Vina), the case where spreading shards over
-cores pays. The job is a `svdd.jobs.DomainJob` (a plug-in domain and a reward by its command-line
+cores pays. The job is a `svdd.runs.jobs.DomainJob` (a plug-in domain and a reward by its command-line
 name, built in each worker). Each worker count writes its own run; the samples must be identical.
 
     python -m benchmarks generate_scaling [--domain rna --reward mfe=ensemble --samples 64]
@@ -19,9 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from svdd.executors import process_pool
-from svdd.jobs import DomainJob
-from svdd.runs import RunSettings, environment, generate
+from svdd.runs import DomainJob, RunSettings, environment, generate, process_pool
 
 from .report import RESULTS, command_line, md_table, write_json, write_md
 

@@ -21,7 +21,7 @@ import torch
 
 import svdd
 from svdd import rng
-from svdd.selection import select
+from svdd.sampling import select
 
 from .report import loadavg, md_table
 from .timing import Clock, label, load, per_sample_generators, warm_up
@@ -48,7 +48,7 @@ def per_candidate_loop(process: Any, reward: Any, n: int, m: int,
 
     Child j of every sample comes from one `transition` on the N parents; intermediate children
     are scored by reward(decode(denoised)), the last ones by their own reward; the winners are
-    chosen by `svdd.selection.select` (NaN never wins; an all-NaN row draws from its generator).
+    chosen by `svdd.sampling.selection.select` (NaN never wins; an all-NaN row draws from its generator).
     """
     ts, rows = list(process.timesteps), torch.arange(n)
     with torch.no_grad():

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import svdd
-from svdd.plugins import load_domain
+from svdd.runs import load_domain
 
 from .report import RESULTS, finish, provenance, write_json, write_md
 

@@ -1,7 +1,7 @@
 """The one loader of benchmark tasks: a domain plug-in, a reward by its command-line name, the
 shipped MC value network, and how to describe a batch of samples (diversity, naturalness).
 
-Everything is built through `svdd.plugins.load_domain(name)`: the process from
+Everything is built through `svdd.runs.plugins.load_domain(name)`: the process from
 `Domain.load_process(steps=, device=)`, the reward from `Domain.rewards()` (the names of
 `svdd generate DOMAIN --reward NAME`), the MC value from `Domain.values()`. What a domain's samples
 look like (token sequences, protein designs, molecules, images) decides the diversity and naturalness measures;
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import svdd
-from svdd.plugins import Domain, domain_reward, load_domain
+from svdd.runs import Domain, domain_reward, load_domain
 
 from .metrics import cosine_distance, one_hot_distance, uniqueness
 
@@ -36,7 +36,7 @@ DISCRETE = "the states are discrete (no gradient to follow)"
 class TaskSpec:
     """A benchmark task: which plug-in domain, which reward (and shipped MC value) it uses.
 
-    domain: `svdd.plugins` domain name; reward: the reward's command-line name (`name` or
+    domain: `svdd.runs.plugins` domain name; reward: the reward's command-line name (`name` or
     `name=arg`), also the key of the domain's shipped value network; label: the reward as the
     tables name it; short: a short name for the task; smc_alpha: the SMC temperature the tables
     use; smc_mc_value: SMC weights by the MC value network instead of the posterior mean (where
@@ -167,7 +167,7 @@ class _Kind:
 
 def masked_elbo(process: Any, tokens: torch.Tensor, seed: int = 0) -> np.ndarray:
     """ELBO in nats per sequence, float64 [n], of clean token states Long[n, L] (16 stratified times)."""
-    from svdd.masked_training import elbo
+    from svdd.processes import elbo
 
     return elbo(process, tokens.long(), num_times=16, seed=seed).numpy()
 

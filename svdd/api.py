@@ -12,15 +12,15 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .calls import Calls
-from .options import check_options
-from .process import check_process
+from .processes.protocol import check_process
 from .result import Result
 from .rewards import is_differentiable, reward_name
 from .rng import GeneratorLike, check_generator
-from .samplers import METHODS
-from .scoring import DEFAULT_CACHE_SIZE, RewardCache
-from .values import PosteriorMean, Value, as_value
+from .sampling.calls import Calls
+from .sampling.options import check_options
+from .sampling.samplers import METHODS
+from .sampling.scoring import DEFAULT_CACHE_SIZE, RewardCache
+from .sampling.values import Value, as_value, draws_x0
 
 CPU_MODEL_CHUNK = 64  # rows per model call under max_batch="auto" without CUDA
 MAX_CANDIDATES = 2**31 - 1  # most num_samples·num_candidates: rows past it overflow torch's int32 indexing
@@ -49,9 +49,9 @@ def sample(
         reward: the objective, `list[obj] -> array[float]` (maximized; NaN marks an invalid
             object). It scores the final samples (`Result.rewards`).
         method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc", "fk", "beam", "refine" or "dps"
-            (see svdd.samplers for each one's cost).
+            (see svdd.sampling.samplers for each one's cost).
         value: how intermediate states are scored: `svdd.PosteriorMean(reward)` (PM, the default),
-            `svdd.LearnedValue(fn)` (MC), or any object with the members of `svdd.values.Value`.
+            `svdd.LearnedValue(fn)` (MC), or any object with the members of `svdd.sampling.values.Value`.
         num_samples: N, the number of samples returned.
         num_candidates: M, children per sample and step (svdd, svdd_r, refine; children per active
             state for beam); samples per returned one (best_of_n); particles per returned one (smc;
@@ -83,7 +83,7 @@ def sample(
             a step once (`stats["reward_calls"]`, the rest in `stats["reward_cache_hits"]`). A
             `svdd.RewardCache` shares its scores across calls; 0 or None scores every object as
             given. Samples do not change for a reward that is a function of the object alone; set
-            `cacheable = False` on a reward that is random on purpose. See `svdd.scoring`.
+            `cacheable = False` on a reward that is random on purpose. See `svdd.sampling.scoring`.
         overlap: decode and score the candidates of one model chunk on a background thread while
             the model runs on the next (svdd, svdd_r with a row-wise value such as PM; a step's
             candidates must span more than one model chunk, e.g. N·M > 64 on a CPU under
@@ -310,12 +310,12 @@ def _check_process_hooks(process: Any, method: str, value: Any, options: dict[st
             f"(MaskedDiffusion, DiffusersProcess and the toys have one); {name} has none"
         )
     fk_draws = options.get("num_x0_samples") if method == "fk" else None
-    if fk_draws is not None and not isinstance(value, PosteriorMean):
+    if fk_draws is not None and not draws_x0(value):
         raise TypeError(
-            f"num_x0_samples applies to the posterior-mean value (value=None or svdd.PosteriorMean); "
-            f"got value={value!r}"
+            f"num_x0_samples applies to the posterior-mean value (value=None or svdd.PosteriorMean) or a value "
+            f"that scores posterior draws of x0 (with_x0_samples(S)); got value={value!r}"
         )
-    draws = max(fk_draws or 1, getattr(value, "num_x0_samples", 1) if isinstance(value, PosteriorMean) else 1)
+    draws = max(fk_draws or 1, getattr(value, "num_x0_samples", 1) if draws_x0(value) else 1)
     if draws > 1 and not callable(getattr(process, "sample_x0", None)):
         raise TypeError(
             f"num_x0_samples > 1 draws x0 from the denoiser's posterior with process.sample_x0 "

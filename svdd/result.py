@@ -18,7 +18,7 @@ class Result:
     rewards: float64 [N], the reward of each final sample (NaN for invalid objects).
     states: the final raw states x_0, shape [N, ...].
     trace: one dict per denoising step with statistics of the values the sampler kept there
-        (`svdd.calls.trace_entry`: `t`, `value_mean`, `value_median`, `value_max`, `invalid`, and
+        (`svdd.sampling.calls.trace_entry`: `t`, `value_mean`, `value_median`, `value_max`, `invalid`, and
         `selected` for svdd, `resampled` for svdd_r, `ess`/`resampled` for smc (+ `resampled_groups`
         with groups), `scored`/`ess`/`resampled` (groups) for fk with `final_ess` on the last step,
         `distinct` for beam, `pass` (and `improved` on a pass's last step) for refine, whose trace
@@ -31,7 +31,7 @@ class Result:
         `transition_time_s`, `denoise_time_s` (PM's x0 prediction), `decode_time_s`,
         `reward_time_s`, `value_time_s` (learned values), with `wall_time_s` for the whole call;
         wall time minus their sum is the sampler's own overhead. `SVDDScheduler.stats` uses the
-        same names (`svdd.calls.new_stats`).
+        same names (`svdd.sampling.calls.new_stats`).
     config: the method and its settings, for the record.
     """
 

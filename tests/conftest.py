@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from svdd.toys import ExactChain, GaussianMixtureDiffusion, MaskedToy, all_sequences
+from svdd.processes.toys import ExactChain, GaussianMixtureDiffusion, MaskedToy, all_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

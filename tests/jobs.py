@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from svdd.toys import MaskedToy, all_sequences
+from svdd.processes.toys import MaskedToy, all_sequences
 
 
 def weighted_sum(seqs):

@@ -20,10 +20,10 @@ import pytest
 from jobs import PictureJob, ToyJob
 from typer.testing import CliRunner
 
-from svdd.cli import app
 from svdd.rewards import RewardError, evaluate
-from svdd.rundir import FINALIZE_LOCK, HOLDERS_DIR, HOST, LOCK_FILE, RunDirectory, RunWriteError
-from svdd.runs import RunSettings, generate, read_record, read_shard
+from svdd.runs.cli import app
+from svdd.runs.generation import RunSettings, generate, read_record, read_shard
+from svdd.runs.rundir import FINALIZE_LOCK, HOLDERS_DIR, HOST, LOCK_FILE, RunDirectory, RunWriteError
 
 TESTS = Path(__file__).parent
 TOY = str(TESTS / "toy_plugin.py")
@@ -156,14 +156,14 @@ def test_a_shipped_reward_that_takes_no_argument_refuses_one(tmp_path):
 
 @pytest.mark.parametrize("device", ["meta", "mps", "xla"])
 def test_a_device_this_machine_lacks_is_refused(device):
-    from svdd.jobs import resolve_device
+    from svdd.runs.jobs import resolve_device
 
     with pytest.raises(ValueError, match=f"--device '{device}' is not available on this machine"):
         resolve_device(device)  # used to pass, then fail inside the model with a traceback
 
 
 def test_a_garbled_local_rank_is_named(monkeypatch):
-    from svdd.jobs import resolve_device
+    from svdd.runs.jobs import resolve_device
 
     monkeypatch.setenv("LOCAL_RANK", "x")
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -181,7 +181,7 @@ def test_out_that_is_a_file_or_a_broken_link_is_named(tmp_path):
 
 
 def test_an_unreachable_ray_cluster_fails_fast():
-    from svdd.executors import check_reachable
+    from svdd.runs.executors import check_reachable
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -321,12 +321,12 @@ def test_a_file_in_place_of_the_samples_directory_is_set_aside(tmp_path):
 
 
 def test_an_os_error_names_its_file(tmp_path, monkeypatch):
-    import svdd.rundir
+    import svdd.runs.rundir
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/somewhere/shards/shard-00000.claim.tmp")
 
-    monkeypatch.setattr(svdd.rundir.RunDirectory, "claim", no_space)
+    monkeypatch.setattr(svdd.runs.rundir.RunDirectory, "claim", no_space)
     code, errors, _ = cli("--out", str(tmp_path / "out"))
     assert code == 2 and "No space left on device: /somewhere/shards/shard-00000.claim.tmp" in errors[0]
 
@@ -384,7 +384,7 @@ def test_claims_work_where_the_file_system_has_no_hard_links(tmp_path, monkeypat
 def test_the_record_is_read_and_started_under_the_directory_s_short_lock(tmp_path, monkeypatch):
     """Two cooperating workers with other settings starting at once both found no run.json and
     both ran; reading and starting the record now happens under the finalize lock."""
-    import svdd.runs
+    import svdd.runs.generation
 
     held = []
 
@@ -400,7 +400,7 @@ def test_the_record_is_read_and_started_under_the_directory_s_short_lock(tmp_pat
             os.close(fd)
         return read_record(out_dir, settings, log, **kw)
 
-    monkeypatch.setattr(svdd.runs, "read_record", read)
+    monkeypatch.setattr(svdd.runs.generation, "read_record", read)
     generate(ToyJob(), RunSettings(**SETTINGS), tmp_path, progress=False, log=lambda m: None, cooperate=True)
     assert held == [True]
 
@@ -427,22 +427,22 @@ def test_a_lone_run_leaves_files_that_only_look_temporary_alone(tmp_path):
 
 def test_a_claim_from_another_host_is_live_while_it_is_touched_and_taken_over_after(tmp_path, monkeypatch):
     """A cooperating worker on another host that died left a claim every survivor waited on forever."""
-    import svdd.rundir
+    import svdd.runs.rundir
 
     run_dir = RunDirectory(tmp_path)
     path = run_dir.claim_path(2)
     path.parent.mkdir(parents=True)
     path.write_text("another_host 4242 0\n")
     assert run_dir.claimed_by_live_worker(2) and not run_dir.claim(2)  # touched just now: alive
-    old = path.stat().st_mtime - svdd.rundir.CLAIM_TIMEOUT_S - 1
+    old = path.stat().st_mtime - svdd.runs.rundir.CLAIM_TIMEOUT_S - 1
     os.utime(path, (old, old))
     assert not run_dir.claimed_by_live_worker(2) and run_dir.claim(2)  # silent too long: taken over
 
 
 def test_a_worker_touches_its_claims_while_it_samples(tmp_path, monkeypatch):
-    import svdd.rundir
+    import svdd.runs.rundir
 
-    monkeypatch.setattr(svdd.rundir, "CLAIM_REFRESH_S", 0.0)
+    monkeypatch.setattr(svdd.runs.rundir, "CLAIM_REFRESH_S", 0.0)
     touched = []
     real_utime = os.utime
     monkeypatch.setattr(
@@ -453,10 +453,10 @@ def test_a_worker_touches_its_claims_while_it_samples(tmp_path, monkeypatch):
 
 
 def test_a_worker_says_which_claims_it_waits_for_and_takes_them_over_when_silent(tmp_path, monkeypatch):
-    import svdd.rundir
+    import svdd.runs.rundir
 
     clean = quiet(ToyJob(), tmp_path / "clean")
-    monkeypatch.setattr(svdd.rundir, "CLAIM_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(svdd.runs.rundir, "CLAIM_TIMEOUT_S", 1.0)
     out = tmp_path / "run"
     claim = RunDirectory(out).claim_path(1)
     claim.parent.mkdir(parents=True)

@@ -8,7 +8,7 @@ import torch
 from conftest import requested, seeded, weighted_sum
 
 import svdd
-from svdd.beam import first_of_each_state, survivors
+from svdd.sampling.beam import first_of_each_state, survivors
 
 N, M = 6, 4
 

@@ -19,8 +19,8 @@ from benchmarks.loop import OneDrawPerRow, per_candidate_loop
 from benchmarks.methods import METHODS, run_method
 from benchmarks.tasks import TASKS, Task
 from benchmarks.timing import per_sample_generators
-from svdd.plugins import load_domain
-from svdd.toys import MaskedToy
+from svdd.processes.toys import MaskedToy
+from svdd.runs.plugins import load_domain
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

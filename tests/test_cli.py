@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from svdd.cli import app
+from svdd.runs.cli import app
 
 runner = CliRunner()
 SMALL = ["-n", "6", "-M", "2", "--steps", "3", "--shard-size", "3", "--quiet"]

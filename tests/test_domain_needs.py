@@ -7,16 +7,18 @@ import importlib.util
 import pytest
 from typer.testing import CliRunner
 
-import svdd.plugins
-from svdd.cli import app
-from svdd.plugins import PluginError, load_domain
+import svdd.runs.plugins
+from svdd.runs.cli import app
+from svdd.runs.plugins import PluginError, load_domain
 
 
 @pytest.fixture
 def without_biopython(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        svdd.plugins.importlib.util, "find_spec", lambda name, *a, **kw: None if name == "Bio" else real(name, *a, **kw)
+        svdd.runs.plugins.importlib.util,
+        "find_spec",
+        lambda name, *a, **kw: None if name == "Bio" else real(name, *a, **kw),
     )
 
 

@@ -1,5 +1,5 @@
 """Exactness on toys where the pretrained distribution, the soft values and the tilted target
-are computed by enumeration (svdd.toys.ExactChain)."""
+are computed by enumeration (svdd.processes.toys.ExactChain)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from conftest import seeded, weighted_sum
 
 import svdd
-from svdd.toys import all_sequences, total_variation
+from svdd.processes.toys import all_sequences, total_variation
 
 
 def run(process, method, n, m, alpha, value=None, seed=1, **options):

@@ -10,8 +10,8 @@ import torch
 from conftest import requested, seeded, weighted_sum
 
 import svdd
-from svdd.fk import PathScores, scored_steps
-from svdd.toys import GaussianMixtureDiffusion, total_variation
+from svdd.processes.toys import GaussianMixtureDiffusion, total_variation
+from svdd.sampling.fk import PathScores, scored_steps
 
 N, M = 6, 4
 
@@ -237,9 +237,41 @@ def test_num_x0_samples_needs_the_posterior_mean_and_a_masked_process(masked_toy
         run(GaussianMixtureDiffusion(num_steps=5, eta=0.0), near_two)
 
 
+class OwnPosteriorDraws:
+    """A user's value class (not a svdd.PosteriorMean) that says it can score posterior draws of x0."""
+
+    needs_model_output = True
+
+    def __init__(self, reward, num_x0_samples=1):
+        self.inner = svdd.PosteriorMean(reward, num_x0_samples=num_x0_samples)
+        self.num_x0_samples = num_x0_samples
+        self.asked_for: list[int] = []
+
+    def estimate(self, x, t, out, calls, generator):
+        return self.inner.estimate(x, t, out, calls, generator)
+
+    def clean_reward(self, objective):
+        return self.inner.reward
+
+    def with_x0_samples(self, num_x0_samples):
+        self.asked_for.append(num_x0_samples)
+        return OwnPosteriorDraws(self.inner.reward, num_x0_samples)
+
+
+def test_a_users_value_that_draws_x0_works_with_fk_num_x0_samples(masked_toy):
+    """fk asks the value what it supports (with_x0_samples), never its class."""
+    own = OwnPosteriorDraws(weighted_sum)
+    mine = run(masked_toy, value=own, num_x0_samples=3)
+    ours = run(masked_toy, num_x0_samples=3)
+    assert own.asked_for == [3]
+    assert mine.samples == ours.samples
+    np.testing.assert_array_equal(mine.rewards, ours.rewards)
+    assert mine.stats["reward_calls"] == ours.stats["reward_calls"]
+
+
 def test_return_all_is_refused_in_batch_runs():
-    from svdd.runs import check_job
-    from svdd.shards import RunSettings
+    from svdd.runs.generation import check_job
+    from svdd.runs.shards import RunSettings
 
     settings = RunSettings(num_samples=4, method="fk", alpha=1.0, options={"return_all": True})
     with pytest.raises(ValueError, match="return_all is not available in batch runs"):

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import toy_probs
 
 import svdd
+from svdd.processes.toys import GaussianMixtureDiffusion, MaskedToy
 from svdd.rewards import RewardError, TorchReward, evaluate
-from svdd.samplers import METHODS
-from svdd.toys import GaussianMixtureDiffusion, MaskedToy
+from svdd.sampling.samplers import METHODS
 
 TIMEOUT_S = 20
 ARGUMENTS = (

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import seeded
 
-from svdd.masked import MaskedDiffusion
+from svdd.processes.masked import MaskedDiffusion
 
 
 def random_denoiser(x, t):

@@ -11,9 +11,9 @@ import torch
 from conftest import seeded, toy_probs, weighted_sum
 
 import svdd
-from svdd.masked import MaskedDiffusion
-from svdd.masked_training import elbo
-from svdd.toys import ExactChain, PosteriorDenoiser, total_variation
+from svdd.processes.masked import MaskedDiffusion
+from svdd.processes.toys import ExactChain, PosteriorDenoiser, total_variation
+from svdd.processes.training import elbo
 
 transformers = pytest.importorskip("transformers", reason="transformers is in the dev extra")
 

@@ -8,8 +8,8 @@ import torch
 from conftest import count_threes, random_denoiser, seeded, weighted_sum
 
 import svdd
-from svdd.masked import MaskedDiffusion, hamming
-from svdd.toys import ExactChain, all_sequences, total_variation
+from svdd.processes.masked import MaskedDiffusion, hamming
+from svdd.processes.toys import ExactChain, all_sequences, total_variation
 
 N, M = 6, 4
 

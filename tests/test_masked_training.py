@@ -9,9 +9,16 @@ import time
 import pytest
 import torch
 
-from svdd.masked import MaskedDiffusion
-from svdd.masked_nets import ConvDenoiser, ConvValue, TransformerDenoiser, load_net, save_net
-from svdd.masked_training import elbo, masked_loss, save_training_run, stratified_times, train_masked, validation_loss
+from svdd.processes.masked import MaskedDiffusion
+from svdd.processes.nets import ConvDenoiser, ConvValue, TransformerDenoiser, load_net, save_net
+from svdd.processes.training import (
+    elbo,
+    masked_loss,
+    save_training_run,
+    stratified_times,
+    train_masked,
+    validation_loss,
+)
 
 
 def toy_corpus(n: int = 256, length: int = 12, seed: int = 0) -> torch.Tensor:

@@ -186,7 +186,7 @@ def test_cli_generate_molecules_writes_a_table_and_an_sdf(tmp_path, fmt):
     from rdkit import Chem
     from typer.testing import CliRunner
 
-    from svdd.cli import app
+    from svdd.runs.cli import app
 
     result = CliRunner().invoke(
         app,
@@ -240,7 +240,7 @@ def test_shipped_docking_value_network_drives_svdd_mc(process):
 
 @pytest.mark.parametrize("reward", ["qed", "sa"])
 def test_shipped_qed_and_sa_value_networks_resolve_for_the_cli(process, reward):
-    from svdd.jobs import DomainJob
+    from svdd.runs.jobs import DomainJob
 
     _, _, value = DomainJob("molecules", reward, value="mc", steps=2).build()
     assert isinstance(value, svdd.LearnedValue)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import svdd
-from svdd.outputs import format_number, write_table
-from svdd.toys import GaussianMixtureDiffusion
+from svdd.processes.toys import GaussianMixtureDiffusion
+from svdd.runs.outputs import format_number, write_table
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_a_shard_in_another_process_reports_its_progress_to_a_file(tmp_path, mon
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     from jobs import ToyJob
 
-    from svdd.shards import RunSettings, progress_path, run_shard
+    from svdd.runs.shards import RunSettings, progress_path, run_shard
 
     settings = RunSettings(num_samples=4, shard_size=4, num_candidates=2)
     fractions = []

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import svdd.plugins
-from svdd.cli import app
-from svdd.plugins import Domain, PluginError, load_domain, load_object
+import svdd.runs.plugins
+from svdd.runs.cli import app
+from svdd.runs.plugins import Domain, PluginError, load_domain, load_object
 
 TESTS = Path(__file__).resolve().parent
 TOY = str(TESTS / "toy_plugin.py")
@@ -31,20 +31,20 @@ def toy_domain(monkeypatch):
 
     def entry_points(**kw):
         found = list(real(**kw))
-        if kw.get("group") == svdd.plugins.ENTRY_POINT_GROUP:
-            found.append(importlib.metadata.EntryPoint("toy", "toy_plugin:DOMAIN", svdd.plugins.ENTRY_POINT_GROUP))
+        if kw.get("group") == svdd.runs.plugins.ENTRY_POINT_GROUP:
+            found.append(importlib.metadata.EntryPoint("toy", "toy_plugin:DOMAIN", svdd.runs.plugins.ENTRY_POINT_GROUP))
         return found
 
-    monkeypatch.setattr(svdd.plugins.importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(svdd.runs.plugins.importlib.metadata, "entry_points", entry_points)
 
 
 def test_the_shipped_domains_are_entry_points_and_the_core_imports_none_of_them():
-    names = svdd.plugins.domain_names()
+    names = svdd.runs.plugins.domain_names()
     assert {"dna", "rna", "molecules", "images"} <= set(names)
     for name in names:
         assert isinstance(load_domain(name), Domain)
     script = (
-        "import sys, svdd, svdd.cli, svdd.runs, svdd.jobs; "
+        "import sys, svdd, svdd.runs.cli, svdd.runs, svdd.runs.jobs; "
         "print([m for m in sys.modules if m.startswith('svdd.domains')])"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
@@ -52,7 +52,7 @@ def test_the_shipped_domains_are_entry_points_and_the_core_imports_none_of_them(
 
 
 def test_a_registered_plugin_runs_through_svdd_generate(toy_domain, tmp_path):
-    assert "toy" in svdd.plugins.domain_names()
+    assert "toy" in svdd.runs.plugins.domain_names()
     result = runner.invoke(
         app, ["generate", "toy", "--reward", "target=3", "--out", str(tmp_path), *SMALL, "--length", "3"]
     )
@@ -165,7 +165,7 @@ def test_two_ranks_through_the_command_line(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "svdd.cli",
+        "svdd.runs.cli",
         "generate",
         "--process",
         f"{TOY}:make_process",
@@ -202,7 +202,7 @@ def test_two_ranks_through_the_command_line(tmp_path):
 def test_each_rank_of_a_launch_takes_its_own_gpu(monkeypatch):
     import torch
 
-    from svdd.jobs import resolve_device
+    from svdd.runs.jobs import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)

@@ -387,7 +387,7 @@ def test_the_masked_lm_adapter_wraps_proteinmpnn_to_the_same_samples():
 def test_svdd_generate_proteins_on_a_chosen_backbone(tmp_path):
     from typer.testing import CliRunner
 
-    from svdd.cli import app
+    from svdd.runs.cli import app
 
     args = ["generate", "proteins", "--reward", "instability", "-n", "2", "-M", "2", "--steps", "2", "--quiet"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--backbone", "1ejg"])

@@ -14,7 +14,7 @@ from conftest import seeded, toy_probs, weighted_sum
 
 import svdd
 from benchmarks.loop import OneDrawPerRow
-from svdd.toys import GaussianMixtureDiffusion, MaskedToy
+from svdd.processes.toys import GaussianMixtureDiffusion, MaskedToy
 
 
 def plain_svdd_pm(process, reward, n, m, generators):
@@ -39,7 +39,7 @@ def plain_svdd_pm(process, reward, n, m, generators):
             values.append(torch.as_tensor(reward(list(objects)), dtype=torch.float64))
         table = torch.stack(values, dim=1)  # [n, M]
         assert not table.isnan().any()
-        best = table.argmax(dim=1)  # ties go to the first child, as in svdd.selection.select
+        best = table.argmax(dim=1)  # ties go to the first child, as in svdd.sampling.selection.select
         x = torch.stack(children, dim=1)[rows, best]
         if t_next is not None:
             out = torch.stack(outs, dim=1)[rows, best]

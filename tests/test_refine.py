@@ -10,8 +10,8 @@ import torch
 from conftest import Delegating, brightness, count_threes, random_denoiser, requested, seeded, weighted_sum
 
 import svdd
-from svdd.masked import MaskedDiffusion
-from svdd.samplers import _improves
+from svdd.processes.masked import MaskedDiffusion
+from svdd.sampling.samplers import _improves
 
 N, M = 6, 4
 

@@ -14,11 +14,11 @@ import torch
 from conftest import seeded, toy_probs, weighted_sum
 
 import svdd
+from svdd.processes.toys import GaussianMixtureDiffusion, MaskedToy
 from svdd.result import Result, reward_quantile
 from svdd.rewards import Reward, RewardError, WeightedSum, clipped, evaluate, scaled
-from svdd.runs import RunSettings, generate
-from svdd.selection import accumulate_log_weights, log_weight_increment, resample
-from svdd.toys import GaussianMixtureDiffusion, MaskedToy
+from svdd.runs.generation import RunSettings, generate
+from svdd.sampling.selection import accumulate_log_weights, log_weight_increment, resample
 
 INF = math.inf
 
@@ -281,7 +281,7 @@ def test_numpy_counts_reach_every_method():
 
 def test_masked_diffusion_refuses_a_broken_denoiser():
     """NaN (or all -inf) logits used to give token 0 everywhere without a word."""
-    from svdd.masked import MaskedDiffusion
+    from svdd.processes.masked import MaskedDiffusion
 
     def process(logits):
         return MaskedDiffusion(lambda x, t: logits(x), vocab_size=4, length=4, num_steps=2)

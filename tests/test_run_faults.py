@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from jobs import ToyJob
 
-from svdd.rundir import HOST, RunDirectory
-from svdd.runs import RunSettings, generate, shard_path
+from svdd.runs.generation import RunSettings, generate, shard_path
+from svdd.runs.rundir import HOST, RunDirectory
 
 TESTS = Path(__file__).parent
 SETTINGS = dict(num_samples=24, shard_size=4, num_candidates=2)
@@ -30,8 +30,8 @@ def script(out: Path, *, seed: int = 0, sleep_s: float = 0.0, cooperate: bool = 
     return textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(TESTS)!r})
         from jobs import ToyJob
-        from svdd.executors import process_pool
-        from svdd.runs import RunSettings, generate
+        from svdd.runs.executors import process_pool
+        from svdd.runs.generation import RunSettings, generate
         s = RunSettings(num_samples=24, shard_size=4, num_candidates=2, seed={seed})
         generate(ToyJob(sleep_s={sleep_s}), s, {str(out)!r}, progress=False, poll_s=0.1,
                  cooperate={cooperate}, log=lambda m: print(m, flush=True),
@@ -176,7 +176,7 @@ def test_a_full_disk_is_one_clear_line_and_the_run_resumes(tmp_path):
         sys.path.insert(0, {str(TESTS)!r})
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))   # no file above 1.5 kB, like a full disk
-        from svdd.cli import main
+        from svdd.runs.cli import main
         sys.argv = ["svdd", "generate", "--process", {str(TESTS / "toy_plugin.py")!r} + ":make_process",
                     "--reward", {str(TESTS / "toy_plugin.py")!r} + ":weighted_sum", "-n", "24", "-M", "2",
                     "--shard-size", "4", "--out", {str(out)!r}, "--quiet"]
@@ -192,7 +192,7 @@ def test_a_full_disk_is_one_clear_line_and_the_run_resumes(tmp_path):
         [
             sys.executable,
             "-m",
-            "svdd.cli",
+            "svdd.runs.cli",
             "generate",
             "--process",
             f"{TESTS / 'toy_plugin.py'}:make_process",

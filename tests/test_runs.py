@@ -16,7 +16,7 @@ import pytest
 from jobs import ToyJob
 
 from svdd.rewards import RewardError
-from svdd.runs import RunSettings, generate, read_shard, shard_path
+from svdd.runs.generation import RunSettings, generate, read_shard, shard_path
 
 TESTS = Path(__file__).parent
 
@@ -51,7 +51,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(TESTS)!r})
         from jobs import ToyJob
-        from svdd.runs import RunSettings, generate
+        from svdd.runs.generation import RunSettings, generate
         s = RunSettings(num_samples=50, shard_size=8, num_candidates=4)
         # the reward is called 3 times per shard (2 PM steps + the last one) after 1 check call
         generate(ToyJob(die_after=1 + 3 * 3 + 2), s, {str(out)!r}, progress=False)
@@ -140,7 +140,7 @@ def test_two_ranks_split_the_shards_and_rank_zero_merges(tmp_path):
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(TESTS)!r})
         from jobs import ToyJob
-        from svdd.runs import RunSettings, generate
+        from svdd.runs.generation import RunSettings, generate
         s = RunSettings(num_samples=50, shard_size=8, num_candidates=4)
         result = generate(ToyJob(), s, {str(out)!r}, progress=False, poll_s=0.2)
         print("merged" if result is not None else "worker")

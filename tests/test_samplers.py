@@ -10,8 +10,8 @@ import torch
 from conftest import Delegating, requested, seeded, weighted_sum
 
 import svdd
+from svdd.processes.toys import GaussianMixtureDiffusion
 from svdd.rewards import Reward, RewardError, TorchReward
-from svdd.toys import GaussianMixtureDiffusion
 
 N, M = 6, 4
 METHOD_ALPHA = {"pretrained": 0.0, "best_of_n": 0.0, "svdd": 0.0, "svdd_r": 0.5, "smc": 0.5}

@@ -11,7 +11,7 @@ from conftest import requested, seeded, weighted_sum
 
 import svdd
 from svdd.rewards import RewardError
-from svdd.scoring import LRU, DecodeCache, RewardCache, object_key
+from svdd.sampling.scoring import LRU, DecodeCache, RewardCache, object_key
 
 N, M = 20, 8  # 160 candidates per step: three model chunks of at most 64 rows on a CPU
 METHOD_ALPHA = {"svdd": 0.0, "svdd_r": 0.5, "best_of_n": 0.0, "smc": 0.5}
@@ -77,7 +77,7 @@ def test_overlap_runs_rewards_on_a_background_thread_without_gradients(mixture):
     res = run(mixture, "svdd", reward, overlap=True)
     assert "svdd-rewards_0" in reward.threads  # the values of the chunks, while the model ran on
     assert reward.grad == {False}
-    assert res.config["overlap"] is True and res.config["reward_cache"] == svdd.scoring.DEFAULT_CACHE_SIZE
+    assert res.config["overlap"] is True and res.config["reward_cache"] == svdd.sampling.scoring.DEFAULT_CACHE_SIZE
     assert not any(t.name.startswith("svdd-rewards") for t in threading.enumerate())  # the thread is stopped
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from svdd.selection import (
+from svdd.sampling.selection import (
     RESAMPLING_METHODS,
     Selection,
     effective_sample_size,
@@ -360,7 +360,7 @@ def test_resample_errors() -> None:
 
 
 def test_inverse_cdf_boundaries_never_pick_zero_weight() -> None:
-    from svdd.selection import _inverse_cdf
+    from svdd.sampling.selection import _inverse_cdf
 
     p = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0], dtype=torch.float64)
     u = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0 - 1e-17, 1.0], dtype=torch.float64)

@@ -19,7 +19,7 @@ from svdd.domains.sequences import (
     load_value,
     write_fasta,
 )
-from svdd.masked_training import elbo
+from svdd.processes.training import elbo
 
 # -- alphabets ---------------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ import torch
 from conftest import requested, seeded, weighted_sum
 
 import svdd
-from svdd.masked import MaskedDiffusion
-from svdd.particles import best_per_group, each_group_is_one_state, group_ess, resample_within
-from svdd.toys import total_variation
+from svdd.processes.masked import MaskedDiffusion
+from svdd.processes.toys import total_variation
+from svdd.sampling.particles import best_per_group, each_group_is_one_state, group_ess, resample_within
 
 N, M = 6, 4
 

@@ -9,9 +9,9 @@ import torch
 from conftest import count_threes, random_denoiser, requested, seeded, weighted_sum
 
 import svdd
-from svdd.masked import MaskedDiffusion
+from svdd.processes.masked import MaskedDiffusion
 from svdd.rng import repeat_generators
-from svdd.values import soft_mean
+from svdd.sampling.values import soft_mean
 
 N, M = 6, 4
 

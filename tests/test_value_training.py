@@ -8,7 +8,7 @@ import torch
 from conftest import seeded
 
 import svdd
-from svdd.value_training import collect_rollouts, fit_value, value_correlation
+from svdd.sampling.value_training import collect_rollouts, fit_value, value_correlation
 
 
 class TinyValue(torch.nn.Module):

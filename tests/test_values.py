@@ -8,7 +8,7 @@ import torch
 from conftest import seeded, weighted_sum
 
 import svdd
-from svdd.values import Value
+from svdd.sampling.values import Value
 
 N, M = 6, 4
 

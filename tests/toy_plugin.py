@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from svdd.plugins import Domain
-from svdd.toys import MaskedToy, all_sequences
+from svdd.processes.toys import MaskedToy, all_sequences
+from svdd.runs.plugins import Domain
 
 
 def make_process(num_steps: int = 3) -> MaskedToy:

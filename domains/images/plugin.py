@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from svdd.plugins import Domain
+from svdd.runs.plugins import Domain
 
 
 def _load_process(*, steps: int | None = None, device: Any = "cpu") -> Any:

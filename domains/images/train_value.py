@@ -1,9 +1,9 @@
 """Train an SVDD-MC value network (`--reward jpeg` or `--reward shirt`) on rollouts of the shipped DDPM.
 
-Rollouts: `svdd.value_training.collect_rollouts` on the pretrained DDPM (through the
+Rollouts: `svdd.sampling.value_training.collect_rollouts` on the pretrained DDPM (through the
 `svdd.diffusers` adapter, `--steps` DDPM inference steps), keeping the state x_t at every `--every`-th step;
 targets are r(x_0) of each rollout. A held-out set of rollouts (other seed) gives the validation
-Pearson correlation per timestep (`svdd.value_training.value_correlation`). 1 CPU thread.
+Pearson correlation per timestep (`svdd.sampling.value_training.value_correlation`). 1 CPU thread.
 Writes `weights/value_<reward>.pt` and `weights/value_<reward>.json`. Rewards: `jpeg` is
 `JPEGCompressibility()`, a Fashion-MNIST class name (e.g. `shirt`) is `ClassifierReward(name)`.
 
@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from svdd.value_training import collect_rollouts, fit_value, value_correlation
+from svdd.sampling.value_training import collect_rollouts, fit_value, value_correlation
 
 from .pretrained import DDPM_DIR, load_pretrained
 from .rewards import ClassifierReward, JPEGCompressibility

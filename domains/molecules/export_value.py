@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from svdd.masked_nets import ConvValue, save_net
+from svdd.processes.nets import ConvValue, save_net
 
 from .pretrained import WEIGHTS, load_pretrained
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from svdd.plugins import Domain
+from svdd.runs.plugins import Domain
 
 
 def _load_process(*, steps: int | None = None, device: Any = "cpu") -> Any:
@@ -32,7 +32,7 @@ def _values() -> dict:
 
 
 def _value_net(process: Any) -> Any:
-    from svdd.masked_nets import ConvValue
+    from svdd.processes.nets import ConvValue
 
     return ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 import svdd
-from svdd.masked import MaskedDiffusion
-from svdd.masked_nets import load_net
+from svdd.processes.masked import MaskedDiffusion
+from svdd.processes.nets import load_net
 
 from ..weights import shipped
 from .tokenizer import SelfiesTokenizer

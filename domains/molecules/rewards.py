@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from rdkit import Chem, RDConfig, RDLogger
 
-from svdd.plugins import no_argument
+from svdd.runs.plugins import no_argument
 
 MAX_ATOMS = 1000
 """Largest molecule the rewards score, in atoms of the parsed SMILES graph (heavy atoms plus any

@@ -4,7 +4,7 @@ Data: the MOSES train split (1,584,663 SMILES, from ZINC Clean Leads) inside the
 wheel (`pip install --no-deps molsets`; read by path, see data.py). A random subset (default
 200,000, numpy seed 0) is encoded as SELFIES; the vocabulary is every symbol of the subset plus
 the pad "[nop]"; molecules longer than L = 56 symbols are dropped (MOSES max is about 50).
-2,000 further molecules are the validation set. Denoiser: `svdd.masked_nets.ConvDenoiser`.
+2,000 further molecules are the validation set. Denoiser: `svdd.processes.nets.ConvDenoiser`.
 
     python -m svdd.domains.molecules.train_pretrained      # ~25 min on one CPU core (make train-molecules)
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from svdd.masked_nets import ConvDenoiser
-from svdd.masked_training import save_training_run, train_masked
+from svdd.processes.nets import ConvDenoiser
+from svdd.processes.training import save_training_run, train_masked
 
 from .data import moses_smiles
 from .pretrained import WEIGHTS

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from svdd.plugins import Domain
+from svdd.runs.plugins import Domain
 
 OPTIONS = {
     "backbone": "a shipped backbone (1ubi ubiquitin [default], 1ejg crambin, 1cih cytochrome c, 1a0j trypsin) "
@@ -86,7 +86,7 @@ def values(backbone: str | None = None, temperature: str | None = None) -> dict[
 
 def value_net(process: Any) -> Any:
     """An untrained MC value network for `svdd train-value` on this process (the shipped one's shape)."""
-    from svdd.masked_nets import ConvValue
+    from svdd.processes.nets import ConvValue
 
     return ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svdd.masked import MaskedDiffusion
+from svdd.processes.masked import MaskedDiffusion
 
 from .alphabet import AMINO_ACIDS, decode, encode
 from .backbone import Backbone

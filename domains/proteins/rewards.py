@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from svdd.plugins import no_argument
 from svdd.rewards import WeightedSum
+from svdd.runs.plugins import no_argument
 
 from .alphabet import encode, is_protein
 from .backbone import Backbone

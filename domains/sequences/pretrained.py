@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 import svdd
-from svdd.masked import MaskedDiffusion
-from svdd.masked_nets import load_net
+from svdd.processes.masked import MaskedDiffusion
+from svdd.processes.nets import load_net
 
 from ..weights import shipped
 from .alphabet import DNA, RNA, Alphabet

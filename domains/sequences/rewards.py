@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svdd.plugins import no_argument
+from svdd.runs.plugins import no_argument
 
 from ..weights import shipped
 from .alphabet import DNA

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svdd.masked_nets import ConvDenoiser
-from svdd.masked_training import save_training_run, train_masked
+from svdd.processes.nets import ConvDenoiser
+from svdd.processes.training import save_training_run, train_masked
 
 from .alphabet import RNA
 from .data import HAIRPIN_DEFAULT, load_hairpins

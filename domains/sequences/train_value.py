@@ -3,7 +3,7 @@
 Tasks: `--task ars1` (default): ARS1Activity on "dna-ars1" -> weights/dna-ars1-activity-value.pt;
 `--task rna`: RNAFold() (-MFE) on "rna-hairpin" -> weights/rna-hairpin-mfe-value.pt.
 
-Rollouts: `svdd.value_training.collect_rollouts` runs the pretrained model (32 steps, the
+Rollouts: `svdd.sampling.value_training.collect_rollouts` runs the pretrained model (32 steps, the
 default of `load_pretrained`) and keeps every intermediate state; the target of every state is
 ARS1Activity of the clean sample it led to (MSE regression, as the paper's code does).
 A separate set of rollouts (another seed) measures the per-timestep Pearson correlation between
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from svdd.value_training import save_value_run, train_conv_value
+from svdd.sampling.value_training import save_value_run, train_conv_value
 
 from .pretrained import DEFAULT_STEPS, WEIGHTS, load_pretrained
 from .rewards import ARS1Activity, RNAFold

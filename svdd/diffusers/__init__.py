@@ -7,6 +7,13 @@
   `pipe.scheduler = ...` then the pipeline's normal call returns guided images.
 * `SVDDPipeline(unet, scheduler)(reward=..., batch_size=..., num_candidates=...)`: an explicit
   pipeline over `DiffusersProcess` + `svdd.sample`, returning images and the `svdd.Result`.
+
+Modules: `scheduler` (the drop-in), `pipeline_calls` (the counted calls a scheduler step runs
+through), `replay` (the pipeline's recorded denoiser call, replayed on candidates), `stepping`
+(one scheduler step, stochastic bases), `process` (`DiffusersProcess`), `pipeline`, `images`,
+`tiny` (tiny random models for tests and examples).
+
+Imports: `svdd.api`, `svdd.sampling`, `svdd.processes` and the shared base; never `svdd.runs`.
 """
 
 from .images import decode_images

@@ -1,6 +1,6 @@
-"""The counted calls `SVDDScheduler` runs `svdd.samplers.svdd_step` through, inside a pipeline.
+"""The counted calls `SVDDScheduler` runs `svdd.sampling.samplers.svdd_step` through, inside a pipeline.
 
-`svdd_step` draws, scores and selects children through a `svdd.calls.Calls`. A scheduler only
+`svdd_step` draws, scores and selects children through a `svdd.sampling.calls.Calls`. A scheduler only
 sees `step(model_output, t, sample)`, so `PipelineCalls` takes the pieces of a process from the
 pipeline's current step (`PipelineStep`):
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from ..calls import Calls
-from ..values import as_value
+from ..sampling.calls import Calls
+from ..sampling.values import as_value
 from .images import decode_images
 from .replay import UNetReplay
 from .stepping import at_step, deterministic_error, predicted_x0, scale_input, step_parameters
@@ -80,7 +80,7 @@ class PipelineStep:
 
 
 class PipelineCalls(Calls):
-    """`svdd.calls.Calls` for one scheduler step, counting into `stats`, with the model call
+    """`svdd.sampling.calls.Calls` for one scheduler step, counting into `stats`, with the model call
     replayed from the pipeline (`scheduler`: its reward, value, UNet hook, VAE and config)."""
 
     def __init__(

@@ -14,7 +14,7 @@ t, sample)` with a batch of B samples:
 3. one child per sample is kept, the argmax (alpha = 0) or a draw from softmax(values / alpha),
    and the base's usual output type is returned with the kept rows.
 
-These three are `svdd.samplers.svdd_step`, the step `svdd.sample(method="svdd")` takes, run through
+These three are `svdd.sampling.samplers.svdd_step`, the step `svdd.sample(method="svdd")` takes, run through
 `svdd.diffusers.pipeline_calls.PipelineCalls`. After a pipeline call, `scheduler.stats` holds the
 counters of `svdd.Result.stats` (`model_calls`: the child rows the scheduler replayed through the
 UNet; `model_batches`, `reward_calls`, `value_calls`, `fallback_rows`, the `*_time_s` timings) plus
@@ -76,10 +76,10 @@ from diffusers import DiffusionPipeline
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from ..calls import new_stats
 from ..rng import check_generator
-from ..samplers import svdd_step
-from ..values import Value, as_value
+from ..sampling.calls import new_stats
+from ..sampling.samplers import svdd_step
+from ..sampling.values import Value, as_value
 from .pipeline_calls import PipelineCalls
 from .replay import UNetReplay
 from .stepping import check_order, check_stochastic, init_noise_sigma, step_parameters, timestep_index
@@ -96,7 +96,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         max_batch: most children per replayed UNet call (None: all at once).
         reward: the objective, `list[image] -> array[float]` (images [C, H, W] in [0, 1]).
         value: None (PM on `reward`), `svdd.PosteriorMean(r)`, `svdd.LearnedValue(fn)` or any
-            `svdd.values.Value`.
+            `svdd.sampling.values.Value`.
         unet: the pipeline's UNet (needed by PM; a forward hook records its calls). Found on the
             pipeline's first call when not given.
         vae: the pipeline's VAE for latent models (None for pixel models). Found on the

@@ -1,12 +1,13 @@
-"""Third-party masked and any-order models as a `MaskedDiffusion`: `from_masked_lm`.
+"""Third-party masked and any-order models seen through the native denoiser contract.
 
 A model people bring rarely follows svdd's native contract (logits over exactly the V real
 tokens, mask id V). A Hugging Face `*ForMaskedLM` (ESM-2, BERT-style models, DPLM) has its mask
 inside a larger vocabulary full of special tokens; MDLM's backbone returns raw logits that still
 include the mask; LLaDA-style models have a fixed mask id and no time input; ESM-2 expects
-<cls> ... <eos> around the sequence. `from_masked_lm` declares those facts and returns a process
-whose states follow the native contract, so every sampler, `add_mask`, `svdd.masked_training.elbo`
-and `svdd.toys.ExactChain` work unchanged.
+<cls> ... <eos> around the sequence. `MaskedDiffusion.from_masked_lm` declares those facts and
+returns a process (`MaskedLMDiffusion`) whose states follow the native contract, built on the
+`MaskedLMDenoiser` this module makes, so every sampler, `add_mask`, `svdd.processes.training.elbo`
+and `svdd.processes.toys.ExactChain` work unchanged.
 
 State space (compact re-indexing): a state is Long[B, F] over the F *free* positions of the model
 input (those not declared fixed), where token j stands for the model's id `token_ids[j]` and
@@ -24,8 +25,6 @@ from typing import Any
 
 import torch
 
-from .masked import MaskedDiffusion
-
 TIME_FORMS = ("continuous", "discrete")
 LOGITS_OVER = ("vocab", "tokens")
 
@@ -33,7 +32,7 @@ LOGITS_OVER = ("vocab", "tokens")
 class MaskedLMDenoiser:
     """A foreign masked model seen through the native contract: (x_t Long[B, F], t float[B]) -> [B, F, V].
 
-    Built by `from_masked_lm` (which checks the arguments); see its docstring for their meaning.
+    Built by `masked_lm_denoiser` (which checks the arguments); see its docstring for their meaning.
     Each call builds model ids Long[B, L], calls the model once and restricts its logits.
     """
 
@@ -70,6 +69,35 @@ class MaskedLMDenoiser:
         ids = self.template.expand(x.shape[0], -1).clone()
         ids[:, self.free] = self._lookup[x]
         return ids
+
+    def encode(self, model_ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Model ids Long[L] or Long[B, L] (e.g. a tokenized seed) -> states Long[F] or Long[B, F].
+
+        Fixed positions must hold their declared ids, free positions ids from `token_ids`."""
+        ids = torch.as_tensor(model_ids).to(self.template.device)
+        single = ids.dim() == 1
+        rows = ids.unsqueeze(0) if single else ids
+        if rows.dim() != 2 or rows.shape[1] != len(self.template) or rows.is_floating_point():
+            raise ValueError(
+                f"model_ids must be integer ids of shape ({len(self.template)},) or (B, {len(self.template)}); "
+                f"got {rows.dtype} of shape {tuple(ids.shape)}"
+            )
+        fixed_at = (self.template != self.mask_token_id).nonzero().flatten()
+        wrong = (rows[:, fixed_at] != self.template[fixed_at]).any(dim=0)
+        if wrong.any():
+            raise ValueError(
+                f"model_ids differ from the fixed ids at positions {fixed_at[wrong].tolist()}; "
+                f"expected {self.template[fixed_at][wrong].tolist()} there"
+            )
+        free_ids = rows[:, self.free]
+        match = free_ids.unsqueeze(-1) == self.token_ids  # [B, F, V]
+        if not match.any(-1).all():
+            bad = sorted(set(free_ids[~match.any(-1)].tolist()))
+            raise ValueError(
+                f"model_ids hold ids {bad} at free positions; only token_ids can be encoded ({self.token_ids.tolist()})"
+            )
+        states = match.long().argmax(-1)
+        return states[0] if single else states
 
     def time_input(self, t: torch.Tensor) -> Any:
         """What the model receives for times t float[B] (None when it takes no time)."""
@@ -135,62 +163,12 @@ _TRAINING_MODE = (
 )
 
 
-class MaskedLMDiffusion(MaskedDiffusion):
-    """A `MaskedDiffusion` over the free positions of a foreign masked model (see `from_masked_lm`).
-
-    Extra attributes: `model_length` L, `free_positions` Long[F] (model positions of the state's
-    columns), `template` Long[L] (fixed ids; `mask_token_id` at free positions), `token_ids` Long[V],
-    `mask_token_id`.
-    """
-
-    denoiser: MaskedLMDenoiser
-    model_length: int
-    free_positions: torch.Tensor
-    template: torch.Tensor
-    token_ids: torch.Tensor
-    mask_token_id: int
-
-    def to_model_ids(self, x: torch.Tensor) -> torch.Tensor:
-        """States Long[B, F] -> the model's input ids Long[B, L] (masked states get `mask_token_id`)."""
-        return self.denoiser.to_model_ids(x.to(self.device))
-
-    def encode(self, model_ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """Model ids Long[L] or Long[B, L] (e.g. a tokenized seed) -> states Long[F] or Long[B, F].
-
-        Fixed positions must hold their declared ids, free positions ids from `token_ids`."""
-        ids = torch.as_tensor(model_ids).to(self.device)
-        single = ids.dim() == 1
-        rows = ids.unsqueeze(0) if single else ids
-        if rows.dim() != 2 or rows.shape[1] != self.model_length or rows.is_floating_point():
-            raise ValueError(
-                f"model_ids must be integer ids of shape ({self.model_length},) or (B, {self.model_length}); "
-                f"got {rows.dtype} of shape {tuple(ids.shape)}"
-            )
-        fixed_at = (self.template != self.mask_token_id).nonzero().flatten()
-        wrong = (rows[:, fixed_at] != self.template[fixed_at]).any(dim=0)
-        if wrong.any():
-            raise ValueError(
-                f"model_ids differ from the fixed ids at positions {fixed_at[wrong].tolist()}; "
-                f"expected {self.template[fixed_at][wrong].tolist()} there"
-            )
-        free_ids = rows[:, self.free_positions]
-        match = free_ids.unsqueeze(-1) == self.token_ids  # [B, F, V]
-        if not match.any(-1).all():
-            bad = sorted(set(free_ids[~match.any(-1)].tolist()))
-            raise ValueError(
-                f"model_ids hold ids {bad} at free positions; only token_ids can be encoded ({self.token_ids.tolist()})"
-            )
-        states = match.long().argmax(-1)
-        return states[0] if single else states
-
-
-def from_masked_lm(
+def masked_lm_denoiser(
     model: Callable[..., Any],
     *,
     mask_token_id: int,
     token_ids: Sequence[int] | Mapping[str, int] | torch.Tensor,
     length: int,
-    num_steps: int = 128,
     decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
     fixed: Mapping[int, int] | None = None,
     time: str | Callable[[torch.Tensor], Any] | None = None,
@@ -201,8 +179,8 @@ def from_masked_lm(
     pad_token_id: int | None = None,
     tokenizer: Any = None,
     device: torch.device | str | None = None,
-) -> MaskedLMDiffusion:
-    """Wrap a masked / any-order model into a `MaskedDiffusion` (log-linear schedule, K = num_steps).
+) -> tuple[MaskedLMDenoiser, Callable[[torch.Tensor], list[Any]]]:
+    """Check the arguments of `MaskedDiffusion.from_masked_lm` and build its denoiser and decode.
 
     Args:
         model: a `transformers` `*ForMaskedLM` or any callable `model(input_ids Long[B, L], ...)`
@@ -213,7 +191,6 @@ def from_masked_lm(
             sequence of ints, or a mapping {name: id} whose names the default decode joins.
             Every other logit is excluded (special tokens never appear).
         length: L, the number of positions the model sees, fixed ones included.
-        num_steps: K reverse steps (timesteps 1, 1 - 1/K, ..., 1/K).
         decode: `model ids Long[B, L] -> B objects` (fixed positions included); default: strings
             joining the names of the tokens at the free positions and at fixed positions holding
             a token_id (a motif), skipping other fixed ids (<cls>, <eos>, pads); names come from a
@@ -239,8 +216,7 @@ def from_masked_lm(
         device: where states live; default the model's parameters' device (else CPU).
 
     Returns:
-        `MaskedLMDiffusion` with states Long[B, F] (see the module docstring), `to_model_ids`,
-        `encode`, and everything `MaskedDiffusion` has (`from_seed`, `add_mask`, ...).
+        (the denoiser over states Long[B, F], decode: states Long[B, F] -> B objects).
     """
     if not callable(model):
         raise TypeError(
@@ -248,14 +224,13 @@ def from_masked_lm(
         )
     if isinstance(model, torch.nn.Module) and model.training:
         raise ValueError(_TRAINING_MODE)
-    _check_int("mask_token_id", mask_token_id, 0)
-    _check_int("length", length, 1)
-    _check_int("num_steps", num_steps, 1)
+    check_int("mask_token_id", mask_token_id, 0)
+    check_int("length", length, 1)
     names, ids = _token_table(token_ids, tokenizer)
     if mask_token_id in ids:
         raise ValueError(f"token_ids must not contain the mask id {mask_token_id}: the mask is never generated")
     if pad_token_id is not None:
-        _check_int("pad_token_id", pad_token_id, 0)
+        check_int("pad_token_id", pad_token_id, 0)
         if pad_token_id in ids or pad_token_id == mask_token_id:
             raise ValueError(f"pad_token_id {pad_token_id} must be neither a token_id nor the mask id")
     template = torch.full((length,), mask_token_id, dtype=torch.long)
@@ -272,7 +247,7 @@ def from_masked_lm(
             f"t -> model input; got {time!r}"
         )
     if time == "discrete":
-        _check_int("num_train_timesteps", num_train_timesteps, 1)
+        check_int("num_train_timesteps", num_train_timesteps, 1)
     elif num_train_timesteps is not None:
         raise ValueError(f"num_train_timesteps is only used with time='discrete'; got time={time!r}")
     if logits_over not in LOGITS_OVER:
@@ -301,20 +276,7 @@ def from_masked_lm(
         pad_token_id=pad_token_id,
     )
     shown = (template == mask_token_id) | torch.isin(template, token_tensor)  # free positions and motif tokens
-    process = MaskedLMDiffusion(
-        denoiser,
-        vocab_size=len(ids),
-        length=int(free.numel()),
-        num_steps=num_steps,
-        decode=_decoder(denoiser, decode, names, shown),
-        device=device,
-    )
-    process.model_length = length
-    process.free_positions = free
-    process.template = template
-    process.token_ids = token_tensor
-    process.mask_token_id = mask_token_id
-    return process
+    return denoiser, _decoder(denoiser, decode, names, shown)
 
 
 def _logits_of(output: Any) -> torch.Tensor:
@@ -394,6 +356,6 @@ def _check_fixed(fixed: Mapping[int, int] | None, length: int) -> dict[int, int]
     return out
 
 
-def _check_int(name: str, v: Any, low: int) -> None:
+def check_int(name: str, v: Any, low: int) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < low:
         raise ValueError(f"{name} must be an int >= {low}; got {v!r}")

@@ -1,6 +1,6 @@
 """What the sampling methods pass around and hand back: `Scored` states and the `Outcome`.
 
-Shared by every method module (`svdd.samplers`, `svdd.fk`, `svdd.beam`); `svdd.samplers` re-exports
+Shared by every method module (`samplers`, `fk`, `beam` of `svdd.sampling`); `samplers` re-exports
 both names.
 """
 
@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from . import batched
+from .. import batched
 
 
 class Outcome(NamedTuple):
@@ -73,7 +73,7 @@ def no_options(method: str, options: dict[str, Any]) -> None:
     if options:
         raise TypeError(
             f"unknown option(s) for method {method!r}: {', '.join(sorted(options))}; "
-            f"see the docstring of svdd.samplers.{method}"
+            f"see the docstring of svdd.sampling.samplers.{method}"
         )
 
 

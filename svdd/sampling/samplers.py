@@ -2,7 +2,7 @@
 
     method(calls, *, num_samples, num_candidates, alpha, generator, **options) -> Outcome
 
-`calls` (svdd.calls.Calls) holds the process, the reward, the value estimate and the counters;
+`calls` (svdd.sampling.calls.Calls) holds the process, the reward, the value estimate and the counters;
 the methods make every model, transition, value and reward call through it.
 With N = num_samples, M = num_candidates and K denoising steps, the cost per step (model calls
 count item-level denoiser rows; reward calls are objects handed to the reward, before any
@@ -46,14 +46,14 @@ from typing import Any
 
 import torch
 
-from . import batched
+from .. import batched
+from ..rewards import is_differentiable, reward_name
+from ..rng import GeneratorLike, repeat_generators, select_generators
 from .beam import beam
 from .calls import Calls
 from .fk import fk
 from .outcome import Outcome, Scored, no_options, plain_time, ranked
 from .particles import each_group_is_one_state, group_ess, group_generators, resample_within
-from .rewards import is_differentiable, reward_name
-from .rng import GeneratorLike, repeat_generators, select_generators
 from .selection import RESAMPLING_METHODS, accumulate_log_weights, log_weight_increment, resample, tilted_log_weights
 
 __all__ = [
@@ -89,7 +89,7 @@ def svdd_step(
     draw from softmax(v / alpha)) and returns the winners [g, ...] with their values, model
     outputs at t_next (PM with M > 1: reused for the next transition; else None), decoded objects
     (last step) and `pick`, the winning child j of each sample.
-    `calls` is a `svdd.calls.Calls` (the scheduler passes its own subclass).
+    `calls` is a `svdd.sampling.calls.Calls` (the scheduler passes its own subclass).
     """
     g = x.shape[0]
     gens = repeat_generators(generator, m)

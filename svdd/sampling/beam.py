@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from . import batched
+from .. import batched
+from ..rng import GeneratorLike, batch_generator, rand
 from .calls import Calls
 from .outcome import Outcome, Scored, no_options, ranked
-from .rng import GeneratorLike, batch_generator, rand
 
 
 def beam(

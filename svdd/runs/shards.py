@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .api import sample
-from .rewards import Reward, reward_name
+from ..api import sample
+from ..rewards import Reward, reward_name
 from .rundir import set_aside, write_atomic
 
 SHARD_FORMAT = "svdd-shard/2"

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .api import check_arguments, sample
+from ..api import check_arguments, sample
+from ..result import reward_quantile
+from ..rewards import RewardError, evaluate
 from .outputs import check_table_format, sample_text, write_staged, write_table
-from .result import reward_quantile
-from .rewards import RewardError, evaluate
 from .rundir import CLAIM_TIMEOUT_S, RunDirectory, RunWriteError, set_aside, write_atomic
 from .shards import (
     Job,
@@ -268,7 +268,7 @@ def generate(
     wall time). With an `executor`, shards run on it (each worker builds the job once);
     otherwise in this process.
 
-    The directory is locked (`svdd.rundir`): a second run on it is refused, unless both
+    The directory is locked (`svdd.runs.rundir`): a second run on it is refused, unless both
     `cooperate` (same settings): then they share the shards through claim files, and each
     writes the same outputs when all shards are done. Launched as several processes
     (`accelerate launch`, `torchrun`; see `process_rank`), the ranks cooperate: rank r starts

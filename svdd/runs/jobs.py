@@ -4,7 +4,7 @@ Jobs hold only strings, so they pickle cheaply to worker processes, which build 
 reward and value themselves (`build`). Both kinds of job resolve names the same way:
 
 * reward: a domain's shipped reward ("qed", "classifier=shirt"), or a user object
-  `module:name` / `path/to/file.py:name` (optionally `=arg`; see `svdd.plugins.load_object`);
+  `module:name` / `path/to/file.py:name` (optionally `=arg`; see `svdd.runs.plugins.load_object`);
 * value: "pm" (posterior mean on the reward), "mc" (the domain's shipped value network for the
   reward), the `value.pt` written by `svdd train-value`, or a user object (`module:name`): a
   value object (`svdd.LearnedValue`, `svdd.PosteriorMean`, ...) or a function fn(x, t), which
@@ -79,9 +79,9 @@ def _computes_on(device: torch.device) -> bool:
 
 def _value_object(obj: Any, spec: str) -> Any:
     """A user's value: a value object as it is, a plain function wrapped as LearnedValue."""
-    from .values import LearnedValue, PosteriorMean
+    from ..sampling.values import LearnedValue
 
-    if isinstance(obj, (LearnedValue, PosteriorMean)) or hasattr(obj, "needs_model_output"):
+    if hasattr(obj, "needs_model_output"):  # the Value protocol's marker; svdd.sample checks the rest
         return obj
     if callable(obj):
         return LearnedValue(obj)
@@ -91,7 +91,7 @@ def _value_object(obj: Any, spec: str) -> Any:
 def load_trained_value(path: str | Path, domain: Domain, process: Any = None, device: str = "cpu") -> Any:
     """The value network saved by `svdd train-value` at `path` as `svdd.LearnedValue` (None
     without a process: then only the file is checked)."""
-    from .values import LearnedValue
+    from ..sampling.values import LearnedValue
 
     path = Path(path)
     if not path.is_file():

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .rewards import evaluate
+from ..rewards import evaluate
 
 DEFAULT_CACHE_SIZE = 65_536
 """Entries per cache in `svdd.sample` unless `reward_cache=` says otherwise."""

@@ -6,7 +6,7 @@ package, so the core never imports them:
 
     # pyproject.toml of a package that ships a domain
     [project.entry-points."svdd.domains"]
-    enzymes = "my_package.enzymes_plugin:DOMAIN"     # a svdd.plugins.Domain
+    enzymes = "my_package.enzymes_plugin:DOMAIN"     # a svdd.runs.plugins.Domain
 
 `load_object` resolves the `module:name` / `path/to/file.py:name` strings that name a user's own
 process factory (`--process`), reward (`--reward`) or value (`--value`).
@@ -111,7 +111,7 @@ def load_domain(name: str) -> Domain:
         raise PluginError(f"domain {name!r} cannot be loaded ({exc}); is its extra installed?") from None
     if not isinstance(domain, Domain):
         raise PluginError(
-            f"entry point {found[0].value!r} of domain {name!r} is a {type(domain).__name__}, not a svdd.plugins.Domain"
+            f"entry point {found[0].value!r} of domain {name!r} is a {type(domain).__name__}, not a svdd.runs.Domain"
         )
     missing = [module for module in domain.needs if importlib.util.find_spec(module) is None]
     if missing:

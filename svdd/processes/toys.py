@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import rng
+from .. import rng
+from ..rng import GeneratorLike
 from .masked import MaskedDiffusion
-from .rng import GeneratorLike
 
 # -- masked discrete toy ---------------------------------------------------------------------
 

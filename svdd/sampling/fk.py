@@ -49,12 +49,11 @@ from typing import Any, NamedTuple
 
 import torch
 
-from . import batched
+from .. import batched
+from ..rng import GeneratorLike, repeat_generators
 from .calls import Calls
 from .outcome import Outcome, Scored, no_options, plain_time
 from .particles import best_per_group, each_group_is_one_state, group_ess, group_generators, resample_within
-from .rng import GeneratorLike, repeat_generators
-from .values import PosteriorMean
 
 POTENTIALS = ("diff", "max", "add", "rt")
 
@@ -184,8 +183,12 @@ def with_x0_draws(calls: Calls, num_x0_samples: int | None) -> Calls:
     The copy shares the counters (and everything else) with `calls`."""
     if num_x0_samples is None:
         return calls
-    if not isinstance(calls.value, PosteriorMean):
-        raise TypeError(f"num_x0_samples applies to the posterior-mean value; the value is {calls.value!r}")
+    redraw = getattr(calls.value, "with_x0_samples", None)  # the Value protocol's optional member
+    if not callable(redraw):
+        raise TypeError(
+            f"num_x0_samples applies to the posterior-mean value or a value that scores posterior draws "
+            f"of x0 (with_x0_samples(S)); the value is {calls.value!r}"
+        )
     drawn = copy.copy(calls)
-    drawn.value = PosteriorMean(calls.value.reward, num_x0_samples=num_x0_samples)
+    drawn.value = redraw(num_x0_samples)
     return drawn

@@ -4,7 +4,7 @@
   denoiser contract of `svdd.masked.MaskedDiffusion` (token ids 0..V-1, mask id V).
 - `TransformerDenoiser(vocab_size, length)`: the same contract, with self-attention (long-range pairs).
 - `ConvValue(vocab_size, length)`: `(x_t Long[B, L], t float[B]) -> values [B]`, an MC value
-  network for `svdd.LearnedValue` trained with `svdd.value_training.fit_value`.
+  network for `svdd.LearnedValue` trained with `svdd.sampling.value_training.fit_value`.
 
 Both are a stack of residual dilated 1-D convolutions over token + learned position embeddings,
 with a sinusoidal time embedding added in every block. They keep their constructor arguments in

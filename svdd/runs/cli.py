@@ -5,7 +5,7 @@
     svdd generate --process my_model.py:make_process --reward my_model.py:score -n 64 --out runs/mine
     svdd domains                      # the installed domains, their rewards and options
 
-Domains are plug-ins found through the `svdd.domains` entry-point group (`svdd.plugins`).
+Domains are plug-ins found through the `svdd.domains` entry-point group (`svdd.runs.plugins`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import typer
 import typer.core
 
-from . import __version__
+from .. import __version__
 
 app = typer.Typer(
     help="Reward-guided sampling from pretrained diffusion models (SVDD).", no_args_is_help=True, add_completion=False
@@ -164,13 +164,13 @@ def generate(
 ) -> None:
     """Generate samples with their rewards into OUT: shards/, the sample table, the domain's own
     formats (FASTA, SDF, PNGs) and run.json. Domain options (e.g. --backbone FILE) follow the domain."""
+    from ..rewards import RewardError
     from .executors import make_executor
+    from .generation import RunError, RunSettings, ShardError
+    from .generation import generate as run_generate
     from .jobs import DomainJob, ProcessJob, resolve_device
     from .plugins import PluginError
-    from .rewards import RewardError
     from .rundir import RunLockedError
-    from .runs import RunError, RunSettings, ShardError
-    from .runs import generate as run_generate
 
     extra = _domain_options(ctx.args)
     try:
@@ -311,10 +311,10 @@ def train_value(
     """
     import torch
 
+    from ..sampling.value_training import Rollouts, collect_rollouts, fit_value, value_correlation
+    from .generation import environment
     from .plugins import PluginError, domain_reward, load_domain
     from .rundir import write_atomic
-    from .runs import environment
-    from .value_training import Rollouts, collect_rollouts, fit_value, value_correlation
 
     try:
         spec = load_domain(domain)

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .rng import GeneratorLike
+from ..rng import GeneratorLike
 
 
 @runtime_checkable
@@ -70,7 +70,7 @@ def check_process(process: Any) -> None:
     if missing:
         raise TypeError(
             f"{name} is not a DenoisingProcess: it lacks {', '.join(missing)} "
-            f"(a process provides {', '.join(REQUIRED)}; see svdd.process.DenoisingProcess)"
+            f"(a process provides {', '.join(REQUIRED)}; see svdd.processes.protocol.DenoisingProcess)"
         )
     for member in METHODS:
         if not callable(getattr(process, member)):

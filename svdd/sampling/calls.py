@@ -4,7 +4,7 @@ Every sampler goes through one `Calls` object, and `SVDDScheduler` through a sub
 counters mean the same thing everywhere (`Result.stats`, `SVDDScheduler.stats`, run records):
 `model_calls` counts item-level denoiser evaluations (rows), `model_batches` the calls they were
 made in, `reward_calls` the objects actually handed to a reward and `reward_cache_hits` the objects
-scored without it (a duplicate in the same batch, or a cached score: `svdd.scoring`), so
+scored without it (a duplicate in the same batch, or a cached score: `svdd.sampling.scoring`), so
 `reward_calls + reward_cache_hits` is the number of objects scored; `decode_calls` and
 `decode_cache_hits` count decoded states the same way; `value_calls` the intermediate states scored,
 `fallback_rows` the selections where no candidate had a valid value; each `*_time_s` is the time
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import batched
-from .rewards import evaluate
-from .rng import GeneratorLike, select_generators
+from .. import batched
+from ..rewards import evaluate
+from ..rng import GeneratorLike, select_generators
 from .scoring import DecodeCache, RewardCache
 from .selection import Selection, select
 from .values import Value, as_values
@@ -75,7 +75,7 @@ def trace_entry(t: Any, values: torch.Tensor, **extra: Any) -> dict[str, Any]:
 class Calls:
     """The sampler's gateway to `process`, `reward` and `value`, chunking model calls by `model_chunk`.
 
-    `reward_cache`: a `svdd.scoring.RewardCache` (scores de-duplicated within a batch and cached
+    `reward_cache`: a `svdd.sampling.scoring.RewardCache` (scores de-duplicated within a batch and cached
     across steps by object key; discrete states' decodes too, in a `DecodeCache` of the same size)
     or None (every object scored and every state decoded as given). `overlap`: run decoding and
     rewards of one model chunk on a background thread while the model runs on the next
@@ -389,7 +389,7 @@ class Calls:
         return r
 
     def select(self, values: torch.Tensor, alpha: float, generator: GeneratorLike) -> Selection:
-        """`svdd.selection.select` on values [g, M], counting the rows with no valid candidate."""
+        """`svdd.sampling.selection.select` on values [g, M], counting the rows with no valid candidate."""
         choice = select(values, alpha, generator)
         self.stats["fallback_rows"] += choice.fallback_rows
         return choice

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ..rng import GeneratorLike, select_generators
 from .outcome import ranked
-from .rng import GeneratorLike, select_generators
 from .selection import effective_sample_size, resample
 
 
@@ -48,7 +48,7 @@ def resample_within(
     """Ancestors of a grouped population: log_w float64 [P] -> LongTensor [G·num] (indices into P).
 
     Group g draws `num` ancestors among its own particles by `scheme` (see
-    `svdd.selection.resample`) with `generators[g]`; its ancestors fill rows g·num .. g·num+num-1.
+    `svdd.sampling.selection.resample`) with `generators[g]`; its ancestors fill rows g·num .. g·num+num-1.
     `which` (bool [G]) resamples only those groups; the others keep their particles in place
     (identity ancestors; then `num` must be the group size).
     """

@@ -238,7 +238,7 @@ def save_training_run(
     times, parameter count and torch version to `out` (`save_net`), and the same record with the
     loss curves to `out` with suffix .json. `started` is the `time.time()` before training.
     """
-    from .masked_nets import save_net
+    from .nets import save_net
 
     meta = {
         **metadata,

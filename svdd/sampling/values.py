@@ -4,7 +4,7 @@
 the process's `denoised` estimate from a model call on x_t itself.
 `LearnedValue(fn)` (SVDD-MC): v(x_t) = fn(x_t, t), any torch module or plain callable that maps
 raw states [n, ...] and their times, float [n], to values [n], e.g. a network regressed on r(x_0)
-from rollouts of the pretrained model (`svdd.value_training`).
+from rollouts of the pretrained model (`svdd.sampling.value_training`).
 
 Clean states x_0 (the candidates of the last step) are scored by a reward, not a network: the
 soft value at time 0 is the reward itself (`PosteriorMean` uses its reward, `LearnedValue` the
@@ -41,13 +41,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from . import batched
-from .rewards import RewardError, _as_scores, reward_name
-from .rng import GeneratorLike, repeat_generators
+from .. import batched
+from ..rewards import RewardError, _as_scores, reward_name
+from ..rng import GeneratorLike, repeat_generators
 
 
 class ValueCalls(Protocol):
-    """The counted, timed calls a value may make (`svdd.calls.Calls`, or the scheduler's own).
+    """The counted, timed calls a value may make (`svdd.sampling.calls.Calls`, or the scheduler's own).
 
     Shapes: x [n, ...] states at time t; `out` is `model(x, t)`; objects are what `decode` returns.
     """
@@ -82,6 +82,10 @@ class Value(Protocol):
     Optional: `rowwise = True` declares that estimating a batch gives the estimates of its rows,
         whatever the batch (no draws, nothing shared between rows); `svdd.sample(overlap=True)` then
         estimates a step's candidates chunk by chunk on a background thread while the model runs.
+    Optional: `with_x0_samples(S) -> Value` declares that the value can score a state by S draws
+        x0 ~ p(x0 | x_t) (`calls.sample_x0`) and returns that variant; `num_x0_samples` says how
+        many it draws now (1 when absent). `fk(num_x0_samples=S)` and `svdd.sample` ask for these
+        members, never for a class, so a user's own value can take posterior draws too.
     """
 
     needs_model_output: bool
@@ -102,7 +106,7 @@ def as_value(value: Any, reward: Callable | None) -> Value:
         raise TypeError(
             "value must be None, svdd.PosteriorMean(reward), svdd.LearnedValue(fn) or an object with "
             "needs_model_output, estimate(x, t, out, calls, generator) and clean_reward(objective) "
-            f"(see svdd.values.Value); got {type(value).__name__}, which lacks {', '.join(missing)} "
+            f"(see svdd.sampling.values.Value); got {type(value).__name__}, which lacks {', '.join(missing)} "
             "(wrap a network or function fn(x, t) as svdd.LearnedValue(fn))"
         )
     return value
@@ -156,6 +160,10 @@ class PosteriorMean:
     def clean_reward(self, objective: Callable) -> Callable:
         return self.reward
 
+    def with_x0_samples(self, num_x0_samples: int) -> PosteriorMean:
+        """The same value scoring each state by `num_x0_samples` posterior draws of x0."""
+        return PosteriorMean(self.reward, num_x0_samples=num_x0_samples)
+
     def __repr__(self) -> str:
         extra = f", num_x0_samples={self.num_x0_samples}" if self.num_x0_samples > 1 else ""
         return f"PosteriorMean({reward_name(self.reward)}{extra})"
@@ -177,7 +185,7 @@ class LearnedValue:
     """SVDD-MC: score a state with `fn(x: Tensor[n, ...], t: float Tensor[n]) -> values [n]`.
 
     `t` holds the state's timestep (the value from `process.timesteps`) for every row, the same
-    form `svdd.value_training.fit_value` trains with.
+    form `svdd.sampling.value_training.fit_value` trains with.
 
     `fn` may be a `torch.nn.Module` (run under `torch.no_grad`) or any callable returning a
     tensor, array or list of n floats. `max_batch` bounds how many states one call sees.
@@ -259,3 +267,8 @@ def as_values(raw: Any, n: int, name: str) -> torch.Tensor:
             f"value function {name!r} returned shape {tuple(values.shape)} for {n} states; expected ({n},)"
         )
     return values
+
+
+def draws_x0(value: Any) -> bool:
+    """True when `value` can score states by posterior draws of x0 (it has `with_x0_samples`)."""
+    return callable(getattr(value, "with_x0_samples", None))

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..processes.nets import ConvValue, save_net
+from ..rng import GeneratorLike, check_generator
 from .calls import Calls
-from .masked_nets import ConvValue, save_net
-from .rng import GeneratorLike, check_generator
 from .values import PosteriorMean
 
 
@@ -210,7 +210,7 @@ def train_conv_value(
 
 
 def save_value_run(net: torch.nn.Module, out: Path, meta: dict[str, Any], losses: list[float]) -> None:
-    """Write a value network at `out` (`svdd.masked_nets.save_net`, with the scalar entries of
+    """Write a value network at `out` (`svdd.processes.nets.save_net`, with the scalar entries of
     `meta` as its metadata) and `meta` with the train losses as `out` with suffix .json."""
     out.parent.mkdir(parents=True, exist_ok=True)
     save_net(net, out, **{k: v for k, v in meta.items() if not isinstance(v, dict)})

@@ -1,0 +1,28 @@
+"""processes: what is sampled.
+
+- `protocol`: the `DenoisingProcess` protocol (prior, timesteps, model, transition, denoised,
+  decode) and its check;
+- `masked`: `MaskedDiffusion`, masked (absorbing-state) discrete diffusion; `masked_lm`: the
+  adapter that wraps a third-party masked model (`MaskedDiffusion.from_masked_lm`);
+- `nets`: small token-sequence networks (denoisers, value networks) and their weight files;
+  `training`: the masked-diffusion objective, training loop and ELBO;
+- `toys`: processes where everything is exact (enumerable masked chains, Gaussian mixtures).
+
+Imports: the shared base only (`svdd.rng`, `svdd.batched`); never `svdd.sampling`, `svdd.runs`
+or `svdd.diffusers`.
+"""
+
+from .masked import MaskedDiffusion
+from .protocol import DenoisingProcess, check_process
+from .toys import ExactChain, GaussianMixtureDiffusion, MaskedToy
+from .training import elbo
+
+__all__ = [
+    "DenoisingProcess",
+    "ExactChain",
+    "GaussianMixtureDiffusion",
+    "MaskedDiffusion",
+    "MaskedToy",
+    "check_process",
+    "elbo",
+]

@@ -1,0 +1,379 @@
+"""Masked (absorbing-state) discrete diffusion, MDLM style, as a `DenoisingProcess`.
+
+Tokens are ids 0..V-1 and the mask is id V. The forward process masks each token
+independently: at time t in [0, 1] a token is still clean with probability a(t) = 1 - t
+(log-linear schedule). The reverse step from t to s < t keeps every unmasked token (carry-over),
+keeps a masked token masked with probability s/t, and otherwise unmasks it to a token drawn from
+the denoiser's p(x0 | x_t) ("subs" parameterisation: the mask is never predicted). The step to
+s = 0 unmasks everything, so samples never contain the mask.
+
+Denoiser contract: `denoiser(x_t: Long[B, L], t: Tensor[B]) -> logits[B, L, V]` over the V
+real tokens. Third-party models (a Hugging Face `*ForMaskedLM`, MDLM or LLaDA checkpoints, any
+callable over its own vocabulary) are wrapped into this contract by `MaskedDiffusion.from_masked_lm`
+(`svdd.processes.masked_lm`).
+
+Design from a seed: `process.from_seed(seed, mask_fraction=0.3)` (or `positions=[...]`) is the
+same model started from `seed` with those positions masked; every sampler then edits only them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from .. import rng
+from ..rng import GeneratorLike
+from .masked_lm import MaskedLMDenoiser, check_int, masked_lm_denoiser
+
+
+class MaskedDiffusion:
+    """A masked diffusion model over sequences of `length` tokens from a vocabulary of `vocab_size`.
+
+    Args:
+        denoiser: `(x_t Long[B, L], t float[B]) -> logits [B, L, V]`.
+        vocab_size: V, the number of real tokens; the mask token id is V.
+        length: L, the sequence length.
+        num_steps: K, the number of reverse steps (timesteps 1, 1 - 1/K, ..., 1/K).
+        decode: `tokens Long[B, L] -> list of B objects`; default: `tokenizer.decode` when a
+            tokenizer is given, else tuples of ints.
+        tokenizer: optional object with `encode(objects, length=L) -> Long[B, L]` and
+            `decode(tokens) -> list`, for turning the user's own sequences into states.
+        metadata: optional record of how the model was made (data, seed, training settings).
+
+    `from_seed(seed, mask_fraction=... | positions=...)` gives a copy that edits a seed;
+    `from_masked_lm(model, ...)` wraps a third-party masked model.
+    """
+
+    def __init__(
+        self,
+        denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        *,
+        vocab_size: int,
+        length: int,
+        num_steps: int = 128,
+        decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
+        device: torch.device | str | None = None,
+        tokenizer: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if not callable(denoiser):
+            raise TypeError(
+                f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
+            )
+        self.denoiser = denoiser
+        self.vocab_size = vocab_size
+        self.mask_index = vocab_size
+        self.length = length
+        try:
+            self.device = torch.device(device) if device is not None else torch.device("cpu")
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0'; got {device!r}") from None
+        self.full_num_steps = num_steps
+        self._set_schedule(1.0, num_steps)
+        self.tokenizer = tokenizer
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        if decode is None and tokenizer is not None:
+            decode = tokenizer.decode
+        self._decode = decode
+        self.seed: torch.Tensor | None = None  # set by from_seed
+        self.seed_positions: torch.Tensor | None = None
+        self.seed_mask_count = 0
+
+    def _set_schedule(self, start: float, num_steps: int) -> None:
+        """Timesteps start·(1 - k/K) for k = 0..K-1, and the time each step lands on."""
+        self.num_steps = num_steps
+        self.timesteps = [start * (1.0 - k / num_steps) for k in range(num_steps)]
+        self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
+
+    @staticmethod
+    def from_masked_lm(
+        model: Callable[..., Any],
+        *,
+        mask_token_id: int,
+        token_ids: Any,
+        length: int,
+        num_steps: int = 128,
+        decode: Callable[[torch.Tensor], Sequence[Any]] | None = None,
+        **options: Any,
+    ) -> MaskedLMDiffusion:
+        """Wrap a third-party masked / any-order model (a `transformers` `*ForMaskedLM` or a callable
+        returning logits over its own vocabulary) as a `MaskedDiffusion` (log-linear schedule,
+        K = num_steps) whose states are the model's free positions re-indexed to the native contract.
+
+        `options`: `fixed`, `time`, `num_train_timesteps`, `time_keyword`, `subs`, `logits_over`,
+        `pad_token_id`, `tokenizer`, `device`; every argument is described in
+        `svdd.processes.masked_lm.masked_lm_denoiser`.
+
+        Returns a `MaskedLMDiffusion`: states Long[B, F], `to_model_ids`, `encode`, and everything
+        `MaskedDiffusion` has (`from_seed`, `add_mask`, ...).
+        """
+        check_int("num_steps", num_steps, 1)
+        denoiser, decode_states = masked_lm_denoiser(
+            model, mask_token_id=mask_token_id, token_ids=token_ids, length=length, decode=decode, **options
+        )
+        return MaskedLMDiffusion(
+            denoiser,
+            vocab_size=len(denoiser.token_ids),
+            length=int(denoiser.free.numel()),
+            num_steps=num_steps,
+            decode=decode_states,
+            device=denoiser.template.device,
+        )
+
+    # -- the DenoisingProcess protocol -------------------------------------------------------
+
+    def prior(self, n: int, generator: GeneratorLike = None) -> torch.Tensor:
+        """x at timesteps[0], Long[n, L]: all-mask sequences (deterministic), or for a process made
+        by `from_seed` the seed with its chosen positions masked (a fresh random subset per row when
+        it was made with `mask_fraction`, drawn from `generator`)."""
+        if self.seed is None:
+            return torch.full((n, self.length), self.mask_index, dtype=torch.long, device=self.device)
+        x = self.seed.expand(n, self.length).clone()
+        if self.seed_positions is not None:
+            x[:, self.seed_positions] = self.mask_index
+            return x
+        u = rng.rand((n, self.length), generator, device=self.device)
+        chosen = u.argsort(dim=1)[:, : self.seed_mask_count]  # a uniform random subset per row
+        return x.scatter_(1, chosen, self.mask_index)
+
+    def model(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Denoiser logits float[B, L, V] for x Long[B, L] at time t."""
+        logits = self.denoiser(x, torch.full((x.shape[0],), float(t), device=x.device))
+        expected = (x.shape[0], self.length, self.vocab_size)
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError(f"denoiser must return a tensor of logits {expected}; got {type(logits).__name__}")
+        if tuple(logits.shape) != expected:
+            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {expected}")
+        return logits
+
+    def next_time(self, t: float) -> float:
+        """The time the reverse step from t lands on (0.0 after the last timestep)."""
+        try:
+            return self._next[t]
+        except KeyError:
+            raise ValueError(f"{t!r} is not one of this process's timesteps") from None
+
+    def transition(self, x: torch.Tensor, t: float, out: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
+        """One reverse step x_t Long[B, L] -> x_s Long[B, L], s = next_time(t).
+
+        Each masked token stays masked with probability s/t, else takes a token drawn from
+        softmax(out) (float64). Unmasked tokens never change.
+        """
+        s = self.next_time(t)
+        masked = x == self.mask_index
+        u_keep = rng.rand(x.shape, generator, device=x.device)
+        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device), masked, t)
+        unmask = masked & (u_keep >= s / t)
+        return torch.where(unmask, tokens, x)
+
+    def _draw_tokens(self, out: torch.Tensor, u: torch.Tensor, masked: torch.Tensor, t: float) -> torch.Tensor:
+        """A token Long[B, L] from softmax(out) float[B, L, V] at every position, by inverse CDF of
+        the uniforms u float64 [B, L]. Raises where a `masked` position's logits give no
+        distribution (NaN, all -inf, or several +inf), instead of silently drawing token 0."""
+        probs = torch.softmax(out.to(torch.float64), dim=-1)
+        broken = torch.isnan(probs).any(dim=-1) & masked
+        if broken.any():
+            raise ValueError(
+                f"the denoiser's logits give no distribution at {int(broken.sum())} masked positions "
+                f"at t={t} (NaN, all -inf, or several +inf logits)"
+            )
+        cdf = probs.cumsum(dim=-1)
+        return (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(dim=-1).clamp_max(self.vocab_size - 1)
+
+    def sample_x0(self, x: torch.Tensor, t: float, out: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
+        """One draw x0 Long[B, L] ~ p(x0 | x_t) from the denoiser's posterior: every masked position
+        drawn from softmax(out) independently, unmasked tokens copied (`denoised` takes the argmax)."""
+        masked = x == self.mask_index
+        tokens = self._draw_tokens(out, rng.rand(x.shape, generator, device=x.device), masked, t)
+        return torch.where(masked, tokens, x)
+
+    def denoised(self, x: torch.Tensor, t: float, out: torch.Tensor) -> torch.Tensor:
+        """x0_hat Long[B, L]: argmax of the logits at masked positions, unmasked tokens copied."""
+        return torch.where(x == self.mask_index, out.argmax(dim=-1), x)
+
+    def decode(self, x0: torch.Tensor) -> list[Any]:
+        """Clean tokens Long[B, L] -> objects (the `decode` given at construction, else tuples)."""
+        if (x0 == self.mask_index).any():
+            raise ValueError("decode got masked tokens; only clean sequences can be decoded")
+        if self._decode is not None:
+            return list(self._decode(x0))
+        return [tuple(row) for row in x0.tolist()]
+
+    # -- forward process ---------------------------------------------------------------------
+
+    def add_mask(self, x0: torch.Tensor, t: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
+        """Forward noising: mask each token of x0 Long[B, L] with probability t[B] (float in [0, 1])."""
+        u = rng.rand(x0.shape, generator, device=x0.device)
+        return torch.where(u < t.to(torch.float64).unsqueeze(-1), torch.full_like(x0, self.mask_index), x0)
+
+    def renoise(
+        self, x0: torch.Tensor, level: float, generator: GeneratorLike = None
+    ) -> tuple[torch.Tensor, list[float]]:
+        """Clean states x0 Long[B, L] taken part-way back along the chain, for iterative refinement.
+
+        `level` in (0, 1] is rounded to the nearest of this process's timesteps t (ties to the
+        noisier); each row gets max(1, round(t·L)) of its positions re-masked, a fresh uniformly random
+        subset from `generator` (row i from generator[i] with a list), chosen among the positions
+        this process may change (a process made by `from_seed(positions=...)`: only those).
+        Returns (x_t Long[B, L], the timesteps left to walk, from t on).
+        """
+        if x0.dim() != 2 or x0.shape[1] != self.length:
+            raise ValueError(f"renoise needs clean states [B, {self.length}]; got {tuple(x0.shape)}")
+        k = min(range(self.num_steps), key=lambda i: (abs(self.timesteps[i] - level), i))
+        t = self.timesteps[k]
+        editable = self.seed_positions if self.seed_positions is not None else torch.arange(self.length)
+        count = min(max(1, round(t * self.length)), int(editable.numel()))
+        u = rng.rand((x0.shape[0], int(editable.numel())), generator, device=x0.device)
+        chosen = editable.to(x0.device)[u.argsort(dim=1)[:, :count]]  # a uniform random subset per row
+        return x0.clone().scatter_(1, chosen, self.mask_index), self.timesteps[k:]
+
+    # -- design from a seed ------------------------------------------------------------------
+
+    def from_seed(
+        self,
+        seed: torch.Tensor | Sequence[int],
+        *,
+        mask_fraction: float | None = None,
+        positions: Sequence[int] | torch.Tensor | None = None,
+        num_steps: int | None = None,
+    ) -> MaskedDiffusion:
+        """This model started from `seed` with some positions masked: a process that edits a seed.
+
+        Args:
+            seed: clean tokens Long[L] in this process's state space (ids 0..V-1; for a process made
+                by `from_masked_lm`, `process.encode(model_ids)` gives them).
+            mask_fraction: mask round(mask_fraction·L) positions (at least one), a fresh uniformly
+                random subset for every sample, drawn from the sampler's generator.
+            positions: or mask exactly these positions (indices 0..L-1 into the state; for a process
+                made by `from_masked_lm`, into its free positions, `process.free_positions`) in every sample.
+            num_steps: reverse steps; default ceil(t0·K) for this process's K, the step size of the
+                full chain.
+
+        Every other position keeps the seed's token in every sample (the reverse process never
+        changes an unmasked token). The timesteps start at the matching noise level
+        t0 = (number masked) / L and descend to t0/num_steps, so the denoiser sees the time that
+        fits the fraction of masked tokens. Works with every sampler (pretrained, best_of_n, svdd,
+        svdd_r, smc). `hamming_to_seed(states)` measures how far samples moved.
+        """
+        try:
+            seed_t = torch.as_tensor(seed)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"seed must be integer tokens of shape ({self.length},); got {seed!r}") from None
+        if seed_t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or seed_t.shape != (self.length,):
+            raise ValueError(
+                f"seed must be integer tokens of shape ({self.length},); got {seed_t.dtype} "
+                f"of shape {tuple(seed_t.shape)}"
+            )
+        if (seed_t < 0).any() or (seed_t >= self.vocab_size).any():
+            raise ValueError(
+                f"seed must hold clean token ids 0..{self.vocab_size - 1} (no mask id {self.mask_index}); "
+                f"got values in {int(seed_t.min())}..{int(seed_t.max())}"
+            )
+        if (mask_fraction is None) == (positions is None):
+            raise ValueError(
+                "from_seed needs exactly one of mask_fraction (a fraction in (0, 1]) or positions "
+                f"(indices to mask); got mask_fraction={mask_fraction!r}, positions={positions!r}"
+            )
+        chosen = None
+        if mask_fraction is not None:
+            if (
+                isinstance(mask_fraction, bool)
+                or not isinstance(mask_fraction, (int, float))
+                or not 0.0 < mask_fraction <= 1.0
+            ):
+                raise ValueError(f"mask_fraction must be a number in (0, 1]; got {mask_fraction!r}")
+            count = max(1, round(mask_fraction * self.length))
+        elif positions is not None:
+            chosen = _check_positions(positions, self.length)
+            count = int(chosen.numel())
+        start = count / self.length
+        if num_steps is None:
+            num_steps = max(1, math.ceil(start * self.full_num_steps - 1e-9))
+        elif isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive int or None; got {num_steps!r}")
+        seeded = copy.copy(self)
+        seeded._set_schedule(start, num_steps)
+        seeded.seed = seed_t.to(dtype=torch.long, device=self.device)
+        seeded.seed_positions = chosen.to(self.device) if chosen is not None else None
+        seeded.seed_mask_count = count
+        return seeded
+
+    def hamming_to_seed(self, x0: torch.Tensor) -> torch.Tensor:
+        """Number of positions where each state of x0 Long[B, L] differs from the seed: Long[B]."""
+        if self.seed is None:
+            raise ValueError("hamming_to_seed needs a process made by from_seed; this one has no seed")
+        return hamming(x0, self.seed)
+
+
+def hamming(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Hamming distance Long[B] between token rows x Long[B, L] and one reference Long[L]."""
+    if x.dim() != 2 or reference.shape != x.shape[1:]:
+        raise ValueError(
+            f"hamming needs x [B, L] and a reference [L]; got {tuple(x.shape)} and {tuple(reference.shape)}"
+        )
+    return (x != reference.to(x.device)).sum(dim=-1)
+
+
+def _check_positions(positions: Sequence[int] | torch.Tensor, length: int) -> torch.Tensor:
+    """Distinct positions in 0..length-1 as Long[k] (k >= 1), or a ValueError naming the bad ones."""
+    try:
+        index = torch.as_tensor(positions).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"positions must be a sequence of ints; got {positions!r}") from None
+    if index.numel() == 0:
+        raise ValueError("positions is empty; give at least one position to mask")
+    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+        raise TypeError(f"positions must be integer indices; got {index.dtype}")
+    index = index.long()
+    outside = sorted({int(i) for i in index if not 0 <= int(i) < length})
+    if outside:
+        raise ValueError(f"positions {outside} are outside 0..{length - 1}")
+    if index.unique().numel() != index.numel():
+        raise ValueError(f"positions must be distinct; got {index.tolist()}")
+    return index
+
+
+class MaskedLMDiffusion(MaskedDiffusion):
+    """A `MaskedDiffusion` over the free positions of a foreign masked model (`MaskedDiffusion.from_masked_lm`).
+
+    Attributes read from its `MaskedLMDenoiser`: `model_length` L, `free_positions` Long[F] (model
+    positions of the state's columns), `template` Long[L] (fixed ids; `mask_token_id` at free
+    positions), `token_ids` Long[V], `mask_token_id`.
+    """
+
+    denoiser: MaskedLMDenoiser
+
+    @property
+    def model_length(self) -> int:
+        return len(self.denoiser.template)
+
+    @property
+    def free_positions(self) -> torch.Tensor:
+        return self.denoiser.free
+
+    @property
+    def template(self) -> torch.Tensor:
+        return self.denoiser.template
+
+    @property
+    def token_ids(self) -> torch.Tensor:
+        return self.denoiser.token_ids
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.denoiser.mask_token_id
+
+    def to_model_ids(self, x: torch.Tensor) -> torch.Tensor:
+        """States Long[B, F] -> the model's input ids Long[B, L] (masked states get `mask_token_id`)."""
+        return self.denoiser.to_model_ids(x.to(self.device))
+
+    def encode(self, model_ids: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Model ids Long[L] or Long[B, L] (e.g. a tokenized seed) -> states Long[F] or Long[B, F]."""
+        return self.denoiser.encode(model_ids)
