@@ -18,6 +18,7 @@ from . import masked, rewards  # masked: the documented path svdd.masked.MaskedD
 from .api import check_arguments, sample
 from .processes.masked import MaskedDiffusion
 from .processes.protocol import DenoisingProcess
+from .processes.uniform import UniformDiffusion
 from .result import Result
 from .sampling.scoring import RewardCache
 from .sampling.values import LearnedValue, PosteriorMean, Value
@@ -29,6 +30,7 @@ __all__ = [
     "PosteriorMean",
     "Result",
     "RewardCache",
+    "UniformDiffusion",
     "Value",
     "check_arguments",
     "masked",

@@ -4,6 +4,7 @@
   decode) and its check;
 - `masked`: `MaskedDiffusion`, masked (absorbing-state) discrete diffusion; `masked_lm`: the
   adapter that wraps a third-party masked model (`MaskedDiffusion.from_masked_lm`);
+- `uniform`: `UniformDiffusion`, uniform-noise discrete diffusion (D3PM/SEDD-uniform);
 - `nets`: small token-sequence networks (denoisers, value networks) and their weight files;
   `training`: the masked-diffusion objective, training loop and ELBO;
 - `toys`: processes where everything is exact (enumerable masked chains, Gaussian mixtures).
@@ -14,8 +15,9 @@ or `svdd.diffusers`.
 
 from .masked import MaskedDiffusion
 from .protocol import DenoisingProcess, check_process
-from .toys import ExactChain, GaussianMixtureDiffusion, MaskedToy
+from .toys import ExactChain, GaussianMixtureDiffusion, MaskedToy, UniformToy
 from .training import elbo
+from .uniform import UniformDiffusion
 
 __all__ = [
     "DenoisingProcess",
@@ -23,6 +25,8 @@ __all__ = [
     "GaussianMixtureDiffusion",
     "MaskedDiffusion",
     "MaskedToy",
+    "UniformDiffusion",
+    "UniformToy",
     "check_process",
     "elbo",
 ]

@@ -1,9 +1,9 @@
 """Toy processes where everything can be computed exactly: for tests, demos and sanity checks.
 
 - `MaskedToy`: masked diffusion over all length-L sequences of V tokens, whose denoiser is the
-  exact posterior of a given data distribution. `ExactChain` enumerates the resulting reverse
-  chain: the pretrained distribution, the soft values v_t(x) = α log E[exp(r(x0)/α) | x_t] and the
-  tilted target p_pre(x)·exp(r(x)/α)/Z.
+  exact posterior of a given data distribution; `UniformToy`: the same for uniform-noise
+  diffusion. `ExactChain` enumerates either reverse chain: the pretrained distribution, the soft
+  values v_t(x) = α log E[exp(r(x0)/α) | x_t] and the tilted target p_pre(x)·exp(r(x)/α)/Z.
 - `GaussianMixtureDiffusion`: 1-D Gaussian-mixture data under a DDPM noise schedule, with the
   analytic posterior-mean denoiser and a DDIM(eta) transition (eta = 1: DDPM-like, 0: deterministic).
 """
@@ -19,6 +19,7 @@ import torch
 from .. import rng
 from ..rng import GeneratorLike
 from .masked import MaskedDiffusion
+from .uniform import UniformDiffusion
 
 # -- masked discrete toy ---------------------------------------------------------------------
 
@@ -65,21 +66,73 @@ class MaskedToy(MaskedDiffusion):
         )
 
 
-class ExactChain:
-    """Exact enumeration of a small `MaskedDiffusion`'s reverse chain over all (V+1)**L states."""
+class UniformPosteriorDenoiser:
+    """The exact denoiser of a distribution over sequences under uniform noise: logits of
+    p(x0_l = v | x_t) ∝ Σ_{x0: x0_l = v} p(x0) Π_j q(x_t_j | x0_j), q = (1 - t)·δ + t/V.
 
-    def __init__(self, process: MaskedDiffusion):
-        if process.seed is not None and process.seed_positions is None:
+    `probs` [V**L] gives the data probability of each sequence of `all_sequences(V, L)`.
+    """
+
+    def __init__(self, probs: torch.Tensor, vocab_size: int, length: int):
+        self.sequences = all_sequences(vocab_size, length)
+        if probs.shape != (self.sequences.shape[0],):
+            raise ValueError(f"probs must have shape ({self.sequences.shape[0]},); got {tuple(probs.shape)}")
+        self.probs = (probs / probs.sum()).to(torch.float64)
+        self.vocab_size = vocab_size
+        self.calls = 0
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t Long[B, L], t float[B] -> logits float64 [B, L, V]."""
+        self.calls += x_t.shape[0]
+        a = (1.0 - t.to(torch.float64)).reshape(-1, 1, 1)  # [B, 1, 1]
+        same = (self.sequences.unsqueeze(0) == x_t.unsqueeze(1)).to(torch.float64)  # [B, S, L]
+        likelihood = (a * same + (1.0 - a) / self.vocab_size).prod(-1)  # q(x_t | x0) [B, S]
+        weight = likelihood * self.probs
+        onehot = torch.nn.functional.one_hot(self.sequences, self.vocab_size).to(torch.float64)  # [S, L, V]
+        marginals = torch.einsum("bs,slv->blv", weight, onehot)
+        return (marginals / marginals.sum(-1, keepdim=True)).log()
+
+
+class UniformToy(UniformDiffusion):
+    """Uniform-noise diffusion whose denoiser is the exact posterior of `probs` over all V**L sequences."""
+
+    def __init__(self, probs: torch.Tensor, *, vocab_size: int = 3, length: int = 3, num_steps: int = 3):
+        super().__init__(
+            UniformPosteriorDenoiser(probs, vocab_size, length),
+            vocab_size=vocab_size,
+            length=length,
+            num_steps=num_steps,
+        )
+
+
+class ExactChain:
+    """Exact enumeration of a small discrete process's reverse chain: a `MaskedDiffusion` over all
+    (V+1)**L states, or a `UniformDiffusion` over all V**L states."""
+
+    def __init__(self, process: MaskedDiffusion | UniformDiffusion):
+        self.uniform = isinstance(process, UniformDiffusion)
+        if process.seed is not None and (self.uniform or process.seed_positions is None):
             raise ValueError(
-                "ExactChain needs a deterministic prior; a process seeded with mask_fraction masks a "
-                "random subset per sample (seed it with positions=... instead)"
+                "ExactChain needs a deterministic prior or the uniform one; a seeded process draws its "
+                "start per sample (seed a masked process with positions=... instead)"
             )
         self.process = process
         v, length = process.vocab_size, process.length
-        self.states = torch.tensor(list(itertools.product(range(v + 1), repeat=length)), dtype=torch.long)
+        tokens = v if self.uniform else v + 1
+        self.states = torch.tensor(list(itertools.product(range(tokens), repeat=length)), dtype=torch.long)
         self.clean = all_sequences(v, length)
-        self._base = (v + 1) ** torch.arange(length - 1, -1, -1)
-        self.kernels = [self._kernel(t) for t in process.timesteps]  # each [S, S], rows sum to 1
+        self._base = tokens ** torch.arange(length - 1, -1, -1)
+        kernel = self._uniform_kernel if self.uniform else self._kernel
+        self.kernels = [kernel(t) for t in process.timesteps]  # each [S, S], rows sum to 1
+
+    def _uniform_kernel(self, t: float) -> torch.Tensor:
+        p = self.process
+        assert isinstance(p, UniformDiffusion)
+        with torch.no_grad():
+            probs = p.step_distribution(self.states, t, p.model(self.states, t))  # [S, L, V]
+        idx = self.states.unsqueeze(0).expand(self.states.shape[0], -1, -1)  # [S, S, L]: target tokens
+        per_pos = torch.gather(probs.unsqueeze(1).expand(-1, idx.shape[1], -1, -1), 3, idx.unsqueeze(-1))
+        return per_pos.squeeze(-1).prod(-1)
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
         """State index Long[B] of states x Long[B, L] (rows of `self.states`)."""
@@ -87,6 +140,7 @@ class ExactChain:
 
     def _kernel(self, t: float) -> torch.Tensor:
         p = self.process
+        assert isinstance(p, MaskedDiffusion)
         s = p.next_time(t)
         with torch.no_grad():
             probs = torch.softmax(p.model(self.states, t).to(torch.float64), -1)  # [S, L, V]
@@ -111,8 +165,11 @@ class ExactChain:
 
     def pretrained(self) -> torch.Tensor:
         """p_pre over the clean sequences, float64 [V**L]."""
-        dist = torch.zeros(self.states.shape[0], dtype=torch.float64)
-        dist[self.code(self.process.prior(1))] = 1.0
+        if self.uniform:
+            dist = torch.full((self.states.shape[0],), 1.0 / self.states.shape[0], dtype=torch.float64)
+        else:
+            dist = torch.zeros(self.states.shape[0], dtype=torch.float64)
+            dist[self.code(self.process.prior(1))] = 1.0
         for kernel in self.kernels:
             dist = dist @ kernel
         return dist[self.code(self.clean)]
