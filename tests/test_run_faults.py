@@ -55,7 +55,8 @@ def wait_for(condition, timeout=60.0):
 @pytest.mark.slow
 def test_a_second_run_on_a_busy_directory_is_refused_naming_the_holder(tmp_path):
     out = tmp_path / "run"
-    first = start(script(out, seed=0, sleep_s=0.2))
+    # 6 shards x 1 s: still running while a loaded machine starts the second process
+    first = start(script(out, seed=0, sleep_s=1.0))
     assert wait_for(lambda: (out / "run.json").exists())
     second = start(script(out, seed=1))
     _, err = second.communicate(timeout=60)
