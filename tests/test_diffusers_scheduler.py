@@ -156,8 +156,10 @@ def test_ddim_pipeline_with_eta(ddpm):
     assert isinstance(pipe.scheduler.base, DDIMScheduler)
     out = run(pipe, steps=3, eta=1.0)
     assert isinstance(out, ImagePipelineOutput) and pipe.scheduler.stats["steps"] == 3
-    with pytest.raises(ValueError, match="eta > 0"):
-        run(pipe, steps=3, eta=0.0)
+    # DDIM at eta = 0 (the pipelines' default) is deterministic: svdd steps it at its own eta (1.0)
+    assert pipe.scheduler.config.eta == 1.0
+    at_zero, at_one = run(pipe, steps=3, eta=0.0), run(pipe, steps=3, eta=1.0)
+    assert np.array_equal(at_zero.images, at_one.images)
 
 
 def test_step_and_set_timesteps_declare_the_base_parameters(ddpm):
@@ -171,7 +173,7 @@ def test_step_and_set_timesteps_declare_the_base_parameters(ddpm):
 
 @pytest.mark.parametrize(
     "base",
-    [EulerDiscreteScheduler(), PNDMScheduler(), DPMSolverMultistepScheduler(), HeunDiscreteScheduler()],
+    [EulerDiscreteScheduler(), PNDMScheduler(), HeunDiscreteScheduler()],
     ids=lambda s: type(s).__name__,
 )
 def test_refuses_deterministic_or_order_2_bases(ddpm, base):

@@ -17,7 +17,7 @@ from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 
 import svdd
 from svdd.diffusers import DiffusersProcess, SVDDScheduler
-from svdd.diffusers.replay import ReplayError, UNetReplay
+from svdd.diffusers.replay import DenoiserReplay, ReplayError
 from svdd.diffusers.tiny import tiny_stable_diffusion
 
 torch.set_num_threads(1)
@@ -74,7 +74,7 @@ def test_replay_aligns_each_child_with_its_own_prompt(sd):
     here child r of parent i must get [uncond_i; cond_i] and the pipeline's guidance scale."""
     unet, g, m = sd.unet, 4.0, 3
     cond, uncond = embeddings(sd, ["a cat", "a dog"], ["blur", "dark"])
-    replay = UNetReplay(unet)
+    replay = DenoiserReplay(unet)
     try:
         latents = torch.randn(2, 4, 8, 8, generator=seeded(0))
         t = torch.tensor(500)
@@ -85,7 +85,10 @@ def test_replay_aligns_each_child_with_its_own_prompt(sd):
             u, c = both.chunk(2)
             model_output = u + g * (c - u)
             children = torch.randn(6, 4, 8, 8, generator=seeded(1))
-            got = replay.replay(model_output, t, children, children, torch.tensor(400), m, max_batch=4)
+            replay.calls = 0  # the pipeline-like call above was recorded, not replayed
+            layout = replay.layout(model_output, t)
+            assert layout.cfg == "batched" and not layout.cond_first and abs(layout.g - g) < 1e-4
+            got = replay.replay(layout, children, children, torch.tensor(400), m, max_batch=4)
             for r in range(6):
                 i = r // m
                 pair = unet(
@@ -100,10 +103,27 @@ def test_replay_aligns_each_child_with_its_own_prompt(sd):
         replay.remove()
 
 
-def test_replay_refuses_guidance_rescale(sd):
+def test_replay_refuses_guidance_rescale_before_any_unet_call(sd):
     sd.scheduler = SVDDScheduler.from_pipeline(sd, reward=brightness, num_candidates=2)
+    rows = []
+    handle = sd.unet.register_forward_hook(lambda mod, args, out: rows.append(out[0].shape[0]))
+    try:
+        with pytest.raises(ValueError, match="guidance_rescale=0.7.*cannot reproduce guidance rescale.*LearnedValue"):
+            sd(**CALL, guidance_rescale=0.7, generator=seeded(0))
+    finally:
+        handle.remove()
+    assert rows == []
+    # the replay itself also refuses a prediction it cannot reproduce (a hand-written loop)
+    wrapper = SVDDScheduler.from_pipeline(sd, reward=brightness, num_candidates=2)
+    wrapper.set_timesteps(4)
+    t = wrapper.timesteps[0]
+    latents = torch.randn(1, 4, 8, 8, generator=seeded(1))
+    cond, uncond = embeddings(sd, ["a cat"], ["blur"])
+    with torch.no_grad():
+        u, c = sd.unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2)
+    rescaled = (u + 3.0 * (c - u)) * 0.7
     with pytest.raises(ReplayError, match="guidance"):
-        sd(**CALL, guidance_rescale=0.7, generator=seeded(0))
+        wrapper.step(rescaled, t, latents, generator=seeded(2))
 
 
 def test_process_conditions_every_row_on_its_one_prompt(sd):

@@ -1,29 +1,36 @@
-"""Re-running a pipeline's last UNet call on new samples, for posterior-mean values inside a
-scheduler.
+"""Re-running a pipeline's denoiser calls of a step on new samples, for posterior-mean values
+inside a scheduler.
 
-A scheduler only sees `step(model_output, t, sample)`: the prompt embeddings, CFG and other UNet
-inputs stay inside the pipeline. `UNetReplay` registers a forward hook on the pipeline's UNet
-that records the arguments and output of each call the pipeline makes. At `step`, `replay`
-evaluates the same function on the children of every sample at the next timestep:
+A scheduler only sees `step(model_output, t, sample)`: the prompt embeddings, class labels, CFG
+and the denoiser's other inputs stay inside the pipeline. `DenoiserReplay` registers a forward
+hook on the pipeline's denoiser (`pipe.unet` or `pipe.transformer`) that records the arguments
+and output of the calls the pipeline makes. At `step`, `layout` works out how the step's
+`model_output` was made from those calls, and `replay` evaluates the same function on the
+children of every sample at the next timestep:
 
-* every UNet input whose batch equals the recorded one (encoder_hidden_states, added_cond_kwargs
-  tensors, a batched timestep, ...) is taken from the children's parent row;
-* the recorded call is matched to the step: its timestep must equal the step's, and its output
-  must reproduce the `model_output` handed to `step`: either exactly (no CFG; batch B) or as
-  uncond + g·(cond - uncond) with the recorded halves [uncond; cond] (CFG; batch 2B), with g
-  recovered by least squares. Anything else (guidance_rescale, a pipeline that edits the
-  prediction) is refused with an error, so a replay is never silently wrong.
+* every input whose batch equals the recorded one (encoder_hidden_states, pooled projections,
+  class labels, attention masks, added_cond_kwargs tensors, a batched timestep, ...) is taken
+  from the children's parent row; per-token ids shared by all rows (Flux's txt_ids/img_ids) are
+  kept whole; the noisy sample goes in the denoiser's first argument (`sample` for UNets,
+  `hidden_states` for transformers);
+* the timestep is given in the pipeline's own scale (the scheduler's, or /1000 for Flux);
+* the output is cut to the latent channels when the model learns its variance (PixArt, DiT) and
+  combined as the pipeline did: no CFG; one call on [uncond; cond] (SD, SDXL, SD3, PixArt, Sana)
+  or [cond; uncond] rows (DiT, whose scheduler steps on the doubled batch); or two separate calls
+  (Flux's true CFG). Anything else (guidance rescale, skip-layer guidance, a pipeline that edits
+  the prediction) is refused with an error, so a replay is never silently wrong.
 
-Cost: B·M child rows per step (2·B·M UNet rows with CFG), in chunks of `max_batch` children.
+Cost: B·M child rows per step (2·B·M denoiser rows with CFG), in chunks of `max_batch` children.
 
-One hook per UNet: `UNetReplay.shared(unet, user)` hands every scheduler on the same UNet the same
-recorder. The hook is removed when its last user is released (`release`, e.g.
-`SVDDScheduler.detach`) or garbage-collected, so swapping schedulers back and forth never piles up
-hooks. The hook holds the recorder weakly; the recorder holds the UNet.
+One hook per denoiser: `DenoiserReplay.shared(denoiser, user)` hands every scheduler on the same
+denoiser the same recorder. The hook is removed when its last user is released (`release`, e.g.
+`SVDDScheduler.detach`) or garbage-collected, so swapping schedulers back and forth never piles
+up hooks. The hook holds the recorder weakly; the recorder holds the denoiser.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import weakref
 from typing import Any, ClassVar
@@ -35,25 +42,28 @@ class ReplayError(RuntimeError):
     """The scheduler cannot reproduce the pipeline's model on the children."""
 
 
-class UNetReplay:
-    """Records the calls a pipeline makes to `unet` and re-runs the last one on new samples."""
+class DenoiserReplay:
+    """Records the calls a pipeline makes to its denoiser `unet` (a UNet or a transformer) and re-runs
+    a step's calls on new samples."""
 
-    _live: ClassVar[weakref.WeakValueDictionary[int, UNetReplay]] = weakref.WeakValueDictionary()
+    _live: ClassVar[weakref.WeakValueDictionary[int, DenoiserReplay]] = weakref.WeakValueDictionary()
 
     def __init__(self, unet: Any):
         self.unet = unet
-        self.last: dict[str, Any] | None = None
+        self.records: list[dict[str, Any]] = []  # the last denoiser calls: {"arguments", "output"}
         self.calls = 0  # forward passes made by `replay`
         self.rows = 0  # UNet rows evaluated by `replay` (2 per child with CFG)
         self.pipeline_rows = 0  # UNet rows of the pipeline's own calls since `take_pipeline_rows`
         self._replaying = False
         self._users: weakref.WeakSet[Any] = weakref.WeakSet()
         self._signature = inspect.signature(unet.forward)
+        # the noisy sample's argument: `sample` (UNets) or `hidden_states` (transformers)
+        self._sample_name = next(iter(self._signature.parameters))
         self._handle = unet.register_forward_hook(_WeakHook(self), with_kwargs=True)
         self._finalizer = weakref.finalize(self, self._handle.remove)
 
     @classmethod
-    def shared(cls, unet: Any, user: Any) -> UNetReplay:
+    def shared(cls, unet: Any, user: Any) -> DenoiserReplay:
         """The recorder of `unet` (made and hooked if it has none), with `user` registered on it."""
         replay = cls._live.get(id(unet))
         if replay is None or replay.unet is not unet or not replay.hooked:
@@ -76,87 +86,123 @@ class UNetReplay:
     def remove(self) -> None:
         """Remove the hook from the UNet (for every user)."""
         self._finalizer()
-        if UNetReplay._live.get(id(self.unet)) is self:
-            del UNetReplay._live[id(self.unet)]
+        if DenoiserReplay._live.get(id(self.unet)) is self:
+            del DenoiserReplay._live[id(self.unet)]
 
     def _record(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
         if self._replaying:
             return
         bound = self._signature.bind(*args, **kwargs)
         out = output if isinstance(output, torch.Tensor) else output[0]
-        self.last = {"arguments": dict(bound.arguments), "output": out.detach()}
+        self.records.append({"arguments": dict(bound.arguments), "output": out.detach()})
+        del self.records[:-2]  # a step needs at most its last two calls (a separate CFG pair)
         self.pipeline_rows += out.shape[0]
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """The last recorded call ({"arguments", "output"}), or None."""
+        return self.records[-1] if self.records else None
 
     def take_pipeline_rows(self) -> int:
         """The UNet rows of the pipeline's own calls since the last time this was called."""
         rows, self.pipeline_rows = self.pipeline_rows, 0
         return rows
 
-    def _match(self, model_output: torch.Tensor, timestep: Any) -> tuple[dict[str, Any], bool, float]:
-        """The recorded arguments, whether they are a CFG pair, and the guidance scale."""
-        if self.last is None:
+    def layout(self, model_output: torch.Tensor, timestep: Any) -> Layout:
+        """How the pipeline's calls of this step made the `model_output` [b, ...] passed to `step`.
+
+        Tried in turn: the last call's output itself (no CFG); one call on 2b rows, [uncond; cond]
+        or [cond; uncond], combined as uncond + g·(cond - uncond) (CFG); the last two calls on b rows
+        each, [cond call, uncond call] (Flux's true CFG); one call on b rows whose halves are
+        [cond; uncond] and a `model_output` whose halves are equal (DiT's CFG on the doubled batch,
+        `Layout.doubled`). A learned-sigma output (2C channels for C) is cut to its first C
+        channels, as the pipelines do. g is recovered by least squares and checked.
+        """
+        if not self.records:
             raise ReplayError(
-                "SVDDScheduler's posterior-mean value replays the pipeline's UNet call, but no UNet "
-                "call was recorded: build the scheduler with SVDDScheduler.from_pipeline(pipe, ...) "
+                "SVDDScheduler's posterior-mean value replays the pipeline's denoiser call, but no call "
+                "was recorded: build the scheduler with SVDDScheduler.from_pipeline(pipe, ...) "
                 "(or scheduler.attach(pipe=pipe)) and call the pipeline, or use "
-                "value=svdd.LearnedValue(fn), which needs no UNet"
+                "value=svdd.LearnedValue(fn), which needs no denoiser call"
             )
-        arguments, out = self.last["arguments"], self.last["output"]
-        recorded_t = arguments.get("timestep")
-        if recorded_t is not None and _first(recorded_t) != _first(timestep):
-            raise ReplayError(
-                f"the last UNet call was at timestep {_first(recorded_t)}, but step was called at "
-                f"{_first(timestep)}; the replay needs the pipeline's UNet call of this very step"
-            )
-        model_output = model_output.detach()
-        b = model_output.shape[0]
-        tol = 1e-2 if model_output.dtype in (torch.float16, torch.bfloat16) else 1e-4
-        scale = float(model_output.abs().max()) + 1.0
-        if out.shape[0] == b:
-            if float((out.to(model_output.dtype) - model_output).abs().max()) > tol * scale:
-                raise ReplayError(
-                    "the model_output passed to step is not the UNet's output; the pipeline "
-                    "transforms the prediction in a way the replay cannot reproduce. Use "
-                    "value=svdd.LearnedValue(fn), or svdd.diffusers.DiffusersProcess with svdd.sample"
-                )
-            return arguments, False, 1.0
-        if out.shape[0] != 2 * b:
-            raise ReplayError(
-                f"the last UNet call had batch {out.shape[0]}, the step's batch is {b}; expected "
-                f"{b} (no CFG) or {2 * b} (CFG)"
-            )
-        uncond, cond = out.double().chunk(2)
-        diff = cond - uncond
-        denom = float((diff * diff).sum())
-        g = float(((model_output.double() - uncond) * diff).sum()) / denom if denom > 0 else 1.0
-        if float((uncond + g * diff - model_output.double()).abs().max()) > tol * scale:
-            raise ReplayError(
-                "the model_output passed to step is not uncond + g·(cond - uncond) of the last UNet "
-                "call (guidance_rescale, or a pipeline-specific combination); the posterior-mean "
-                "replay supports plain classifier-free guidance only. Use value=svdd.LearnedValue(fn)"
-            )
-        return arguments, True, g
+        target = model_output.detach().double()
+        b = target.shape[0]
+        outs = [self._cut(r["output"], model_output).double() for r in self.records]
+        scale = self._timestep_scale(self.records[-1]["arguments"], timestep)
+        tol = (1e-2 if model_output.dtype in (torch.float16, torch.bfloat16) else 1e-4) * (
+            float(target.abs().max()) + 1.0
+        )
+        last, out = self.records[-1], outs[-1]
+        if out.shape == target.shape and float((out - target).abs().max()) <= tol:
+            return Layout([last], scale)
+        if out.shape[0] == 2 * b:
+            low, high = out.chunk(2)
+            for cond_first in (False, True):
+                cond, uncond = (low, high) if cond_first else (high, low)
+                g = _guidance(cond, uncond, target, tol)
+                if g is not None:
+                    return Layout([last], scale, g=g, cfg="batched", cond_first=cond_first)
+        if len(outs) == 2 and outs[0].shape == target.shape == out.shape:
+            previous = self.records[0]["arguments"].get("timestep")
+            if _first(previous) == _first(last["arguments"].get("timestep")):
+                g = _guidance(outs[0], out, target, tol)
+                if g is not None:
+                    return Layout(list(self.records), scale, g=g, cfg="separate")
+        if out.shape == target.shape and b % 2 == 0 and torch.equal(target[: b // 2], target[b // 2 :]):
+            cond, uncond = out.chunk(2)
+            g = _guidance(cond, uncond, target[: b // 2], tol)
+            if g is not None:
+                return Layout([last], scale, g=g, cfg="batched", cond_first=True, doubled=True)
+        raise ReplayError(
+            "the model_output passed to step is not the UNet's output (nor the transformer's), nor "
+            "classifier-free guidance uncond + g·(cond - uncond) of the pipeline's last denoiser call(s) (guidance "
+            "rescale, skip-layer guidance or another change to the prediction); the posterior-mean "
+            "replay cannot reproduce it. Use value=svdd.LearnedValue(fn), or "
+            "svdd.diffusers.DiffusersProcess with svdd.sample"
+        )
+
+    def _timestep_scale(self, arguments: dict[str, Any], timestep: Any) -> float:
+        """The factor from the scheduler's timestep to the one the denoiser got: 1, or 1/1000 (Flux)."""
+        recorded = arguments.get("timestep")
+        if recorded is None:
+            return 1.0
+        got, stepped = _first(recorded), _first(timestep)
+        for scale in (1.0, 1e-3):
+            if abs(got - stepped * scale) <= 1e-4 * max(1.0, abs(stepped * scale)):
+                return scale
+        raise ReplayError(
+            f"the last denoiser call was at timestep {got}, but step was called at {stepped}; the "
+            "replay needs the pipeline's denoiser call of this very step"
+        )
+
+    @staticmethod
+    def _cut(output: torch.Tensor, model_output: torch.Tensor) -> torch.Tensor:
+        """A learned-sigma output [R, 2C, ...] cut to its first C channels (others unchanged)."""
+        c = model_output.shape[1] if model_output.dim() > 1 else None
+        if (
+            c is not None
+            and output.dim() == model_output.dim()
+            and output.shape[1] == 2 * c
+            and output.shape[2:] == model_output.shape[2:]
+        ):
+            return output[:, :c]
+        return output
 
     def replay(
         self,
-        model_output: torch.Tensor,
-        timestep: Any,
+        layout: Layout,
         children: torch.Tensor,
         child_input: torch.Tensor,
         child_timestep: Any,
         num_candidates: int,
         max_batch: int | None = None,
     ) -> torch.Tensor:
-        """The pipeline's prediction on `children` [B·M, ...] at `child_timestep`.
+        """The pipeline's prediction on `children` [B·M, ...] at `child_timestep`, made the way
+        `layout` says the step's `model_output` was made.
 
-        `model_output` [B, ...] and `timestep` are what `step` received (to match the recorded
-        call); `child_input` is `scale_model_input(children, child_timestep)`; child row r
-        belongs to parent r // num_candidates. Returns [B·M, ...] (CFG-combined when the
-        pipeline used CFG).
+        `child_input` is `scale_model_input(children, child_timestep)`; child row r belongs to
+        parent r // num_candidates. Returns [B·M, ...] (CFG-combined when the pipeline used CFG).
         """
-        arguments, cfg, g = self._match(model_output, timestep)
-        b = model_output.shape[0]
-        recorded_rows = 2 * b if cfg else b
         n = children.shape[0]
         step = max_batch or n
         parts = []
@@ -165,28 +211,84 @@ class UNetReplay:
             with torch.no_grad():
                 for start in range(0, n, step):
                     parent = torch.arange(start, min(start + step, n), device=children.device) // num_candidates
-                    rows = torch.cat([parent, parent + b]) if cfg else parent
                     x_in = child_input[start : start + step]
-                    call = {name: _rows(v, rows, recorded_rows) for name, v in arguments.items()}
-                    call["sample"] = torch.cat([x_in, x_in]) if cfg else x_in
-                    call["timestep"] = _timestep_like(arguments.get("timestep"), child_timestep, rows.shape[0])
-                    out = self.unet(**call)
-                    out = out if isinstance(out, torch.Tensor) else out[0]
-                    self.calls += 1
-                    self.rows += rows.shape[0]
-                    if cfg:
-                        uncond, cond = out.chunk(2)
-                        out = uncond + g * (cond - uncond)
-                    parts.append(out)
+                    t = child_timestep * layout.timestep_scale
+                    outs = [self._call(record, rows, x_in, t) for record, rows in layout.rows(parent)]
+                    parts.append(layout.combine(outs, children.shape[1]))
         finally:
             self._replaying = False
         return torch.cat(parts)
+
+    def _call(self, record: dict[str, Any], rows: torch.Tensor, x_in: torch.Tensor, t: Any) -> torch.Tensor:
+        """The recorded call on rows `rows` of its batch, with samples x_in (repeated to fill them)."""
+        arguments = record["arguments"]
+        recorded_rows = record["output"].shape[0]
+        call = {name: _rows(name, v, rows, recorded_rows) for name, v in arguments.items()}
+        repeats = rows.shape[0] // x_in.shape[0]
+        call[self._sample_name] = torch.cat([x_in] * repeats) if repeats > 1 else x_in
+        call["timestep"] = _timestep_like(arguments.get("timestep"), t, rows.shape[0])
+        out = self.unet(**call)
+        out = out if isinstance(out, torch.Tensor) else out[0]
+        self.calls += 1
+        self.rows += rows.shape[0]
+        return out
+
+
+@dataclasses.dataclass
+class Layout:
+    """How one step's model_output was made from recorded denoiser calls (see `DenoiserReplay.layout`).
+
+    cfg: None (one call, the output itself), "batched" (one call on 2B rows) or "separate" (two
+    calls on B rows: cond, then uncond); cond_first: the batched call's rows are [cond; uncond];
+    doubled: the scheduler steps on 2B rows whose halves are the same samples (DiT), so only the
+    first half is sampled; timestep_scale: the denoiser's timestep over the scheduler's.
+    """
+
+    records: list[dict[str, Any]]
+    timestep_scale: float
+    g: float = 1.0
+    cfg: str | None = None
+    cond_first: bool = False
+    doubled: bool = False
+
+    def rows(self, parent: torch.Tensor) -> list[tuple[dict[str, Any], torch.Tensor]]:
+        """(recorded call, its rows to take) for the children of parents `parent` [n]."""
+        if self.cfg == "separate":
+            return [(self.records[0], parent), (self.records[1], parent)]
+        if self.cfg == "batched":
+            half = self.records[-1]["output"].shape[0] // 2
+            return [(self.records[-1], torch.cat([parent, parent + half]))]
+        return [(self.records[-1], parent)]
+
+    def combine(self, outs: list[torch.Tensor], channels: int) -> torch.Tensor:
+        """The prediction [n, C, ...] from the replayed calls' outputs (learned sigma cut to C channels)."""
+        outs = [o[:, :channels] if o.dim() > 2 and o.shape[1] == 2 * channels else o for o in outs]
+        if self.cfg is None:
+            return outs[0]
+        if self.cfg == "separate":
+            cond, uncond = outs
+        else:
+            low, high = outs[0].chunk(2)
+            cond, uncond = (low, high) if self.cond_first else (high, low)
+        return uncond + self.g * (cond - uncond)
+
+
+def _guidance(cond: torch.Tensor, uncond: torch.Tensor, target: torch.Tensor, tol: float) -> float | None:
+    """g with uncond + g·(cond - uncond) = target (least squares), or None when that does not hold."""
+    if cond.shape != target.shape:
+        return None
+    diff = cond - uncond
+    denom = float((diff * diff).sum())
+    g = float(((target - uncond) * diff).sum()) / denom if denom > 0 else 1.0
+    if float((uncond + g * diff - target).abs().max()) > tol:
+        return None
+    return g
 
 
 class _WeakHook:
     """The forward hook: calls the recorder's `_record` while it is alive (the UNet must not keep it alive)."""
 
-    def __init__(self, replay: UNetReplay):
+    def __init__(self, replay: DenoiserReplay):
         self._replay = weakref.ref(replay)
 
     def __call__(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
@@ -201,14 +303,20 @@ def _first(t: Any) -> float:
     return float(t)
 
 
-def _rows(value: Any, rows: torch.Tensor, recorded_rows: int) -> Any:
+# per-token position ids (Flux), shared by every row: never cut by rows
+UNBATCHED = frozenset({"txt_ids", "img_ids"})
+
+
+def _rows(name: str, value: Any, rows: torch.Tensor, recorded_rows: int) -> Any:
     """Rows `rows` of every tensor whose batch is the recorded batch; other values unchanged."""
+    if name in UNBATCHED:
+        return value
     if isinstance(value, torch.Tensor):
         if value.dim() > 0 and value.shape[0] == recorded_rows:
             return value.index_select(0, rows.to(value.device))
         return value
     if isinstance(value, dict):
-        return {k: _rows(v, rows, recorded_rows) for k, v in value.items()}
+        return {k: _rows(k, v, rows, recorded_rows) for k, v in value.items()}
     return value
 
 

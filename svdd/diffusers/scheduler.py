@@ -25,7 +25,7 @@ Values (`value=`):
 * None or `svdd.PosteriorMean(reward)` (PM, exact SVDD-PM): r(decode(x0_hat(child))), x0_hat from
   the base's `pred_original_sample` on the pipeline's prediction *for the child*. The scheduler
   cannot see the prompt or CFG settings, so it replays the pipeline's own last UNet call on the
-  children (`svdd.diffusers.replay.UNetReplay`, a forward hook on the UNet, checked to reproduce
+  children (`svdd.diffusers.replay.DenoiserReplay`, a forward hook on the UNet, checked to reproduce
   the pipeline's `model_output` exactly; plain CFG is supported, guidance_rescale is refused).
   Cost per step: the pipeline's own B UNet rows (2B with CFG) plus B·M child rows (2·B·M with
   CFG), i.e. M + 1 UNet evaluations per sample and step instead of SVDD's M: the pipeline
@@ -49,7 +49,7 @@ Config: `config` holds the wrapper's own keys and, beside them, the base's keys,
 diffusers idiom `EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)` rebuilds a
 scheduler on the base's schedule; `compatibles` lists the stochastic schedulers SVDD can wrap.
 Swapping schedulers never piles up UNet hooks: one recorder per UNet is shared and its hook goes
-with its last user (`svdd.diffusers.replay.UNetReplay.shared`).
+with its last user (`svdd.diffusers.replay.DenoiserReplay.shared`).
 
 Serialization: `save_pretrained` stores `base_scheduler_class`, `base_scheduler_config`,
 `num_candidates`, `alpha`, `max_batch` and `decode_batch`; the reward, the value and the module
@@ -62,6 +62,7 @@ pipe=pipe)` (the pipeline's UNet and VAE are also found on its first call), or c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import numbers
@@ -81,8 +82,16 @@ from ..sampling.calls import new_stats
 from ..sampling.samplers import svdd_step
 from ..sampling.values import Value, as_value
 from .pipeline_calls import PipelineCalls
-from .replay import UNetReplay
-from .stepping import check_order, check_stochastic, init_noise_sigma, step_parameters, timestep_index
+from .replay import DenoiserReplay
+from .stepping import (
+    check_order,
+    check_stochastic,
+    default_eta,
+    init_noise_sigma,
+    sde_counterpart,
+    stochastic_mode,
+    timestep_index,
+)
 
 
 class SVDDScheduler(SchedulerMixin, ConfigMixin):
@@ -94,6 +103,10 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         num_candidates: M, children per sample and step.
         alpha: selection temperature (0: argmax).
         max_batch: most children per replayed UNet call (None: all at once).
+        eta: noise level in (0, 1] of the stochastic step svdd gives a deterministic base (flow
+            matching: the re-noising of `svdd.diffusers.stepping.flow_step`, default 0.5; DDIM: its
+            eta when the pipeline passes 0, default 1.0); None for a base that draws its own noise.
+            A deterministic DPM-Solver is run as its SDE variant.
         reward: the objective, `list[image] -> array[float]` (images [C, H, W] in [0, 1]).
         value: None (PM on `reward`), `svdd.PosteriorMean(r)`, `svdd.LearnedValue(fn)` or any
             `svdd.sampling.values.Value`.
@@ -112,7 +125,6 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         "DDIMScheduler",
         "EulerAncestralDiscreteScheduler",
         "DPMSolverMultistepScheduler",
-        "DPMSolverSDEScheduler",
         "LCMScheduler",
         "FlowMatchEulerDiscreteScheduler",
     ]
@@ -126,6 +138,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         alpha: float = 0.0,
         max_batch: int | None = None,
         decode_batch: int = 16,
+        eta: float | None = None,
         reward: Any = None,
         value: Any = None,
         unet: Any = None,
@@ -143,19 +156,37 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
                 f"base_scheduler_config must be a dict (dict(base.config)) or None; got "
                 f"{type(base_scheduler_config).__name__}"
             )
-        # plain Python numbers in the config (numpy scalars do not serialize)
+        # plain Python numbers and lists in the config (numpy scalars and arrays, such as a base's
+        # trained_betas, do not serialize inside a nested dict)
+        if base_scheduler_config is not None:
+            base_scheduler_config = {k: _plain(v) for k, v in base_scheduler_config.items()}
         self.register_to_config(
-            num_candidates=num_candidates, alpha=alpha, max_batch=max_batch, decode_batch=decode_batch
+            num_candidates=num_candidates,
+            alpha=alpha,
+            max_batch=max_batch,
+            decode_batch=decode_batch,
+            base_scheduler_config=base_scheduler_config,
         )
         base_class = getattr(diffusers, base_scheduler_class, None)
         if base_class is None or not isinstance(base_class, type) or not issubclass(base_class, SchedulerMixin):
             raise ValueError(f"base_scheduler_class {base_scheduler_class!r} is not a diffusers scheduler class")
         if base_class is SVDDScheduler:
             raise ValueError("cannot wrap an SVDDScheduler in another SVDDScheduler")
-        self.base: Any = cast(Any, base_class).from_config(dict(base_scheduler_config or {}))
+        self.base: Any = sde_counterpart(cast(Any, base_class).from_config(dict(base_scheduler_config or {})))
         check_order(self.base)
-        if "eta" not in step_parameters(self.base):
+        self.stochastic_mode = stochastic_mode(self.base)
+        if self.stochastic_mode is None:
             check_stochastic(self.base)
+        if eta is None:
+            eta = default_eta(self.stochastic_mode)
+        elif self.stochastic_mode is None:
+            raise ValueError(
+                f"eta sets the noise of the stochastic step svdd gives a deterministic base; "
+                f"{type(self.base).__name__} draws its own noise: leave eta=None"
+            )
+        elif isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not 0 < eta <= 1:
+            raise ValueError(f"eta must be a number in (0, 1] (or None for the default); got {eta!r}")
+        self.register_to_config(eta=None if eta is None else float(eta))
         # the base's keys beside the wrapper's, for `OtherScheduler.from_config(svdd.config)`
         own = set(inspect.signature(SVDDScheduler.__init__).parameters)
         self.register_to_config(
@@ -164,12 +195,13 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         self.reward: Any = None
         self.value: Value | None = None
         self.vae: Any = None
-        self.replay: UNetReplay | None = None
+        self.replay: DenoiserReplay | None = None
         self.stats: dict[str, Any] = {}
         self.trace: list[dict[str, Any]] = []
         self._schedule_set = False
         self._pipeline: weakref.ref | None = None  # the pipeline calling this scheduler, if found
         self._searched = False  # whether this run looked for it already
+        self._unpack: Any = None  # the pipeline's unpacking of packed latents (Flux), if any
         self.attach(reward=reward, value=value, unet=unet, vae=vae)
         self._reset()
 
@@ -192,9 +224,11 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         value: Any = None,
         max_batch: int | None = None,
         decode_batch: int = 16,
+        eta: float | None = None,
     ) -> SVDDScheduler:
-        """Wrap `pipe.scheduler` (or the base of an SVDDScheduler already there), hook `pipe.unet`
-        for PM values and take `pipe.vae` for decoding. Assign the result to `pipe.scheduler`."""
+        """Wrap `pipe.scheduler` (or the base of an SVDDScheduler already there), hook the pipeline's
+        denoiser (`pipe.unet` or `pipe.transformer`) for PM values and take `pipe.vae` for decoding.
+        Assign the result to `pipe.scheduler`. `eta`: see the class docstring."""
         base = pipe.scheduler
         if isinstance(base, SVDDScheduler):
             base.detach()
@@ -207,9 +241,10 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
             alpha=alpha,
             max_batch=max_batch,
             decode_batch=decode_batch,
+            eta=eta,
             reward=reward,
             value=value,
-            unet=getattr(pipe, "unet", None),
+            unet=denoiser_of(pipe),
             vae=getattr(pipe, "vae", None),
         )
 
@@ -224,7 +259,7 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         if pipe is not None:
             if not isinstance(pipe, DiffusionPipeline):
                 raise TypeError(f"pipe must be a diffusers DiffusionPipeline; got {type(pipe).__name__}")
-            unet = unet if unet is not None else getattr(pipe, "unet", None)
+            unet = unet if unet is not None else denoiser_of(pipe)
             vae = vae if vae is not None else getattr(pipe, "vae", None)
         if reward is not None:
             if not callable(reward):
@@ -234,10 +269,13 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
             self.value = as_value(value, None)
         if unet is not None:
             if not callable(getattr(unet, "register_forward_hook", None)):
-                raise TypeError(f"unet must be the pipeline's UNet (a torch module); got {type(unet).__name__}")
+                raise TypeError(
+                    f"unet must be the pipeline's denoiser (its UNet or transformer, a torch module); "
+                    f"got {type(unet).__name__}"
+                )
             if self.replay is None or self.replay.unet is not unet:
                 self.detach()
-                self.replay = UNetReplay.shared(unet, self)
+                self.replay = DenoiserReplay.shared(unet, self)
         if vae is not None:
             if not callable(getattr(vae, "decode", None)) or not hasattr(vae, "config"):
                 raise TypeError(f"vae must be the pipeline's VAE (with decode and config); got {type(vae).__name__}")
@@ -289,6 +327,12 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
     def add_noise(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.base.add_noise(*args, **kwargs)
 
+    def scale_noise(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Flow matching's forward noising (image-to-image pipelines call it), from the base."""
+        if not hasattr(self.base, "scale_noise"):
+            raise AttributeError(f"{type(self.base).__name__} has no scale_noise (it adds noise with add_noise)")
+        return self.base.scale_noise(*args, **kwargs)
+
     @property
     def timesteps(self) -> torch.Tensor:
         return self.base.timesteps
@@ -331,29 +375,43 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
 
     # -- the pipeline's modules ----------------------------------------------------------------
 
-    def _calling_pipeline(self) -> Any:
-        """The DiffusionPipeline whose `scheduler` is this one, found up the call stack (or None)."""
+    def _calling_pipeline(self) -> tuple[Any, dict[str, Any]]:
+        """The DiffusionPipeline whose `scheduler` is this one, found up the call stack, with the
+        local variables of its call (its arguments: height, width, guidance_rescale, ...); or
+        (None, {})."""
         frame: types.FrameType | None = sys._getframe(1)
         for _ in range(12):
             if frame is None:
-                return None
+                break
             owner = frame.f_locals.get("self")
             if isinstance(owner, DiffusionPipeline) and getattr(owner, "scheduler", None) is self:
-                return owner
+                return owner, dict(frame.f_locals)
             frame = frame.f_back
-        return None
+        return None, {}
 
     def _adopt_pipeline_modules(self) -> None:
-        """Take the calling pipeline's UNet and VAE for those the scheduler was not given."""
-        self._searched, self._pipeline = True, None
-        pipe = self._calling_pipeline()
+        """Take the calling pipeline's denoiser and VAE for those the scheduler was not given, how it
+        unpacks its latents, and refuse call options the posterior-mean replay cannot reproduce."""
+        self._searched, self._pipeline, self._unpack = True, None, None
+        pipe, arguments = self._calling_pipeline()
         if pipe is None:
             return
         self._pipeline = weakref.ref(pipe)
         self.attach(
-            unet=None if self.replay is not None else getattr(pipe, "unet", None),
+            unet=None if self.replay is not None else denoiser_of(pipe),
             vae=None if self.vae is not None else getattr(pipe, "vae", None),
         )
+        unpack = getattr(pipe, "_unpack_latents", None)
+        height, width, factor = arguments.get("height"), arguments.get("width"), getattr(pipe, "vae_scale_factor", None)
+        if callable(unpack) and all(isinstance(v, int) for v in (height, width, factor)):
+            self._unpack = functools.partial(unpack, height=height, width=width, vae_scale_factor=factor)
+        if self._posterior_mean:
+            _refuse_unreplayable(arguments)
+
+    @property
+    def _posterior_mean(self) -> bool:
+        """Whether the value reads the denoiser's output on the children (PM, the default)."""
+        return self.value is None or bool(self.value.needs_model_output)
 
     def _check_latents(self, sample: torch.Tensor) -> None:
         """Refuse samples the attached VAE cannot decode (so a reward never scores the wrong thing)."""
@@ -384,6 +442,8 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         its options such as eta, generator, return_dict) and returns its usual output (or
         tuple when return_dict=False) holding the kept children.
         """
+        if self.config.num_candidates == 1 and self.reward is None:
+            return self.base.step(*args, **kwargs)  # one candidate and nothing to score: the base itself
         model_output, timestep, sample, generator, return_dict, extra = self._bind_step(args, kwargs)
         if self.reward is None:
             raise ValueError(
@@ -408,12 +468,21 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         if self.replay is not None:
             self.stats["pipeline_unet_rows"] += self.replay.take_pipeline_rows()
 
-        calls = PipelineCalls(self, model_output, timestep, k, extra, self.stats)
+        layout = None
+        if self._posterior_mean and t_next is not None and self.replay is not None:
+            layout = self.replay.layout(model_output, timestep)
+        if layout is not None and layout.doubled:  # DiT: the halves are the same samples; sample one
+            b, model_output, sample = b // 2, model_output[: b // 2], sample[: b // 2]
+            if isinstance(generator, list):
+                generator = generator[:b]
+        calls = PipelineCalls(self, model_output, timestep, k, extra, self.stats, layout)
         kept = svdd_step(calls, sample, timestep, t_next, model_output, m, self.config.alpha, generator)
         self.stats["steps"] += 1
         calls.record(self.trace, timestep, kept.values, selected=True)
         assert kept.pick is not None  # svdd_step always says which child won
         winners = torch.arange(b, device=sample.device) * m + kept.pick.to(sample.device)
+        if layout is not None and layout.doubled:
+            winners = torch.cat([winners, winners])
         output = _take_rows(calls.process.output, winners, b * m)
         return output if return_dict else output.to_tuple()
 
@@ -436,6 +505,45 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
             elif kind is not inspect.Parameter.VAR_POSITIONAL:
                 extra[name] = v
         return model_output, timestep, sample, generator, return_dict, extra
+
+
+# pipeline call options whose effect on the prediction the posterior-mean replay cannot reproduce
+UNREPLAYABLE = {
+    "guidance_rescale": "guidance rescale",
+    "skip_guidance_layers": "skip-layer guidance",
+    "ip_adapter_image": "an IP-adapter image",
+    "ip_adapter_image_embeds": "IP-adapter image embeddings",
+}
+
+
+def _refuse_unreplayable(arguments: dict[str, Any]) -> None:
+    """Raise before any denoiser call when the pipeline call uses an option in UNREPLAYABLE."""
+    for name, feature in UNREPLAYABLE.items():
+        v = arguments.get(name)
+        if v is not None and not (isinstance(v, (int, float)) and v == 0) and not (isinstance(v, list) and not v):
+            raise ValueError(
+                f"{name}={v!r}: SVDDScheduler's posterior-mean value replays the pipeline's denoiser "
+                f"call on every child and cannot reproduce {feature}; call the pipeline without it, or "
+                "score children without a denoiser call: SVDDScheduler.from_pipeline(pipe, reward=..., "
+                "value=svdd.LearnedValue(fn))"
+            )
+
+
+def denoiser_of(pipe: Any) -> Any:
+    """The pipeline's denoiser: `pipe.unet` (UNet pipelines) or `pipe.transformer` (SD3, Flux,
+    PixArt, Sana, DiT, video pipelines); None when it has neither."""
+    for name in ("unet", "transformer"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            return module
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """A config value as JSON-serializable Python (arrays and tensors as lists, numpy scalars as numbers)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    return value
 
 
 def _count(name: str, value: Any) -> int:

@@ -11,22 +11,30 @@ The helpers here make that safe:
   LCM's `denoised`), with conversions for the schedulers that do not report one.
 * `check_stochastic` refuses schedulers SVDD cannot use (order 2; deterministic steps) with an
   error naming stochastic alternatives.
+* Deterministic defaults get a stochastic step with the same marginals (`stochastic_mode`):
+  `FlowMatchEulerDiscreteScheduler` (SD3, Flux, Sana, video pipelines) a DDIM-style re-noising of
+  the predicted x0 at noise level eta (`flow_step`); DDIM its own `eta`; DPM-Solver its SDE
+  variant (`sde_counterpart`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from .. import rng
+
 STOCHASTIC_ALTERNATIVES = (
     "DDPMScheduler, DDIMScheduler with eta > 0 (pass eta=1.0), EulerAncestralDiscreteScheduler, "
     "DPMSolverMultistepScheduler(algorithm_type='sde-dpmsolver++'), LCMScheduler or "
-    "FlowMatchEulerDiscreteScheduler(stochastic_sampling=True); for example "
+    "FlowMatchEulerDiscreteScheduler (svdd makes its step stochastic); for example "
     "pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)"
 )
 
@@ -173,7 +181,7 @@ def check_stochastic(
     check_order(scheduler)
     probe = copy.deepcopy(scheduler)
     if getattr(probe, "num_inference_steps", None) is None:
-        probe.set_timesteps(10)
+        probe.set_timesteps(min(10, int(probe.config.get("num_train_timesteps", 10))))
     t = probe.timesteps[0]
     g = torch.Generator().manual_seed(0)
     x = torch.randn((1, *shape), generator=g).expand(2, *shape).clone() * init_noise_sigma(probe)
@@ -186,3 +194,56 @@ def check_stochastic(
         prev = probe.step(eps, t, x, return_dict=True, **kwargs).prev_sample
     if torch.equal(prev[0], prev[1]):
         raise deterministic_error(scheduler, step_kwargs)
+
+
+# default noise levels of the stochastic steps given to deterministic bases (recorded in the config)
+FLOW_ETA = 0.5  # half of the step's noise fresh: samples stay sharp at a flow pipeline's usual 20-50 steps
+DDIM_ETA = 1.0  # DDIM at eta = 1 has DDPM's marginals
+
+
+def stochastic_mode(scheduler: Any) -> str | None:
+    """How svdd draws distinct children from `scheduler`'s step: "flow" (a deterministic flow-matching
+    Euler step, made stochastic by `flow_step`), "eta" (the step takes DDIM's eta), or None (the step
+    is taken as it is; `check_stochastic` says whether it draws noise)."""
+    if type(scheduler).__name__ == "FlowMatchEulerDiscreteScheduler" and not scheduler.config.get(
+        "stochastic_sampling", False
+    ):
+        return "flow"
+    if "eta" in step_parameters(scheduler):
+        return "eta"
+    return None
+
+
+def default_eta(mode: str | None) -> float | None:
+    return {"flow": FLOW_ETA, "eta": DDIM_ETA}.get(mode or "")
+
+
+def sde_counterpart(scheduler: Any) -> Any:
+    """A DPM-Solver with a deterministic algorithm_type rebuilt as its SDE variant (same schedule);
+    any other scheduler as it is."""
+    algorithm = scheduler.config.get("algorithm_type", None)
+    if type(scheduler).__name__ == "DPMSolverMultistepScheduler" and algorithm in ("dpmsolver++", "dpmsolver"):
+        return type(scheduler).from_config(scheduler.config, algorithm_type="sde-" + algorithm)
+    return scheduler
+
+
+def flow_step(
+    scheduler: Any, output: Any, x: torch.Tensor, v: torch.Tensor, k: int, eta: float, generator: Any = None
+) -> Any:
+    """The deterministic flow-matching Euler step's `output` with a stochastic prev_sample that keeps
+    the marginals: from x [B, ...] at sigma = sigmas[k] with velocity v,
+
+        x0 = x - sigma·v,  eps = (x - (1 - sigma)·x0)/sigma = x + (1 - sigma)·v,
+        x' = (1 - sigma')·x0 + sigma'·(sqrt(1 - eta²)·eps + eta·z),  z ~ N(0, I),
+
+    sigma' = sigmas[k + 1]. eta = 0 is the Euler (ODE) step itself; eta = 1 re-noises fully (as
+    `stochastic_sampling=True` does). z is drawn per row from `generator` (a list: one per row).
+    """
+    sigma = float(scheduler.sigmas[k])
+    sigma_next = float(scheduler.sigmas[k + 1])
+    xf, vf = x.to(torch.float32), v.to(torch.float32)
+    x0 = xf - sigma * vf
+    eps = xf + (1.0 - sigma) * vf
+    z = rng.randn(x.shape, generator, dtype=torch.float32, device=x.device)
+    prev = (1.0 - sigma_next) * x0 + sigma_next * (math.sqrt(max(0.0, 1.0 - eta * eta)) * eps + eta * z)
+    return dataclasses.replace(output, prev_sample=prev.to(output.prev_sample.dtype))

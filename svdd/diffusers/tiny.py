@@ -104,3 +104,147 @@ def tiny_stable_diffusion(scheduler: Any = None, seed: int = 0, directory: str |
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _tiny_vae(latent_channels: int = 4, shift_factor: float | None = None, scaling_factor: float = 1.0) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8,),
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        latent_channels=latent_channels,
+        norm_num_groups=4,
+        sample_size=8,
+        shift_factor=shift_factor,
+        scaling_factor=scaling_factor,
+    )
+
+
+def tiny_sd3(seed: int = 0) -> Any:
+    """A `StableDiffusion3Pipeline` with a tiny random SD3 (MMDiT) transformer on latents [4, 8, 8],
+    a tiny VAE (shift 0.1, scale 1.5) and no text encoders: pass `prompt_embeds` [B, S, 16] and
+    `pooled_prompt_embeds` [B, 16] (and the negative ones for CFG). Default scheduler: the
+    deterministic `FlowMatchEulerDiscreteScheduler`, as the real pipeline ships."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = SD3Transformer2DModel(
+            sample_size=8,
+            patch_size=1,
+            in_channels=4,
+            num_layers=1,
+            attention_head_dim=8,
+            num_attention_heads=2,
+            caption_projection_dim=16,
+            joint_attention_dim=16,
+            pooled_projection_dim=16,
+            out_channels=4,
+        )
+        vae = _tiny_vae(shift_factor=0.1, scaling_factor=1.5)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=None,
+        tokenizer=None,
+        text_encoder_2=None,
+        tokenizer_2=None,
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_flux(seed: int = 0) -> Any:
+    """A `FluxPipeline` with a tiny random Flux transformer (packed latents of 16x16 images, 4
+    latent channels), a tiny VAE (shift 0.1, scale 1.5) and no text encoders: pass `prompt_embeds`
+    [B, 5, 16] and `pooled_prompt_embeds` [B, 16], height = width = 16."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=8,
+            num_attention_heads=2,
+            joint_attention_dim=16,
+            pooled_projection_dim=16,
+            axes_dims_rope=[2, 2, 4],
+            guidance_embeds=False,
+        )
+        vae = _tiny_vae(shift_factor=0.1, scaling_factor=1.5)
+    pipe = FluxPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=None,
+        tokenizer=None,
+        text_encoder_2=None,
+        tokenizer_2=None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_dit(seed: int = 0) -> Any:
+    """A `DiTPipeline` with a tiny random DiT (class labels, learned sigma: 8 output channels for
+    4 latent channels) and a tiny VAE; default scheduler DDIM, as the real pipeline ships."""
+    from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = DiTTransformer2DModel(
+            sample_size=8,
+            num_layers=1,
+            patch_size=2,
+            attention_head_dim=8,
+            num_attention_heads=2,
+            in_channels=4,
+            out_channels=8,
+            num_embeds_ada_norm=1000,
+        )
+        vae = _tiny_vae()
+    pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_pixart(seed: int = 0) -> Any:
+    """A `PixArtAlphaPipeline` with a tiny random PixArt transformer (learned sigma) and VAE and no
+    text encoder: pass `prompt_embeds` [B, S, 16], `prompt_attention_mask`, the negative ones,
+    `negative_prompt=None` and `use_resolution_binning=False`. Default scheduler DPM-Solver."""
+    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = PixArtTransformer2DModel(
+            sample_size=8,
+            num_layers=1,
+            patch_size=2,
+            attention_head_dim=8,
+            num_attention_heads=2,
+            caption_channels=16,
+            in_channels=4,
+            cross_attention_dim=16,
+            out_channels=8,
+            attention_bias=True,
+            activation_fn="gelu-approximate",
+            num_embeds_ada_norm=1000,
+            norm_type="ada_norm_single",
+            norm_elementwise_affine=False,
+            norm_eps=1e-6,
+        )
+        vae = _tiny_vae()
+    pipe = PixArtAlphaPipeline(
+        transformer=transformer, vae=vae, text_encoder=None, tokenizer=None, scheduler=DPMSolverMultistepScheduler()
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,170 @@
+"""The drop-in scheduler on diffusers' transformer pipelines, built tiny and random locally (no hub):
+SD3 (MMDiT, flow matching, CFG or not), Flux (packed latents, timestep/1000, true CFG as two calls),
+PixArt-α (learned sigma, DPM-Solver), DiT (class labels, learned sigma, CFG on the doubled batch).
+
+Each swap must complete with the pipeline's usual output, count exactly the denoiser rows it says,
+reproduce under the same seed, and raise a simple reward over the base run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers", reason="the diffusers integration needs the images extra")
+
+from conftest import RowCounter, brightness, seeded
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from svdd.diffusers import SVDDScheduler
+from svdd.diffusers.stepping import FLOW_ETA, flow_step
+from svdd.diffusers.tiny import tiny_dit, tiny_flux, tiny_pixart, tiny_sd3
+
+torch.set_num_threads(1)
+B, K = 2, 4
+
+
+def embeds(seed: int, rows: int = B, tokens: int = 5, width: int = 16) -> torch.Tensor:
+    return torch.randn(rows, tokens, width, generator=seeded(seed))
+
+
+SD3_CFG = dict(
+    prompt_embeds=embeds(1),
+    pooled_prompt_embeds=embeds(2)[:, 0],
+    negative_prompt_embeds=embeds(3),
+    negative_pooled_prompt_embeds=embeds(4)[:, 0],
+    guidance_scale=3.0,
+    height=8,
+    width=8,
+)
+FLUX = dict(prompt_embeds=embeds(1), pooled_prompt_embeds=embeds(2)[:, 0], height=16, width=16, max_sequence_length=5)
+PIXART = dict(
+    prompt_embeds=embeds(1),
+    prompt_attention_mask=torch.ones(B, 5),
+    negative_prompt_embeds=embeds(3),
+    negative_prompt_attention_mask=torch.ones(B, 5),
+    negative_prompt=None,
+    use_resolution_binning=False,
+    height=8,
+    width=8,
+    guidance_scale=3.0,
+)
+
+# (builder, call arguments, denoiser rows per pipeline step, rows per replayed child)
+FAMILIES = {
+    "sd3_cfg": (tiny_sd3, SD3_CFG, 2 * B, 2),
+    "sd3_no_cfg": (tiny_sd3, {**SD3_CFG, "guidance_scale": 1.0}, B, 1),
+    "flux": (tiny_flux, FLUX, B, 1),
+    "flux_true_cfg": (
+        tiny_flux,
+        {
+            **FLUX,
+            "negative_prompt_embeds": embeds(3),
+            "negative_pooled_prompt_embeds": embeds(4)[:, 0],
+            "true_cfg_scale": 2.0,
+        },
+        2 * B,
+        2,
+    ),
+    "pixart": (tiny_pixart, PIXART, 2 * B, 2),
+    "dit": (tiny_dit, dict(class_labels=[1, 2], guidance_scale=3.0), 2 * B, 2),
+}
+
+
+def run(pipe, kwargs, seed=0):
+    torch.manual_seed(seed)  # pipelines whose step draws without the call's generator (DiT, SD3) use the global one
+    return pipe(num_inference_steps=K, generator=seeded(seed), output_type="pt", **kwargs)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_swap_keeps_the_output_counts_rows_reproduces_and_raises_the_reward(family):
+    build, kwargs, pipeline_rows, child_rows = FAMILIES[family]
+    m = 6
+    pipe = build()
+    base = run(pipe, kwargs)
+    pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=m)
+    counter = RowCounter(pipe.transformer)
+    try:
+        out = run(pipe, kwargs)
+    finally:
+        counter.remove()
+    again = run(pipe, kwargs)
+    assert type(out) is type(base) and out.images.shape == base.images.shape
+    assert torch.equal(out.images, again.images)
+    # the pipeline's own rows on every step, plus the replay's rows on every step but the last
+    assert counter.rows == K * pipeline_rows + (K - 1) * B * m * child_rows
+    assert pipe.scheduler.stats["model_calls"] == (K - 1) * B * m
+    assert pipe.scheduler.stats["pipeline_unet_rows"] == K * pipeline_rows
+    assert np.mean(brightness(out.images)) > np.mean(brightness(base.images))
+
+
+def test_flow_pipelines_get_a_stochastic_step_with_eta_in_the_config():
+    pipe = tiny_sd3()
+    assert not pipe.scheduler.config.stochastic_sampling  # the default scheduler is the ODE
+    pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=3)
+    assert pipe.scheduler.config.eta == FLOW_ETA and pipe.scheduler.stochastic_mode == "flow"
+    sharper = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=3, eta=0.2)
+    assert sharper.config.eta == 0.2
+    with pytest.raises(ValueError, match=r"eta must be a number in \(0, 1\]"):
+        SVDDScheduler.from_pipeline(pipe, reward=brightness, eta=1.5)
+
+
+def test_the_stochastic_flow_step_approaches_the_ode_step_as_eta_goes_to_zero():
+    scheduler = FlowMatchEulerDiscreteScheduler()
+    scheduler.set_timesteps(10)
+    x, v = torch.randn(3, 4, 8, 8, generator=seeded(0)), torch.randn(3, 4, 8, 8, generator=seeded(1))
+    for k in (0, 4, 9):
+        scheduler._step_index = k
+        ode = scheduler.step(v, scheduler.timesteps[k], x)
+        near = flow_step(scheduler, ode, x, v, k, 1e-6, seeded(2)).prev_sample
+        assert torch.allclose(near, ode.prev_sample, atol=1e-5)
+        noisy = flow_step(scheduler, ode, x, v, k, 1.0, seeded(2)).prev_sample
+        if k < 9:  # the last step lands on sigma = 0: no noise left
+            assert not torch.allclose(noisy, ode.prev_sample, atol=1e-3)
+
+
+def test_marginals_of_the_stochastic_flow_step_match_the_forward_process():
+    """With the exact velocity of a point mass x0, x_sigma = (1 - sigma)·x0 + sigma·eps stays of that
+    form after the step: the step keeps the marginals whatever eta."""
+    scheduler = FlowMatchEulerDiscreteScheduler()
+    scheduler.set_timesteps(8)
+    k, n = 2, 20000
+    sigma, sigma_next = float(scheduler.sigmas[k]), float(scheduler.sigmas[k + 1])
+    x0 = 0.7
+    x = (1 - sigma) * x0 + sigma * torch.randn(n, 1, generator=seeded(0))
+    v = (x - x0) / sigma  # the exact velocity eps - x0 for data at x0
+    scheduler._step_index = k
+    ode = scheduler.step(v, scheduler.timesteps[k], x)
+    for eta in (0.3, 1.0):
+        prev = flow_step(scheduler, ode, x, v, k, eta, seeded(1)).prev_sample
+        assert abs(float(prev.mean()) - (1 - sigma_next) * x0) < 0.02
+        assert abs(float(prev.std()) - sigma_next) < 0.02
+
+
+def test_one_candidate_with_a_stochastic_base_is_the_base():
+    kwargs = FAMILIES["sd3_cfg"][1]
+    pipe = tiny_sd3()
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)
+    base = run(pipe, kwargs, seed=5)
+    pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=1)
+    assert pipe.scheduler.config.eta is None  # the base draws its own noise
+    assert torch.allclose(run(pipe, kwargs, seed=5).images, base.images, atol=1e-6)
+
+
+def test_deterministic_dpm_solver_runs_as_its_sde_variant():
+    pipe = tiny_pixart()
+    pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=2)
+    assert pipe.scheduler.base.config.algorithm_type == "sde-dpmsolver++"
+    assert pipe.scheduler.config.base_scheduler_config["algorithm_type"] == "dpmsolver++"  # as the user gave it
+
+
+def test_skip_layer_guidance_is_refused_before_any_denoiser_call():
+    pipe = tiny_sd3()
+    pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=2)
+    counter = RowCounter(pipe.transformer)
+    try:
+        with pytest.raises(ValueError, match="skip_guidance_layers=.*skip-layer guidance.*LearnedValue"):
+            run(pipe, {**SD3_CFG, "skip_guidance_layers": [0]})
+    finally:
+        counter.remove()
+    assert counter.rows == 0
