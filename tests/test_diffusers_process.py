@@ -110,12 +110,9 @@ def test_generator_list_makes_each_sample_independent_of_the_batch(unet):
 
 
 DETERMINISTIC = [
-    (DDIMScheduler, {}, "eta > 0"),
     (EulerDiscreteScheduler, {}, "deterministic"),
     (PNDMScheduler, {}, "deterministic"),
-    (DPMSolverMultistepScheduler, {}, "deterministic"),
     (UniPCMultistepScheduler, {}, "deterministic"),
-    (FlowMatchEulerDiscreteScheduler, {}, "deterministic"),
     (HeunDiscreteScheduler, {}, "order 2"),
     (KDPM2DiscreteScheduler, {}, "order 2"),
 ]
@@ -128,6 +125,27 @@ def test_refuses_deterministic_and_order_2_schedulers(unet, cls, config, says):
     message = str(err.value)
     assert says in message
     assert "DDPMScheduler" in message and "EulerAncestralDiscreteScheduler" in message
+
+
+@pytest.mark.parametrize(
+    "cls", [DDIMScheduler, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler], ids=lambda c: c.__name__
+)
+def test_deterministic_defaults_get_a_stochastic_step(unet, cls):
+    """DDIM steps at eta (default 1), DPM-Solver as its first-order SDE variant, flow matching with
+    the re-noising flow step; two draws from one state differ, and eta = 0 is refused where it applies."""
+    process = DiffusersProcess(unet, cls(), 5)
+    x = process.prior(1, seeded(0)).expand(2, -1, -1, -1).clone()
+    t = process.timesteps[0]
+    children = process.transition(x, t, process.model(x, t), [seeded(1), seeded(2)])
+    assert not torch.equal(children[0], children[1])
+    if cls is DPMSolverMultistepScheduler:
+        assert (
+            process.scheduler.config.algorithm_type == "sde-dpmsolver++" and process.scheduler.config.solver_order == 1
+        )
+    else:
+        assert process.eta == (1.0 if cls is DDIMScheduler else 0.5)
+        with pytest.raises(ValueError, match="eta = 0 is deterministic"):
+            DiffusersProcess(unet, cls(), 5, eta=0.0)
 
 
 def test_refuses_multistep_history_and_bad_eta(unet):

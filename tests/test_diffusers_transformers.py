@@ -168,3 +168,45 @@ def test_skip_layer_guidance_is_refused_before_any_denoiser_call():
     finally:
         counter.remove()
     assert counter.rows == 0
+
+
+def one_sample(kwargs: dict) -> dict:
+    """The call arguments cut to their first sample (a process conditions every row on one)."""
+    out = {}
+    for key, v in kwargs.items():
+        if (isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == B) or (isinstance(v, list) and len(v) == B):
+            out[key] = v[:1]
+        else:
+            out[key] = v
+    return out
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_svdd_sample_runs_on_the_process_of_any_family(family):
+    """`DiffusersProcess.from_pipeline_call` stops the pipeline at its first step and replays its
+    denoiser call: every method of svdd.sample then runs on SD3, Flux, PixArt and DiT alike."""
+    import svdd
+    from svdd.diffusers import DiffusersProcess
+
+    build, kwargs, _, _ = FAMILIES[family]
+    pipe = build()
+    counter = RowCounter(pipe.transformer)
+    try:
+        process = DiffusersProcess.from_pipeline_call(pipe, K, **one_sample(kwargs))
+    finally:
+        counter.remove()
+    assert len(process.timesteps) == K and counter.calls <= 2  # stopped at the first step
+    n, m = 4, 4
+    pre = svdd.sample(process, brightness, method="pretrained", num_samples=n, generator=seeded(0), progress=False)
+    res = svdd.sample(process, brightness, num_samples=n, num_candidates=m, generator=seeded(0), progress=False)
+    assert len(res.samples) == n and res.samples[0].shape == pre.samples[0].shape
+    assert res.samples[0].shape[0] == 3 and 0 <= float(res.samples[0].min()) <= float(res.samples[0].max()) <= 1
+    assert res.stats["model_calls"] == n + (K - 1) * n * m  # PM: the winner's output is reused
+    assert res.rewards.mean() > pre.rewards.mean()
+
+
+def test_the_process_refuses_a_call_with_several_samples():
+    from svdd.diffusers import DiffusersProcess
+
+    with pytest.raises(ValueError, match="made 2 samples.*one prompt or class label"):
+        DiffusersProcess.from_pipeline_call(tiny_dit(), K, class_labels=[1, 2], guidance_scale=3.0)

@@ -23,22 +23,28 @@ Stateful schedulers are pinned to the step of the timestep they are called with,
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import numbers
+import sys
 from typing import Any
 
 import torch
 
 from ..rng import GeneratorLike, randn
 from .images import decode_images
-from .scheduler import SVDDScheduler
+from .replay import DenoiserReplay, Layout
+from .scheduler import SVDDScheduler, denoiser_of
 from .stepping import (
     at_step,
     check_stochastic,
+    default_eta,
+    flow_step,
     init_noise_sigma,
     predicted_x0,
     scale_input,
-    step_parameters,
+    sde_counterpart,
+    stochastic_mode,
     timestep_index,
 )
 
@@ -78,6 +84,7 @@ class DiffusersProcess:
         sample_shape: tuple[int, ...] | None = None,
         decode_batch: int = 16,
         pipeline: Any = None,
+        schedule_set: bool = False,
     ):
         num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
         decode_batch = _positive_int("decode_batch", decode_batch)
@@ -95,20 +102,36 @@ class DiffusersProcess:
         self.unet = unet
         self.vae = vae
         self.pipeline = pipeline
-        self.scheduler = copy.deepcopy(scheduler)
+        self.scheduler = sde_counterpart(copy.deepcopy(scheduler), solver_order=1)
         self.step_kwargs: dict[str, Any] = {}
+        self.mode = stochastic_mode(self.scheduler)
         if eta is not None:
-            if "eta" not in step_parameters(self.scheduler):
-                raise ValueError(f"eta is a DDIM option; {type(scheduler).__name__}.step takes no eta")
+            if self.mode is None:
+                raise ValueError(
+                    f"eta sets the noise of DDIM's step or of the stochastic flow-matching step; "
+                    f"{type(scheduler).__name__}.step draws its own noise and takes no eta"
+                )
             eta = _finite("eta", eta)
-            if eta < 0:
-                raise ValueError(f"eta must be >= 0 (DDIM's noise scale; SVDD needs eta > 0); got {eta!r}")
-            self.step_kwargs["eta"] = eta
+            if not 0 <= eta <= (1 if self.mode == "flow" else math.inf):
+                raise ValueError(f"eta must be in (0, 1] (DDIM: > 0; SVDD needs noise); got {eta!r}")
+        self.eta = default_eta(self.mode) if eta is None else eta
+        if self.mode == "eta":
+            self.step_kwargs["eta"] = self.eta
         self.device = unet.device
         self.dtype = unet.dtype
-        self.sample_shape = _sample_shape(sample_shape, unet)
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        check_stochastic(self.scheduler, self.step_kwargs, self.sample_shape)
+        # a captured call's shape is the pipeline's own (packed latents [S, D] for Flux): not checked
+        self.sample_shape = tuple(sample_shape) if schedule_set and sample_shape else _sample_shape(sample_shape, unet)
+        if schedule_set:  # the pipeline set the schedule itself (from_pipeline_call)
+            num_inference_steps = len(self.scheduler.timesteps)
+        else:
+            self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        if self.mode is None:
+            check_stochastic(self.scheduler, self.step_kwargs, self.sample_shape)
+        elif not self.eta:
+            raise ValueError(
+                f"{type(scheduler).__name__} at eta = 0 is deterministic: SVDD's candidates would all be "
+                "the same. Use eta > 0 (e.g. eta=1.0 for DDIM)"
+            )
         if getattr(self.scheduler.config, "solver_order", 1) > 1:
             raise ValueError(
                 f"{type(scheduler).__name__} with solver_order={self.scheduler.config.solver_order} "
@@ -119,6 +142,8 @@ class DiffusersProcess:
             )
         self._t = list(self.scheduler.timesteps)
         self.timesteps = [t.item() for t in self._t]
+        self._captured: tuple[DenoiserReplay, Layout] | None = None  # set by from_pipeline_call
+        self._unpack: Any = None  # packed latents [B, S, D] -> [B, C, H, W] (Flux), set by from_pipeline_call
         self._index = timestep_index(self.timesteps)
         self.decode_batch = decode_batch
         self.guidance_scale = float(guidance_scale)
@@ -172,6 +197,68 @@ class DiffusersProcess:
             **kwargs,
         )
 
+    @classmethod
+    def from_pipeline_call(
+        cls, pipe: Any, num_inference_steps: int = 28, *, eta: float | None = None, decode_batch: int = 16, **call: Any
+    ) -> DiffusersProcess:
+        """The process of one call of any pipeline the drop-in scheduler covers (Stable Diffusion
+        1.x/2.x/XL, SD3, Flux, PixArt, Sana, DiT): `pipe(num_inference_steps=..., **call)` runs up to
+        its first scheduler step, which stops it. That step shows everything the process needs: the
+        pipeline's schedule (with its own shift or `mu`), the latent shape of one sample, and the
+        denoiser call(s) that made the step's model output (prompt embeddings, pooled projections,
+        class labels, CFG layout, timestep scale, learned-sigma channels), which `model` replays on
+        any rows (`svdd.diffusers.replay`). The call must make one sample (one prompt or class
+        label): every row of the process is that sample. Deterministic default schedulers get the
+        stochastic step of `SVDDScheduler` (eta).
+
+            process = DiffusersProcess.from_pipeline_call(flux, 28, prompt="a cat", guidance_scale=3.5)
+            res = svdd.sample(process, reward, num_samples=16, num_candidates=8)
+        """
+        denoiser = denoiser_of(pipe)
+        if denoiser is None:
+            raise TypeError(f"{type(pipe).__name__} has neither a unet nor a transformer to replay")
+        scheduler = pipe.scheduler.base if isinstance(pipe.scheduler, SVDDScheduler) else pipe.scheduler
+        stopper = _FirstStep(
+            sde_counterpart(copy.deepcopy(scheduler), solver_order=1)
+        )  # the pipeline sets its schedule
+        replay = DenoiserReplay(denoiser)
+        original = pipe.scheduler
+        arguments: dict[str, Any] = {}
+        try:
+            pipe.scheduler = stopper
+            try:
+                pipe(num_inference_steps=num_inference_steps, **call)
+            except _Stopped as stop:
+                arguments = stop.arguments
+            else:
+                raise ValueError(f"{type(pipe).__name__} never called its scheduler's step; nothing to capture")
+            assert stopper.seen is not None  # _Stopped is raised only after seen is set
+            model_output, timestep, sample = stopper.seen
+            layout = replay.layout(model_output, timestep)
+        finally:
+            pipe.scheduler = original
+            replay.remove()
+        rows = sample.shape[0] // (2 if layout.doubled else 1)
+        if rows != 1:
+            raise ValueError(
+                f"the pipeline call made {rows} samples; a process conditions every row on one sample's "
+                "inputs: call with one prompt or class label (num_images_per_prompt=1)"
+            )
+        process = cls(
+            denoiser,
+            stopper.base,
+            num_inference_steps,
+            eta=eta,
+            vae=getattr(pipe, "vae", None),
+            sample_shape=tuple(sample.shape[1:]),
+            decode_batch=decode_batch,
+            pipeline=pipe,
+            schedule_set=True,
+        )
+        process._captured = (replay, layout)
+        process._unpack = _unpacker(pipe, arguments)
+        return process
+
     # -- the DenoisingProcess protocol -------------------------------------------------------
 
     def _k(self, t: Any) -> int:
@@ -192,6 +279,9 @@ class DiffusersProcess:
         with at_step(self.scheduler, k):
             x_in = scale_input(self.scheduler, x, tt)
         b = x.shape[0]
+        if self._captured is not None:  # every row is the one sample of the captured pipeline call
+            replay, layout = self._captured
+            return replay.replay(layout, x, x_in, tt, num_candidates=max(b, 1))
         if self.prompt_embeds is None:
             return self.unet(x_in, tt, return_dict=False)[0]
         cond = self.prompt_embeds.expand(b, -1, -1)
@@ -213,6 +303,11 @@ class DiffusersProcess:
         if generator is not None:
             kwargs["generator"] = list(generator) if isinstance(generator, (list, tuple)) else generator
         with at_step(self.scheduler, k):
+            if self.mode == "flow":  # the deterministic Euler step, re-noised at eta (same marginals)
+                kwargs.pop("generator", None)
+                step = self.scheduler.step(out, self._t[k], x, return_dict=True, **kwargs)
+                assert self.eta is not None  # the flow mode always has one (default FLOW_ETA)
+                return flow_step(self.scheduler, step, x, out, k, self.eta, generator).prev_sample
             return self.scheduler.step(out, self._t[k], x, return_dict=True, **kwargs).prev_sample
 
     def denoised(self, x: torch.Tensor, t: Any, out: torch.Tensor) -> torch.Tensor:
@@ -222,6 +317,8 @@ class DiffusersProcess:
 
     def decode(self, x0: torch.Tensor) -> list[torch.Tensor]:
         """B CPU float images [3, H, W] in [0, 1]."""
+        if self._unpack is not None and x0.dim() == 3:
+            x0 = self._unpack(x0)
         return decode_images(x0, self.vae, self.decode_batch)
 
     def renoise(
@@ -253,6 +350,40 @@ class DiffusersProcess:
             f"DiffusersProcess({type(self.unet).__name__}, {type(self.scheduler).__name__}, "
             f"steps={len(self.timesteps)}, shape={self.sample_shape}{cond})"
         )
+
+
+class _Stopped(Exception):
+    """Raised by `_FirstStep.step` to stop a pipeline call once its first step is seen."""
+
+    def __init__(self, arguments: dict[str, Any]):
+        super().__init__("stopped at the first scheduler step")
+        self.arguments = arguments
+
+
+class _FirstStep:
+    """A pipeline's scheduler for one call that stops it at its first `step`: everything else goes
+    to the real scheduler `base` (so the pipeline sets its own schedule on it)."""
+
+    def __init__(self, base: Any):
+        self.base = base
+        self.seen: tuple[torch.Tensor, Any, torch.Tensor] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        self.seen = (model_output.detach(), timestep, sample.detach())
+        frame = sys._getframe(1)  # the pipeline's call: its arguments (height, width) say how to unpack latents
+        raise _Stopped(dict(frame.f_locals))
+
+
+def _unpacker(pipe: Any, arguments: dict[str, Any]) -> Any:
+    """The pipeline's unpacking of packed latents (Flux) for this call's height and width, or None."""
+    unpack = getattr(pipe, "_unpack_latents", None)
+    height, width, factor = arguments.get("height"), arguments.get("width"), getattr(pipe, "vae_scale_factor", None)
+    if callable(unpack) and all(isinstance(v, int) for v in (height, width, factor)):
+        return functools.partial(unpack, height=height, width=width, vae_scale_factor=factor)
+    return None
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -322,6 +322,6 @@ def _rows(name: str, value: Any, rows: torch.Tensor, recorded_rows: int) -> Any:
 
 def _timestep_like(recorded: Any, t: Any, rows: int) -> Any:
     """`t` in the form the pipeline passed its timestep: batched to `rows` when it was batched."""
-    if isinstance(recorded, torch.Tensor) and recorded.dim() > 0 and recorded.numel() > 1:
+    if isinstance(recorded, torch.Tensor) and recorded.dim() > 0:
         return torch.as_tensor(t, device=recorded.device, dtype=recorded.dtype).reshape(1).expand(rows)
     return t

@@ -218,12 +218,12 @@ def default_eta(mode: str | None) -> float | None:
     return {"flow": FLOW_ETA, "eta": DDIM_ETA}.get(mode or "")
 
 
-def sde_counterpart(scheduler: Any) -> Any:
-    """A DPM-Solver with a deterministic algorithm_type rebuilt as its SDE variant (same schedule);
-    any other scheduler as it is."""
+def sde_counterpart(scheduler: Any, **overrides: Any) -> Any:
+    """A DPM-Solver with a deterministic algorithm_type rebuilt as its SDE variant (same schedule,
+    `overrides` such as solver_order=1 applied); any other scheduler as it is."""
     algorithm = scheduler.config.get("algorithm_type", None)
     if type(scheduler).__name__ == "DPMSolverMultistepScheduler" and algorithm in ("dpmsolver++", "dpmsolver"):
-        return type(scheduler).from_config(scheduler.config, algorithm_type="sde-" + algorithm)
+        return type(scheduler).from_config(scheduler.config, algorithm_type="sde-" + algorithm, **overrides)
     return scheduler
 
 
