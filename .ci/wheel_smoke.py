@@ -1,7 +1,9 @@
 """Run from a folder outside the checkout, with only the wheel installed: every shipped file loads.
 
-The README quick start, every domain's `load_pretrained` and `load_value`, and every reward
-class on a few decoded samples. A file missing from the wheel fails here.
+The README quick start, every shipped weight file through `svdd.processes.nets.load_net`
+(safetensors + JSON; no pickled .pt may ship), every domain's `load_pretrained` and
+`load_value`, and every reward class on a few decoded samples. A file missing from the wheel
+fails here.
 """
 
 from __future__ import annotations
@@ -42,6 +44,20 @@ def check_rewards(samples, rewards):
 
 
 from svdd.domains import images, molecules, sequences  # noqa: E402
+from svdd.domains.images.classifier import FashionCNN  # noqa: E402
+from svdd.domains.images.value import ValueNet  # noqa: E402
+from svdd.domains.sequences.oracle import ARS1CNN  # noqa: E402
+from svdd.processes.nets import NETS, load_net  # noqa: E402
+
+# every shipped weight file, through the one loader (never unpickled)
+root = Path(svdd.domains.__file__).parent
+assert not list(root.rglob("*.pt")), f"pickled .pt files ship in the wheel: {list(root.rglob('*.pt'))}"
+shipped_weights = sorted(root.glob("*/weights/*.safetensors"))
+assert len(shipped_weights) == 13, shipped_weights
+for path in shipped_weights:
+    net, meta = load_net(path, nets={**NETS, "FashionCNN": FashionCNN, "ValueNet": ValueNet, "ARS1CNN": ARS1CNN})
+    assert not net.training and meta, path
+    print(f"  {path.relative_to(root)}: {type(net).__name__}, {sum(q.numel() for q in net.parameters())} parameters")
 
 for name, value in (("dna-ars1", "dna-ars1-activity"), ("rna-hairpin", "rna-hairpin-mfe")):
     proc = sequences.load_pretrained(name, num_steps=2)

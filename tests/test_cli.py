@@ -105,15 +105,18 @@ def test_train_value_resumes_and_its_network_guides_generate(tmp_path):
     second = runner.invoke(app, [*args, "--epochs", "3"])  # continues from epoch 1's checkpoint
     assert second.exit_code == 0, second.output
     assert (tmp_path / "v" / "rollouts.pt").stat().st_mtime == rollouts_mtime  # reused, not redone
-    meta = json.loads((tmp_path / "v" / "value.json").read_text())
-    assert len(meta["train_loss"]) == 3 and meta["steps"] == 3
-    result = generate(
-        "dna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"), "--out", str(tmp_path / "gen"), *SMALL
-    )
+    record = json.loads((tmp_path / "v" / "value.json").read_text())
+    meta = record["metadata"]
+    assert record["class"] == "ConvValue" and record["config"]["length"] == 150
+    assert len(meta["train_loss"]) == 3 and meta["steps"] == 3 and meta["domain"] == "dna"
+    assert not (tmp_path / "v" / "value.pt").exists()
+    value = str(tmp_path / "v" / "value.safetensors")
+    result = generate("dna", "--reward", "gc", "--value", value, "--out", str(tmp_path / "gen"), *SMALL)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "gen" / "run.json").read_text())
     assert record["stats"]["value_calls"] > 0
-    wrong = generate(
-        "rna", "--reward", "gc", "--value", str(tmp_path / "v" / "value.pt"), "--out", str(tmp_path / "gen2"), *SMALL
-    )
+    by_dir = generate("dna", "--reward", "gc", "--value", str(tmp_path / "v"), "--out", str(tmp_path / "gen3"), *SMALL)
+    assert by_dir.exit_code == 0, by_dir.output  # the --out directory of train-value names its value network
+    assert (tmp_path / "gen3" / "samples.csv").read_text() == (tmp_path / "gen" / "samples.csv").read_text()
+    wrong = generate("rna", "--reward", "gc", "--value", value, "--out", str(tmp_path / "gen2"), *SMALL)
     assert wrong.exit_code == 2 and "trained for domain 'dna', not 'rna'" in wrong.output

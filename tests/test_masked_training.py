@@ -121,13 +121,15 @@ def test_a_training_run_is_saved_with_its_record(tmp_path):
     log = train_masked(
         net, data[:48], mask_index=4, steps=20, batch_size=16, log_every=10, val_data=data[48:], progress=False
     )
-    out = tmp_path / "weights" / "toy.pt"
+    out = tmp_path / "weights" / "toy.safetensors"
     meta = save_training_run(net, log, out, train=data[:48], val=data[48:], started=started, data="toy", seed=0)
     loaded, stored = load_net(out)
-    assert stored == meta and stored["data"] == "toy" and stored["train_size"] == 48
+    assert stored == {**meta, "train_loss": log.train_loss, "val_loss": log.val_loss}
+    assert stored["data"] == "toy" and stored["train_size"] == 48
     assert stored["val_size"] == data.shape[0] - 48 and stored["final_val_nelbo_per_token"] == log.val_loss[-1]
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["train_loss"] == log.train_loss and len(record["val_loss"]) == 2
+    assert record["class"] == "ConvDenoiser" and record["config"] == json.loads(json.dumps(net.config))
+    assert record["metadata"]["train_loss"] == log.train_loss and len(record["metadata"]["val_loss"]) == 2
     for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -178,8 +180,8 @@ def test_nets_round_trip_through_save_and_load(tmp_path):
         TransformerDenoiser(vocab_size=4, length=12, channels=16, num_layers=1, num_heads=2),
     )
     for net in nets:
-        save_net(net, tmp_path / "n.pt", note="x")
-        loaded, meta = load_net(tmp_path / "n.pt")
+        save_net(net, tmp_path / "n", note="x")
+        loaded, meta = load_net(tmp_path / "n.safetensors")
         x, t = torch.randint(0, 5, (2, 12)), torch.rand(2)
         net.eval()
         assert torch.allclose(net(x, t), loaded(x, t)) and meta == {"note": "x"}

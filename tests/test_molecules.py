@@ -254,5 +254,5 @@ def test_shipped_qed_and_sa_value_networks_resolve_for_the_cli(process, reward):
             / "weights"
             / f"moses-selfies-{reward}-value.json"
         ).read_text()
-    )
+    )["metadata"]
     assert meta["reward"] == reward and meta["rollouts"] >= 1024  # the training-set size is recorded

@@ -325,9 +325,9 @@ def test_shipped_value_network_scores_states_and_records_its_held_out_correlatio
     x[1] = encode(UBIQUITIN)[0]
     out = value(x, 0.5)
     assert out.shape == (3,) and torch.isfinite(out).all()
-    record = json.loads((proteins.value.WEIGHTS / "1ubi-instability-value.json").read_text())
+    record = json.loads((proteins.value.WEIGHTS / "1ubi-instability-value.json").read_text())["metadata"]
     assert record["held_out_corr_at_t"]["0.0400"] > 0.5  # the last step: nearly clean designs
-    assert (proteins.value.WEIGHTS / "1ubi-instability-value.pt").stat().st_size < 1_000_000
+    assert (proteins.value.WEIGHTS / "1ubi-instability-value.safetensors").stat().st_size < 1_000_000
 
 
 @needs_mpnn

@@ -32,7 +32,8 @@ def load_pipeline(path: Path | str = DDPM_DIR, device: str | torch.device = "cpu
     logging.set_verbosity_error()  # silence the "accelerate is missing" notice
     logging.disable_progress_bar()
     try:
-        pipe = DDPMPipeline.from_pretrained(str(path), local_files_only=True)
+        # safetensors only: a pickled diffusion_pytorch_model.bin in `path` is refused, never unpickled
+        pipe = DDPMPipeline.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
     finally:
         logging.set_verbosity(verbosity)
         if bars:

@@ -1,7 +1,8 @@
 """Train the Fashion-MNIST classifier behind `ClassifierReward`.
 
 Data: Debian `dataset-fashion-mnist` (60k train / 10k test), padded to 32x32, scaled to [-1, 1].
-Seed 0, 1 CPU thread. Writes `weights/classifier.pt` and `weights/classifier.json` (test accuracy).
+Seed 0, 1 CPU thread. Writes `weights/classifier.safetensors` and `weights/classifier.json`
+(config, test accuracy).
 
     python -m svdd.domains.images.train_classifier [--epochs 4]
 """
@@ -15,6 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from svdd.processes.nets import save_net
 
 from .classifier import CLASSIFIER_PATH, FashionCNN
 from .data import DATA_DIR, load_fashion_mnist, to_model_space
@@ -67,8 +70,6 @@ def main() -> None:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         print(f"epoch {epoch}: test accuracy {evaluate(net, x_te, y_te):.4f}", flush=True)
     acc = evaluate(net, x_te, y_te)
-    CLASSIFIER_PATH.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": net.state_dict(), "config": {}}, CLASSIFIER_PATH)
     meta = {
         "test_accuracy": acc,
         "epochs": args.epochs,
@@ -81,7 +82,7 @@ def main() -> None:
         "command": "python -m svdd.domains.images.train_classifier "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
     }
-    CLASSIFIER_PATH.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    save_net(net, CLASSIFIER_PATH, nets={"FashionCNN": FashionCNN}, **meta)
     print(json.dumps(meta, indent=2))
 
 

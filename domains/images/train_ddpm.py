@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from svdd.processes.nets import load_checkpoint, save_checkpoint
+
 from .data import DATA_DIR, load_fashion_mnist, to_model_space
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -93,7 +95,10 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     step, seconds = 0, 0.0
     if args.resume and args.ckpt.exists():
-        state = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+        try:
+            state = load_checkpoint(args.ckpt, "DDPM training checkpoint")  # weights_only=True
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -121,7 +126,8 @@ def main() -> None:
         }
 
     def checkpoint() -> None:
-        torch.save(
+        save_checkpoint(
+            args.ckpt,
             {
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
@@ -130,7 +136,6 @@ def main() -> None:
                 "step": step,
                 "seconds": seconds,
             },
-            args.ckpt,
         )
         export(ema, scheduler, args.out, meta())
 

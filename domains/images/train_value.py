@@ -4,8 +4,9 @@ Rollouts: `svdd.sampling.value_training.collect_rollouts` on the pretrained DDPM
 `svdd.diffusers` adapter, `--steps` DDPM inference steps), keeping the state x_t at every `--every`-th step;
 targets are r(x_0) of each rollout. A held-out set of rollouts (other seed) gives the validation
 Pearson correlation per timestep (`svdd.sampling.value_training.value_correlation`). 1 CPU thread.
-Writes `weights/value_<reward>.pt` and `weights/value_<reward>.json`. Rewards: `jpeg` is
-`JPEGCompressibility()`, a Fashion-MNIST class name (e.g. `shirt`) is `ClassifierReward(name)`.
+Writes `weights/value_<reward>.safetensors` and `weights/value_<reward>.json` (config, record).
+Rewards: `jpeg` is `JPEGCompressibility()`, a Fashion-MNIST class name (e.g. `shirt`) is
+`ClassifierReward(name)`.
 
     python -m svdd.domains.images.train_value --reward jpeg --train 1024 --val 256 --steps 50 --every 2
     python -m svdd.domains.images.train_value --reward shirt --train 1024 --val 256 --steps 50 --every 2
@@ -14,12 +15,12 @@ Writes `weights/value_<reward>.pt` and `weights/value_<reward>.json`. Rewards: `
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
+from svdd.processes.nets import save_net
 from svdd.sampling.value_training import collect_rollouts, fit_value, value_correlation
 
 from .pretrained import DDPM_DIR, load_pretrained
@@ -75,8 +76,6 @@ def main() -> None:
     )
     corr = value_correlation(net, val)
     times = [float(t) for t in val.times]
-    state = {"state_dict": net.state_dict(), "config": net.config}
-    torch.save(state, WEIGHTS_DIR / f"value_{args.reward}.pt")
     meta = {
         "reward": reward.name,
         "num_train_rollouts": len(train),
@@ -99,7 +98,7 @@ def main() -> None:
         "command": "python -m svdd.domains.images.train_value "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
     }
-    (WEIGHTS_DIR / f"value_{args.reward}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    save_net(net, WEIGHTS_DIR / f"value_{args.reward}", nets={"ValueNet": ValueNet}, **meta)
     print("validation correlation per timestep:")
     for t, c in zip(times, corr):
         print(f"  t={t:6.0f}  r={c:+.3f}")

@@ -8,12 +8,13 @@ reward's units (an affine de-normalization with the training targets' mean/std i
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from svdd.processes.nets import load_net, read_weights
 
 from ..weights import shipped
 
@@ -81,15 +82,13 @@ def load_value_net(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) 
     if reward not in VALUES:
         raise ValueError(f"no shipped value network for {reward!r}; available: {sorted(VALUES)}")
     if Path(weights_dir) == WEIGHTS_DIR:
-        path = shipped(WEIGHTS_DIR, f"{VALUES[reward]}.pt", f"{reward} value network")
+        path = shipped(WEIGHTS_DIR, f"{VALUES[reward]}.safetensors", f"{reward} value network")
     else:
-        path = Path(weights_dir) / f"{VALUES[reward]}.pt"
+        path = Path(weights_dir) / f"{VALUES[reward]}.safetensors"
         if not path.exists():
             raise FileNotFoundError(f"{path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net = ValueNet(**state["config"])
-    net.load_state_dict(state["state_dict"])
-    return net.eval()
+    net, _ = load_net(path, nets={"ValueNet": ValueNet})
+    return net
 
 
 def load_value(reward: str = "jpeg", *, device: str | torch.device = "cpu"):
@@ -100,5 +99,6 @@ def load_value(reward: str = "jpeg", *, device: str | torch.device = "cpu"):
 
 
 def value_metadata(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> dict:
-    """The training record (rollouts, validation correlation per timestep, ...) of a shipped value net."""
-    return json.loads((Path(weights_dir) / f"{VALUES[reward]}.json").read_text())
+    """The training record (rollouts, validation correlation per timestep, ...) of a shipped value net:
+    the metadata of its .json record."""
+    return read_weights(Path(weights_dir) / f"{VALUES[reward]}.safetensors")[1]["metadata"]

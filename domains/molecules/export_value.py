@@ -14,8 +14,9 @@ on a shared core; held-out correlation at most 0.28 for QED and 0.48 for SA, so 
     python -m svdd.domains.molecules.export_value runs/molecules/qed-value-12k moses-selfies-qed-value
     (the same with sa)
 
-It converts `value.pt` (a state dict for the registry's ConvValue) to `save_net` format, keeping the
-training settings, the training-set size and the held-out correlation per time in the metadata.
+It reads the run's `value.safetensors` + `value.json` (or the `value.pt` of an older svdd, with
+torch.load(weights_only=True)) and writes WEIGHTS/NAME.safetensors + NAME.json (`save_net`), keeping
+the training settings, the training-set size and the held-out correlation per time in the metadata.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from svdd.processes.nets import ConvValue, save_net
+from svdd.processes.nets import ConvValue, check_weights, load_checkpoint, load_net, save_net
 
 from .pretrained import WEIGHTS, load_pretrained
 
@@ -36,16 +35,27 @@ def main(argv=None) -> None:
     ap.add_argument("run", type=Path, help="the --out directory of `svdd train-value molecules`")
     ap.add_argument("name", help="the shipped name, e.g. moses-selfies-docking-value")
     args = ap.parse_args(argv)
-    state = torch.load(args.run / "value.pt", map_location="cpu", weights_only=False)
-    if state.get("domain") != "molecules":
-        raise SystemExit(f"{args.run / 'value.pt'} was trained for domain {state.get('domain')!r}, not 'molecules'")
     process = load_pretrained()
     net = ConvValue(vocab_size=process.vocab_size, length=process.length, channels=64, num_blocks=4)
-    net.load_state_dict(state["state_dict"])
-    meta = {k: v for k, v in state["metadata"].items() if k != "environment"}
-    meta.update(reward=state["reward"], source="svdd train-value molecules (rollouts of moses-selfies)")
-    save_net(net, WEIGHTS / f"{args.name}.pt", **meta)
-    (WEIGHTS / f"{args.name}.json").write_text(json.dumps(meta, indent=1))
+    try:
+        if (args.run / "value.safetensors").exists():
+            loaded, meta = load_net(args.run / "value.safetensors")
+            check_weights(net, loaded.state_dict(), args.run / "value.safetensors")
+            net.load_state_dict(loaded.state_dict())
+            where = args.run / "value.safetensors"
+        else:  # written by an older svdd
+            where = args.run / "value.pt"
+            state = load_checkpoint(where, "value network")
+            check_weights(net, state["state_dict"], where)
+            net.load_state_dict(state["state_dict"])
+            meta = {**state["metadata"], "domain": state.get("domain"), "reward": state.get("reward")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if meta.get("domain") != "molecules":
+        raise SystemExit(f"{where} was trained for domain {meta.get('domain')!r}, not 'molecules'")
+    meta = {k: v for k, v in meta.items() if k != "environment"}
+    meta["source"] = "svdd train-value molecules (rollouts of moses-selfies)"
+    save_net(net, WEIGHTS / args.name, **meta)
     print(json.dumps(meta["held_out_correlation"], indent=1))
 
 

@@ -1,14 +1,15 @@
 """Loading the shipped molecule models offline.
 
-| name            | what                                                                  | file                     |
-|-----------------|-----------------------------------------------------------------------|--------------------------|
-| "moses-selfies" | masked diffusion over SELFIES of MOSES molecules (L = 56, pad "[nop]") | weights/moses-selfies.pt |
+| name            | what                                                                  | weights/ file             |
+|-----------------|-----------------------------------------------------------------------|---------------------------|
+| "moses-selfies" | masked diffusion over SELFIES of MOSES molecules (L = 56, pad "[nop]") | moses-selfies.safetensors |
 
 Value network (SVDD-MC): "moses-selfies-docking", Docking("PARP1") (-Vina, exhaustiveness 1) of the
 final sample regressed on 128 rollouts of "moses-selfies" (K = 32, states every 4th step); weak:
 held-out correlation 0.0-0.35 on 32 rollouts (export_value.py).
 
-The SELFIES vocabulary is stored in the weights file's metadata, so one file is the whole model.
+The SELFIES vocabulary is stored in the metadata of the weights' .json record, so the pair of
+files (.safetensors + .json) is the whole model.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from ..weights import shipped
 from .tokenizer import SelfiesTokenizer
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-MODELS = {"moses-selfies": "moses-selfies.pt"}
+MODELS = {"moses-selfies": "moses-selfies.safetensors"}
 VALUES: dict[str, str] = {  # see export_value.py
-    "moses-selfies-docking": "moses-selfies-docking-value.pt",
-    "moses-selfies-qed": "moses-selfies-qed-value.pt",
-    "moses-selfies-sa": "moses-selfies-sa-value.pt",
+    "moses-selfies-docking": "moses-selfies-docking-value.safetensors",
+    "moses-selfies-qed": "moses-selfies-qed-value.safetensors",
+    "moses-selfies-sa": "moses-selfies-sa-value.safetensors",
 }
 DEFAULT_STEPS = 32
 

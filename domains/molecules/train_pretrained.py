@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=3500)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=WEIGHTS / "moses-selfies.pt")
+    ap.add_argument("--out", type=Path, default=WEIGHTS / "moses-selfies.safetensors")
     ap.add_argument("--checkpoint", type=Path, default=Path("runs/molecules/moses-selfies.ckpt"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

@@ -1,10 +1,10 @@
 """The shipped MC value networks (SVDD-MC) for the protein domain.
 
-- "1ubi-instability" (weights/1ubi-instability-value.pt): InstabilityIndex() (= -II) of the
+- "1ubi-instability" (weights/1ubi-instability-value.safetensors): InstabilityIndex() (= -II) of the
   final design, regressed on rollouts of `load_pretrained("1ubi", temperature=0.1, num_steps=25)`.
 
 Made by `python -m svdd.domains.proteins.train_value` (data source, seed and held-out
-correlation in the .json next to the weights). A value network only fits the process it was
+correlation in the metadata of the .json next to the weights). A value network only fits the process it was
 trained on: the same backbone, temperature and number of steps.
 """
 
@@ -18,7 +18,7 @@ from svdd.processes.nets import load_net
 from ..weights import shipped
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-VALUES = {"1ubi-instability": "1ubi-instability-value.pt"}
+VALUES = {"1ubi-instability": "1ubi-instability-value.safetensors"}
 
 
 def load_value(

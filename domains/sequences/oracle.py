@@ -3,7 +3,7 @@
 `ARS1CNN` maps one-hot DNA float[B, 4, 150] to a scalar [B]: the predicted standardised
 selection enrichment z = (log((selected_ct + 1)/(library_ct + 1)) - mean) / std of the ARS1
 library (mean/std of its training split). `train_oracle.py` fits it; `rewards.ARS1Activity`
-loads it from `weights/ars1-oracle.pt`.
+loads it from `weights/ars1-oracle.safetensors` (+ `.json`: config and training record).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from svdd.processes.nets import load_net, save_net
 
 
 class ARS1CNN(nn.Module):
@@ -43,14 +45,12 @@ class ARS1CNN(nn.Module):
         return self.head(self.features(onehot))[:, 0]
 
 
-def save_oracle(net: ARS1CNN, path: str | Path, **metadata: Any) -> None:
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save({"config": net.config, "state_dict": state, "metadata": metadata}, str(path))
+def save_oracle(net: ARS1CNN, path: str | Path, **metadata: Any) -> Path:
+    """`path` X -> X.safetensors + X.json (`svdd.processes.nets.save_net`)."""
+    return save_net(net, path, nets={"ARS1CNN": ARS1CNN}, **metadata)
 
 
 def load_oracle(path: str | Path) -> tuple[ARS1CNN, dict[str, Any]]:
-    blob = torch.load(str(path), map_location="cpu", weights_only=True)
-    net = ARS1CNN(**blob["config"])
-    net.load_state_dict(blob["state_dict"])
-    net.eval()
-    return net, dict(blob["metadata"])
+    """(oracle in eval mode, training record) from `save_oracle`'s files (never unpickled)."""
+    net, meta = load_net(path, nets={"ARS1CNN": ARS1CNN})
+    return net, meta

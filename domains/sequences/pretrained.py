@@ -1,9 +1,12 @@
 """Loading the shipped models offline: pretrained masked diffusion models and value networks.
 
-| name          | what                                                                | file                   |
-|---------------|---------------------------------------------------------------------|------------------------|
-| "dna-ars1"    | masked diffusion over 150-bp ARS1 variants, tokens A C G T          | weights/dna-ars1.pt    |
-| "rna-hairpin" | masked diffusion over miRBase hairpins 50-100 nt, ACGU + pad, L=100 | weights/rna-hairpin.pt |
+| name          | what                                                                | weights/ file           |
+|---------------|---------------------------------------------------------------------|-------------------------|
+| "dna-ars1"    | masked diffusion over 150-bp ARS1 variants, tokens A C G T          | dna-ars1.safetensors    |
+| "rna-hairpin" | masked diffusion over miRBase hairpins 50-100 nt, ACGU + pad, L=100 | rna-hairpin.safetensors |
+
+Each weights file has its .json next to it (architecture and training record); see
+`svdd.processes.nets.load_net`.
 
 Value networks (SVDD-MC), as `svdd.LearnedValue`: "dna-ars1-activity" (ARS1Activity of the
 final sample, regressed on rollouts of "dna-ars1"), "rna-hairpin-mfe" (RNAFold() = -MFE, on
@@ -25,10 +28,13 @@ from .alphabet import DNA, RNA, Alphabet
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 MODELS: dict[str, tuple[str, Alphabet]] = {
-    "dna-ars1": ("dna-ars1.pt", DNA),
-    "rna-hairpin": ("rna-hairpin.pt", RNA),
+    "dna-ars1": ("dna-ars1.safetensors", DNA),
+    "rna-hairpin": ("rna-hairpin.safetensors", RNA),
 }
-VALUES = {"dna-ars1-activity": "dna-ars1-activity-value.pt", "rna-hairpin-mfe": "rna-hairpin-mfe-value.pt"}
+VALUES = {
+    "dna-ars1-activity": "dna-ars1-activity-value.safetensors",
+    "rna-hairpin-mfe": "rna-hairpin-mfe-value.safetensors",
+}
 DEFAULT_STEPS = 32
 
 

@@ -109,7 +109,7 @@ class ARS1Activity:
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 2048):
         if path is None:
-            path = shipped(WEIGHTS, "ars1-oracle.pt", "ARS1 activity oracle")
+            path = shipped(WEIGHTS, "ars1-oracle.safetensors", "ARS1 activity oracle")
         elif not Path(path).is_file():
             raise FileNotFoundError(f"no ARS1 oracle weights at {path}")
         self.net, self.metadata = load_oracle(Path(path))

@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--train-size", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=WEIGHTS / "dna-ars1.pt")
+    ap.add_argument("--out", type=Path, default=WEIGHTS / "dna-ars1.safetensors")
     ap.add_argument("--checkpoint", type=Path, default=Path("runs/sequences/dna-ars1.ckpt"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

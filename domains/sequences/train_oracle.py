@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="use only this many variants (quick checks)")
-    ap.add_argument("--out", type=Path, default=WEIGHTS / "ars1-oracle.pt")
+    ap.add_argument("--out", type=Path, default=WEIGHTS / "ars1-oracle.safetensors")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -129,8 +129,7 @@ def main(argv=None) -> None:
         "torch": str(torch.__version__),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_oracle(net, args.out, **{k: v for k, v in meta.items() if not isinstance(v, (dict, list))})
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    save_oracle(net, args.out, **meta)  # X.safetensors + X.json with the whole record
     print(json.dumps(meta, indent=1))
 
 

@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=WEIGHTS / "rna-hairpin.pt")
+    ap.add_argument("--out", type=Path, default=WEIGHTS / "rna-hairpin.safetensors")
     ap.add_argument("--checkpoint", type=Path, default=Path("runs/sequences/rna-hairpin.ckpt"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

@@ -13,7 +13,6 @@ of times, for reporting the naturalness of generated sequences as the paper does
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .masked import MaskedDiffusion
+from .nets import load_checkpoint, save_checkpoint, save_net
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -121,23 +121,28 @@ def train_masked(
     log = TrainLog()
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = torch.load(str(path), map_location="cpu", weights_only=False)
-        denoiser.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        log = TrainLog(**state["log"])
+        state = load_checkpoint(path, "training checkpoint")  # weights_only: plain values only
+        try:
+            denoiser.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            log = TrainLog(**state["log"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"{path}: not a checkpoint of this training ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "use another checkpoint path"
+            ) from None
 
     def save() -> None:
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(
+            save_checkpoint(
+                path,
                 {
                     "model": denoiser.state_dict(),
                     "optimizer": opt.state_dict(),
                     "generator": gen.get_state(),
-                    "log": log.__dict__,
+                    "log": dict(log.__dict__),
                 },
-                str(path),
             )
 
     start = time.perf_counter() - log.wall_time_s
@@ -235,11 +240,10 @@ def save_training_run(
     """Save a denoiser trained by `train_masked` with its record -> the record.
 
     Writes `net` with `metadata` plus the data sizes (train/val Long[B, L]), final losses, wall
-    times, parameter count and torch version to `out` (`save_net`), and the same record with the
-    loss curves to `out` with suffix .json. `started` is the `time.time()` before training.
+    times, parameter count and torch version to `out` (`save_net`: X.safetensors + X.json, whose
+    metadata also holds the loss curves). Returns the record without the loss curves.
+    `started` is the `time.time()` before training.
     """
-    from .nets import save_net
-
     meta = {
         **metadata,
         "train_size": int(train.shape[0]),
@@ -251,11 +255,7 @@ def save_training_run(
         **denoiser_summary(net),
         "torch": str(torch.__version__),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_net(net, out, **meta)
-    out.with_suffix(".json").write_text(
-        json.dumps({**meta, "train_loss": log.train_loss, "val_loss": log.val_loss}, indent=1)
-    )
+    save_net(net, out, **meta, train_loss=log.train_loss, val_loss=log.val_loss)
     return meta
 
 

@@ -133,8 +133,8 @@ def generate(
     value: str = typer.Option(
         "pm",
         "--value",
-        help="pm (posterior mean), mc (the domain's value network), "
-        "the value.pt of `svdd train-value`, or module:callable",
+        help="pm (posterior mean), mc (the domain's value network), the value.safetensors "
+        "(or the --out directory) of `svdd train-value`, or module:callable",
     ),
     steps: int | None = typer.Option(None, "--steps", help="denoising steps (default: the model's)"),
     seed: int = typer.Option(0, "--seed"),
@@ -292,7 +292,9 @@ def list_domains() -> None:
 def train_value(
     domain: str = typer.Argument(..., help="an installed domain (see `svdd domains`)"),
     reward: str = typer.Option(..., "--reward", "-r", help="a domain reward (name or name=arg) or module:callable"),
-    out: Path = typer.Option(..., "--out", "-o", help="directory for rollouts, checkpoint and value.pt"),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="directory for rollouts, checkpoint and value.safetensors + value.json"
+    ),
     rollouts: int = typer.Option(1024, "--rollouts", help="pretrained rollouts to learn from"),
     held_out: int = typer.Option(256, "--held-out", help="extra rollouts to measure the fit"),
     epochs: int = typer.Option(10, "--epochs"),
@@ -307,14 +309,16 @@ def train_value(
     """Train an MC value network (SVDD-MC) for a domain and reward on rollouts of its pretrained model.
 
     Resumable: the rollouts and a per-epoch checkpoint are kept in OUT, so rerunning the same
-    command continues where it stopped. Use the result with `svdd generate ... --value OUT/value.pt`.
+    command continues where it stopped. Use the result with `svdd generate ... --value
+    OUT/value.safetensors` (or `--value OUT`). The rollouts and checkpoint are read back as plain
+    tensors and values only (never unpickled objects); a file that is not is refused.
     """
     import torch
 
+    from ..processes.nets import load_checkpoint, save_checkpoint, write_weights
     from ..sampling.value_training import Rollouts, collect_rollouts, fit_value, value_correlation
     from .generation import environment
     from .plugins import PluginError, domain_reward, load_domain
-    from .rundir import write_atomic
 
     try:
         spec = load_domain(domain)
@@ -348,10 +352,12 @@ def train_value(
     def rollouts_for(name: str, n: int, offset: int) -> Rollouts:
         path = out / f"{name}.pt"
         if path.exists():
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-            if saved["settings"] == settings:
-                return saved["rollouts"]
-            _fail(f"{path} was collected with other settings ({saved['settings']}); use another --out")
+            saved = load_checkpoint(path, "rollouts")
+            if not isinstance(saved, dict) or "settings" not in saved or "rollouts" not in saved:
+                raise ValueError(f"{path}: not the rollouts of `svdd train-value`; delete it or use another --out")
+            if saved["settings"] != settings:
+                raise ValueError(f"{path} was collected with other settings ({saved['settings']}); use another --out")
+            return Rollouts.from_dict(saved["rollouts"], path)
         made = collect_rollouts(
             process,
             reward_fn,
@@ -361,25 +367,26 @@ def train_value(
             max_batch=max_batch,
             progress=not quiet,
         )
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"settings": settings, "rollouts": made}, tmp)
-        tmp.replace(path)
+        save_checkpoint(path, {"settings": settings, "rollouts": made.to_dict()})
         return made
 
-    train = rollouts_for("rollouts", rollouts, 0)
-    held = rollouts_for("held_out", held_out, 1)
-    torch.manual_seed(seed)
-    net = spec.value_net(process)
-    losses = fit_value(
-        net,
-        train,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        generator=torch.Generator().manual_seed(seed),
-        progress=not quiet,
-        checkpoint=out / "checkpoint.pt",
-    )
+    try:
+        train = rollouts_for("rollouts", rollouts, 0)
+        held = rollouts_for("held_out", held_out, 1)
+        torch.manual_seed(seed)
+        net = spec.value_net(process)
+        losses = fit_value(
+            net,
+            train,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            generator=torch.Generator().manual_seed(seed),
+            progress=not quiet,
+            checkpoint=out / "checkpoint.pt",
+        )
+    except ValueError as exc:  # a damaged, foreign or unsafe rollouts or checkpoint file (named)
+        _fail(str(exc))
     corr = value_correlation(net, held)
     meta = {
         **settings,
@@ -391,14 +398,11 @@ def train_value(
         "command": shlex.join(["svdd", *sys.argv[1:]]),
         "environment": environment(),
     }
-    torch.save({"domain": domain, "reward": reward, "state_dict": net.state_dict(), "metadata": meta}, out / "value.pt")
-    write_atomic(out / "value.json", json.dumps(meta, indent=1))
+    record = {"class": type(net).__name__, "config": getattr(net, "config", {}), "metadata": meta}
+    path = write_weights(out / "value", net.state_dict(), record)  # value.safetensors + value.json
     finite = [c for c in corr if c == c]
     low, high = (min(finite), max(finite)) if finite else (float("nan"), float("nan"))
-    typer.echo(
-        f"value network in {out / 'value.pt'}: final train MSE {losses[-1]:.4g}, "
-        f"held-out correlation {low:.3f}..{high:.3f}"
-    )
+    typer.echo(f"value network in {path}: final train MSE {losses[-1]:.4g}, held-out correlation {low:.3f}..{high:.3f}")
 
 
 def main() -> None:

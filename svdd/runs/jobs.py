@@ -6,9 +6,10 @@ reward and value themselves (`build`). Both kinds of job resolve names the same 
 * reward: a domain's shipped reward ("qed", "classifier=shirt"), or a user object
   `module:name` / `path/to/file.py:name` (optionally `=arg`; see `svdd.runs.plugins.load_object`);
 * value: "pm" (posterior mean on the reward), "mc" (the domain's shipped value network for the
-  reward), the `value.pt` written by `svdd train-value`, or a user object (`module:name`): a
-  value object (`svdd.LearnedValue`, `svdd.PosteriorMean`, ...) or a function fn(x, t), which
-  is wrapped as `svdd.LearnedValue(fn)`.
+  reward), the `value.safetensors` (+ `value.json`) written by `svdd train-value` or its --out
+  directory (an older `value.pt` is read with torch.load(weights_only=True), never unpickled), or
+  a user object (`module:name`): a value object (`svdd.LearnedValue`, `svdd.PosteriorMean`, ...)
+  or a function fn(x, t), which is wrapped as `svdd.LearnedValue(fn)`.
 """
 
 from __future__ import annotations
@@ -88,30 +89,84 @@ def _value_object(obj: Any, spec: str) -> Any:
     raise PluginError(f"value {spec!r} is a {type(obj).__name__}; expected a value object or a function fn(x, t)")
 
 
-def load_trained_value(path: str | Path, domain: Domain, process: Any = None, device: str = "cpu") -> Any:
-    """The value network saved by `svdd train-value` at `path` as `svdd.LearnedValue` (None
-    without a process: then only the file is checked)."""
-    from ..sampling.values import LearnedValue
+VALUE_FILES = (".safetensors", ".json", ".pt")  # what `--value` names as a file of `svdd train-value`
 
-    path = Path(path)
+
+def _value_file(path: Path) -> Path:
+    """The weights file `--value` names: the file itself, or value.safetensors (else an older
+    value.pt) in a `svdd train-value` --out directory."""
+    if path.is_dir():
+        for name in ("value.safetensors", "value.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise PluginError(f"no value network in {path} (value.safetensors of `svdd train-value`)")
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
     if not path.is_file():
         raise PluginError(f"no value network at {path}")
+    return path
+
+
+def read_trained_value(path: str | Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights file, tensors, record {"class", "config", "metadata"}) of a value network of
+    `svdd train-value`: value.safetensors + value.json, read without unpickling anything; an
+    older value.pt through torch.load(weights_only=True), so only tensors and plain values. A
+    missing, damaged, foreign or unsafe file is one PluginError naming it."""
+    from ..processes.nets import load_checkpoint, read_weights
+
+    file = _value_file(Path(path))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise PluginError(f"cannot read the value network {path}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise PluginError(f"{path} is not a value network written by `svdd train-value`")
-    if state.get("domain") != domain.name:
-        raise PluginError(f"{path} was trained for domain {state.get('domain')!r}, not {domain.name!r}")
-    if process is None:
-        return None
+        if file.suffix == ".pt":
+            blob = load_checkpoint(file, "value network")
+            if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), Mapping):
+                raise ValueError(f"{file} is not a value network written by `svdd train-value`")
+            meta: dict[str, Any] = blob["metadata"] if isinstance(blob.get("metadata"), dict) else {}
+            record: dict[str, Any] = {
+                "class": None,
+                "config": None,
+                "metadata": {**meta, "domain": blob.get("domain"), "reward": blob.get("reward")},
+            }
+            state = dict(blob["state_dict"])
+        else:
+            state, record = read_weights(file)
+    except (ValueError, OSError) as exc:
+        raise PluginError(str(exc)) from None
+    return file, state, record
+
+
+def load_trained_value(path: str | Path, domain: Domain, process: Any = None, device: str = "cpu") -> Any:
+    """The value network saved by `svdd train-value` at `path` (its value.safetensors, or the
+    --out directory) as `svdd.LearnedValue`. Without a process only the file is checked (and
+    None returned): readable, trained for this domain, and, for a network of
+    `svdd.processes.nets.NETS`, tensors of the names and shapes its config gives; with one,
+    the tensors must fit `domain.value_net(process)`. Anything wrong is one PluginError naming
+    the file, raised before any sampling."""
+    from ..processes.nets import NETS, build_net, check_weights
+    from ..sampling.values import LearnedValue
+
+    file, state, record = read_trained_value(path)
+    meta = record["metadata"]
+    if meta.get("domain") != domain.name:
+        raise PluginError(f"{file} was trained for domain {meta.get('domain')!r}, not {domain.name!r}")
     if domain.value_net is None:
         raise PluginError(f"domain {domain.name!r} has no value network architecture for `svdd train-value`")
-    net = domain.value_net(process)
-    net.load_state_dict(state["state_dict"])
+    try:
+        if process is None:
+            if record.get("class") in NETS:  # cheap: built on the meta device, no memory
+                build_net(record, state, file, check_only=True)
+            return None
+        net = domain.value_net(process)
+        if record.get("class") not in (None, type(net).__name__):
+            raise ValueError(
+                f"{file} holds a network of class {record['class']!r}; "
+                f"the {domain.name} value network is a {type(net).__name__}"
+            )
+        check_weights(net, state, file)
+        net.load_state_dict(state)
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
     net.eval()
-    return LearnedValue(net.to(device), name=f"value({state.get('reward')})")
+    return LearnedValue(net.to(device), name=f"value({meta.get('reward')})")
 
 
 @dataclass(frozen=True)
@@ -165,13 +220,13 @@ class DomainJob:
                     "Use --value pm"
                 )
             return values[name](self.device) if process is not None else None
-        if self.value.endswith(".pt"):
+        if self.value.endswith(VALUE_FILES) or Path(self.value).is_dir():
             return load_trained_value(self.value, domain, process, self.device)
         if ":" in self.value:
             return _value_object(load_object(self.value, "value"), self.value)
         raise PluginError(
-            f"--value must be pm (posterior mean), mc (the shipped value network), the value.pt "
-            f"of `svdd train-value`, or module:name; got {self.value!r}"
+            f"--value must be pm (posterior mean), mc (the shipped value network), the value.safetensors "
+            f"(or --out directory) of `svdd train-value`, or module:name; got {self.value!r}"
         )
 
     def columns(self, process: Any, samples: list) -> Mapping[str, list]:

@@ -8,8 +8,6 @@ NaN-reward rollouts are left out). Wrap the result as `svdd.LearnedValue(net)`.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..processes.nets import ConvValue, save_net
+from ..processes.nets import ConvValue, load_checkpoint, save_checkpoint, save_net
 from ..rng import GeneratorLike, check_generator
 from .calls import Calls
 from .values import PosteriorMean
@@ -40,6 +38,27 @@ class Rollouts:
 
     def __len__(self) -> int:
         return self.rewards.shape[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (tensors, lists, numbers) for `svdd.processes.nets.save_checkpoint`."""
+        times = [t.item() if isinstance(t, np.generic) else t for t in self.times]
+        return {"states": list(self.states), "times": times, "rewards": self.rewards}
+
+    @classmethod
+    def from_dict(cls, blob: Any, where: str | Path = "rollouts") -> Rollouts:
+        """The inverse of `to_dict`; ValueError naming `where` for anything else."""
+        ok = (
+            isinstance(blob, dict)
+            and isinstance(blob.get("states"), list)
+            and isinstance(blob.get("times"), list)
+            and isinstance(blob.get("rewards"), torch.Tensor)
+            and blob["rewards"].dim() == 1
+            and len(blob["states"]) == len(blob["times"])
+            and all(isinstance(s, torch.Tensor) and s.shape[:1] == blob["rewards"].shape for s in blob["states"])
+        )
+        if not ok:
+            raise ValueError(f"{where}: not rollouts (states, times and rewards of the same number of rollouts)")
+        return cls(list(blob["states"]), list(blob["times"]), blob["rewards"])
 
 
 def collect_rollouts(
@@ -102,12 +121,19 @@ def fit_value(
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     losses: list[float] = []
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        losses = list(state["losses"])
-        if generator is not None and state.get("generator") is not None:
-            generator.set_state(state["generator"])
+        state = load_checkpoint(checkpoint, "value-training checkpoint")  # weights_only: plain values only
+        try:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["optimizer"])
+            losses = [float(v) for v in state["losses"]]
+            if generator is not None and state.get("generator") is not None:
+                generator.set_state(state["generator"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"{checkpoint}: not a checkpoint of this value network "
+                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                "delete it to train from the start"
+            ) from None
     net.train()
     bar = tqdm(
         range(len(losses), epochs),
@@ -132,7 +158,7 @@ def fit_value(
         losses.append(total / count)
         bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
         if checkpoint is not None:
-            _save_checkpoint(
+            save_checkpoint(
                 Path(checkpoint),
                 {
                     "net": net.state_dict(),
@@ -143,13 +169,6 @@ def fit_value(
             )
     net.eval()
     return losses
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def _encode_times(times: Sequence[Any], time_encoding: Callable | None) -> torch.Tensor:
@@ -210,8 +229,6 @@ def train_conv_value(
 
 
 def save_value_run(net: torch.nn.Module, out: Path, meta: dict[str, Any], losses: list[float]) -> None:
-    """Write a value network at `out` (`svdd.processes.nets.save_net`, with the scalar entries of
-    `meta` as its metadata) and `meta` with the train losses as `out` with suffix .json."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_net(net, out, **{k: v for k, v in meta.items() if not isinstance(v, dict)})
-    out.with_suffix(".json").write_text(json.dumps({**meta, "train_loss": losses}, indent=1))
+    """Write a value network at `out` (`svdd.processes.nets.save_net`: X.safetensors + X.json,
+    with `meta` and the train losses as its metadata)."""
+    save_net(net, out, **meta, train_loss=losses)
