@@ -47,7 +47,8 @@ from svdd.domains import images, molecules, sequences  # noqa: E402
 from svdd.domains.images.classifier import FashionCNN  # noqa: E402
 from svdd.domains.images.value import ValueNet  # noqa: E402
 from svdd.domains.sequences.oracle import ARS1CNN  # noqa: E402
-from svdd.processes.nets import NETS, load_net  # noqa: E402
+from svdd.processes.nets import NETS  # noqa: E402
+from svdd.processes.weights import load_net  # noqa: E402
 
 # every shipped weight file, through the one loader (never unpickled)
 root = Path(svdd.domains.__file__).parent

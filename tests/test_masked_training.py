@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from svdd.processes.masked import MaskedDiffusion
-from svdd.processes.nets import ConvDenoiser, ConvValue, TransformerDenoiser, load_net, save_net
+from svdd.processes.nets import ConvDenoiser, ConvValue, TransformerDenoiser
 from svdd.processes.training import (
     elbo,
     masked_loss,
@@ -19,6 +19,7 @@ from svdd.processes.training import (
     train_masked,
     validation_loss,
 )
+from svdd.processes.weights import load_net, save_net
 
 
 def toy_corpus(n: int = 256, length: int = 12, seed: int = 0) -> torch.Tensor:

@@ -20,8 +20,9 @@ import torch
 from typer.testing import CliRunner
 
 import svdd
-from svdd.processes.nets import (
-    ConvValue,
+from svdd.processes.nets import ConvValue
+from svdd.processes.training import train_masked
+from svdd.processes.weights import (
     check_weights,
     load_checkpoint,
     load_net,
@@ -30,7 +31,6 @@ from svdd.processes.nets import (
     save_net,
     write_weights,
 )
-from svdd.processes.training import train_masked
 from svdd.runs.cli import app
 from svdd.sampling.value_training import Rollouts, collect_rollouts, fit_value
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from svdd.processes.nets import load_net
+from svdd.processes.weights import load_net
 
 from ..weights import shipped
 from .data import CLASS_NAMES

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from svdd.processes.nets import save_net
+from svdd.processes.weights import save_net
 
 from .classifier import CLASSIFIER_PATH, FashionCNN
 from .data import DATA_DIR, load_fashion_mnist, to_model_space

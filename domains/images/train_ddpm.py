@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from svdd.processes.nets import load_checkpoint, save_checkpoint
+from svdd.processes.weights import load_checkpoint, save_checkpoint
 
 from .data import DATA_DIR, load_fashion_mnist, to_model_space
 

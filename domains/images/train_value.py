@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from svdd.processes.nets import save_net
+from svdd.processes.weights import save_net
 from svdd.sampling.value_training import collect_rollouts, fit_value, value_correlation
 
 from .pretrained import DDPM_DIR, load_pretrained

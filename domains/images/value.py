@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from svdd.processes.nets import load_net, read_weights
+from svdd.processes.weights import load_net, read_weights
 
 from ..weights import shipped
 

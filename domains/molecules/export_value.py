@@ -25,7 +25,8 @@ import argparse
 import json
 from pathlib import Path
 
-from svdd.processes.nets import ConvValue, check_weights, load_checkpoint, load_net, save_net
+from svdd.processes.nets import ConvValue
+from svdd.processes.weights import check_weights, load_checkpoint, load_net, save_net
 
 from .pretrained import WEIGHTS, load_pretrained
 

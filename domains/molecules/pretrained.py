@@ -20,7 +20,7 @@ import torch
 
 import svdd
 from svdd.processes.masked import MaskedDiffusion
-from svdd.processes.nets import load_net
+from svdd.processes.weights import load_net
 
 from ..weights import shipped
 from .tokenizer import SelfiesTokenizer

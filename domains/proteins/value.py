@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import svdd
-from svdd.processes.nets import load_net
+from svdd.processes.weights import load_net
 
 from ..weights import shipped
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from svdd.processes.nets import load_net, save_net
+from svdd.processes.weights import load_net, save_net
 
 
 class ARS1CNN(nn.Module):

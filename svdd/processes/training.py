@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .masked import MaskedDiffusion
-from .nets import load_checkpoint, save_checkpoint, save_net
+from .weights import load_checkpoint, save_checkpoint, save_net
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

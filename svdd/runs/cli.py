@@ -315,7 +315,7 @@ def train_value(
     """
     import torch
 
-    from ..processes.nets import load_checkpoint, save_checkpoint, write_weights
+    from ..processes.weights import load_checkpoint, save_checkpoint, write_weights
     from ..sampling.value_training import Rollouts, collect_rollouts, fit_value, value_correlation
     from .generation import environment
     from .plugins import PluginError, domain_reward, load_domain

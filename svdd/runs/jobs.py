@@ -112,7 +112,7 @@ def read_trained_value(path: str | Path) -> tuple[Path, dict[str, torch.Tensor],
     `svdd train-value`: value.safetensors + value.json, read without unpickling anything; an
     older value.pt through torch.load(weights_only=True), so only tensors and plain values. A
     missing, damaged, foreign or unsafe file is one PluginError naming it."""
-    from ..processes.nets import load_checkpoint, read_weights
+    from ..processes.weights import load_checkpoint, read_weights
 
     file = _value_file(Path(path))
     try:
@@ -141,7 +141,8 @@ def load_trained_value(path: str | Path, domain: Domain, process: Any = None, de
     `svdd.processes.nets.NETS`, tensors of the names and shapes its config gives; with one,
     the tensors must fit `domain.value_net(process)`. Anything wrong is one PluginError naming
     the file, raised before any sampling."""
-    from ..processes.nets import NETS, build_net, check_weights
+    from ..processes.nets import NETS
+    from ..processes.weights import build_net, check_weights
     from ..sampling.values import LearnedValue
 
     file, state, record = read_trained_value(path)

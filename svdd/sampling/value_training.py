@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..processes.nets import ConvValue, load_checkpoint, save_checkpoint, save_net
+from ..processes.nets import ConvValue
+from ..processes.weights import load_checkpoint, save_checkpoint, save_net
 from ..rng import GeneratorLike, check_generator
 from .calls import Calls
 from .values import PosteriorMean
