@@ -48,7 +48,8 @@ def sample(
         process: a `svdd.DenoisingProcess` (prior, timesteps, model, transition, denoised, decode).
         reward: the objective, `list[obj] -> array[float]` (maximized; NaN marks an invalid
             object). It scores the final samples (`Result.rewards`).
-        method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc", "fk", "beam", "refine" or "dps"
+        method: "pretrained", "best_of_n", "svdd", "svdd_r", "smc", "fk", "beam", "refine", "dps", or
+            the noise searches "random_search" and "zero_order" (continuous processes)
             (see svdd.sampling.samplers for each one's cost).
         value: how intermediate states are scored: `svdd.PosteriorMean(reward)` (PM, the default),
             `svdd.LearnedValue(fn)` (MC), or any object with the members of `svdd.sampling.values.Value`.
@@ -309,6 +310,13 @@ def _check_process_hooks(process: Any, method: str, value: Any, options: dict[st
             f"refine needs a process with renoise(x0, level, generator) -> (x_t, timesteps) "
             f"(MaskedDiffusion, DiffusersProcess and the toys have one); {name} has none"
         )
+    if method in ("random_search", "zero_order"):
+        start = process.prior(1)
+        if not (isinstance(start, torch.Tensor) and start.is_floating_point()):
+            raise TypeError(
+                f"method={method!r} searches the initial noise of a continuous process; {name}.prior gives "
+                f"{getattr(start, 'dtype', type(start).__name__)} states (use best_of_n or svdd for discrete processes)"
+            )
     fk_draws = options.get("num_x0_samples") if method == "fk" else None
     if fk_draws is not None and not draws_x0(value):
         raise TypeError(

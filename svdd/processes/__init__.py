@@ -5,7 +5,8 @@
 - `masked`: `MaskedDiffusion`, masked (absorbing-state) discrete diffusion; `masked_lm`: the
   adapter that wraps a third-party masked model (`MaskedDiffusion.from_masked_lm`);
 - `uniform`: `UniformDiffusion`, uniform-noise discrete diffusion (D3PM/SEDD-uniform);
-- `nets`: small token-sequence networks (denoisers, value networks) and their weight files;
+- `nets`: small token-sequence networks (denoisers, value networks); `weights`: their weight
+  files (safetensors + JSON, never unpickled) and resumable checkpoints;
   `training`: the masked-diffusion objective, training loop and ELBO;
 - `toys`: processes where everything is exact (enumerable masked chains, Gaussian mixtures).
 

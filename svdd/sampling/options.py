@@ -139,6 +139,13 @@ def _states(name: str, value: Any, num_steps: int) -> torch.Tensor | None:
     return value
 
 
+def _radius(name: str, value: Any, num_steps: int) -> float:
+    v = _number(name, value)
+    if v <= 0:
+        raise ValueError(f"{name} must be > 0 (how far a neighbour's noise moves from the pivot); got {value!r}")
+    return v
+
+
 CHECKS: dict[str, Callable[[str, Any, int], Any]] = {
     "groups": _at_least(1),
     "select_start": _flag,
@@ -156,6 +163,7 @@ CHECKS: dict[str, Callable[[str, Any, int], Any]] = {
     "resampling": _one_of(RESAMPLING_METHODS),
     "guidance_scale": _guidance_scale,
     "select_steps": _select_steps,
+    "radius": _radius,
 }
 
 # Checks that differ by method: svdd_r needs a fraction above 0.

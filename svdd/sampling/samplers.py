@@ -20,6 +20,8 @@ de-duplication; PM = `PosteriorMean(reward)`, whose value is one reward call per
 | beam       | PM A·B (A at the first); MC A   | A·B (MC: A·B at the last only)   | best A of A·B children survive  |
 | refine     | svdd's, then per iteration [3]  | svdd's, then K'·N·M per iteration | re-noise, svdd again, keep gains |
 | dps        | N (with gradients)              | none (value calls: N)            | gradient of r through x0_hat    |
+| random_search | N·M                          | N·M once, on the final pool      | best of M noises per sample     |
+| zero_order | (1 + I·M)·N over I rounds [4]   | (1 + I·M)·N                      | search around a pivot noise     |
 
 [1] smc scores its start states only when they can differ (not the all-mask start: every group
     starting from one state has one value, which its normalised weights cancel).
@@ -28,6 +30,8 @@ de-duplication; PM = `PosteriorMean(reward)`, whose value is one reward call per
     particles at the end.
 [3] refine: the first pass as svdd (or N reward calls on `initial` states), then per iteration
     N + (K'-1)·N·M model calls, K' being the steps left after re-noising.
+[4] zero_order and random_search (`svdd.sampling.search`) search the initial noise of a continuous
+    process: full generations, so their model calls are per generation, not per step; I = iterations.
 beam: A = beam_width (default N), B = num_candidates, so with A = N it costs exactly svdd's budget.
 
 Value calls (states scored) equal the PM reward calls with S = 1, less the clean candidates of
@@ -54,6 +58,7 @@ from .calls import Calls
 from .fk import fk
 from .outcome import Outcome, Scored, no_options, plain_time, ranked
 from .particles import each_group_is_one_state, group_ess, group_generators, resample_within
+from .search import random_search, zero_order
 from .selection import RESAMPLING_METHODS, accumulate_log_weights, log_weight_increment, resample, tilted_log_weights
 
 __all__ = [
@@ -66,12 +71,14 @@ __all__ = [
     "dps",
     "fk",
     "pretrained",
+    "random_search",
     "refine",
     "selection_steps",
     "smc",
     "svdd",
     "svdd_r",
     "svdd_step",
+    "zero_order",
 ]
 
 
@@ -589,4 +596,6 @@ METHODS = {
     "fk": fk,
     "beam": beam,
     "refine": refine,
+    "random_search": random_search,
+    "zero_order": zero_order,
 }
