@@ -93,7 +93,7 @@ class DenoiserReplay:
         if self._replaying:
             return
         bound = self._signature.bind(*args, **kwargs)
-        out = output if isinstance(output, torch.Tensor) else output[0]
+        out = main_output(output)
         self.records.append({"arguments": dict(bound.arguments), "output": out.detach()})
         del self.records[:-2]  # a step needs at most its last two calls (a separate CFG pair)
         self.pipeline_rows += out.shape[0]
@@ -219,6 +219,12 @@ class DenoiserReplay:
             self._replaying = False
         return torch.cat(parts)
 
+    def call_rows(self, record: dict[str, Any], rows: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
+        """The recorded call `record` on rows `rows` Long[n] of its batch, with `x_in` [n, ...] in the
+        place of its first argument (the discrete pipelines' token ids); its main output [n, ...]."""
+        with torch.no_grad():
+            return self._call(record, rows, x_in, None)
+
     def _call(self, record: dict[str, Any], rows: torch.Tensor, x_in: torch.Tensor, t: Any) -> torch.Tensor:
         """The recorded call on rows `rows` of its batch, with samples x_in (repeated to fill them)."""
         arguments = record["arguments"]
@@ -226,9 +232,13 @@ class DenoiserReplay:
         call = {name: _rows(name, v, rows, recorded_rows) for name, v in arguments.items()}
         repeats = rows.shape[0] // x_in.shape[0]
         call[self._sample_name] = torch.cat([x_in] * repeats) if repeats > 1 else x_in
-        call["timestep"] = _timestep_like(arguments.get("timestep"), t, rows.shape[0])
-        out = self.unet(**call)
-        out = out if isinstance(out, torch.Tensor) else out[0]
+        if "timestep" in arguments:
+            call["timestep"] = _timestep_like(arguments["timestep"], t, rows.shape[0])
+        self._replaying = True
+        try:
+            out = main_output(self.unet(**call))
+        finally:
+            self._replaying = False
         self.calls += 1
         self.rows += rows.shape[0]
         return out
@@ -283,6 +293,18 @@ def _guidance(cond: torch.Tensor, uncond: torch.Tensor, target: torch.Tensor, to
     if float((uncond + g * diff - target).abs().max()) > tol:
         return None
     return g
+
+
+def main_output(output: Any) -> torch.Tensor:
+    """The prediction in a denoiser's output: the tensor itself, `.logits` (language models),
+    `.sample` (diffusers models) or the first item of a tuple."""
+    if isinstance(output, torch.Tensor):
+        return output
+    for name in ("logits", "sample"):
+        value = getattr(output, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    return output[0]
 
 
 class _WeakHook:

@@ -81,6 +81,7 @@ from ..rng import check_generator
 from ..sampling.calls import new_stats
 from ..sampling.samplers import svdd_step
 from ..sampling.values import Value, as_value
+from .discrete import DISCRETE_SCHEDULERS, DiscreteSVDDScheduler
 from .pipeline_calls import PipelineCalls
 from .replay import DenoiserReplay
 from .stepping import (
@@ -225,11 +226,20 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
         max_batch: int | None = None,
         decode_batch: int = 16,
         eta: float | None = None,
-    ) -> SVDDScheduler:
+    ) -> Any:
         """Wrap `pipe.scheduler` (or the base of an SVDDScheduler already there), hook the pipeline's
         denoiser (`pipe.unet` or `pipe.transformer`) for PM values and take `pipe.vae` for decoding.
-        Assign the result to `pipe.scheduler`. `eta`: see the class docstring."""
+        Assign the result to `pipe.scheduler`. `eta`: see the class docstring. A discrete text
+        pipeline (LLaDA2Pipeline with BlockRefinementScheduler) gets a `DiscreteSVDDScheduler`
+        (svdd.diffusers.discrete) from the same call."""
         base = pipe.scheduler
+        if isinstance(base, DiscreteSVDDScheduler) or type(base).__name__ in DISCRETE_SCHEDULERS:
+            if value is not None or max_batch is not None or eta is not None:
+                raise ValueError(
+                    "the discrete drop-in (text pipelines) takes reward, num_candidates and alpha; value, "
+                    "max_batch and eta are options of the continuous one"
+                )
+            return DiscreteSVDDScheduler.from_pipeline(pipe, reward=reward, num_candidates=num_candidates, alpha=alpha)
         if isinstance(base, SVDDScheduler):
             base.detach()
             base = base.base

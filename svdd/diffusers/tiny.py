@@ -248,3 +248,66 @@ def tiny_pixart(seed: int = 0) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+class TinyLLaDA(torch.nn.Module):
+    """A LLaDA-style masked language model stand-in: `forward(input_ids Long[B, W], attention_mask=None,
+    position_ids=None) -> .logits [B, W, V]` (seeded random weights; logits depend on every token;
+    the last id, the mask, is never predicted)."""
+
+    def __init__(self, vocab_size: int = 12, width: int = 16, max_length: int = 64, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.tokens = torch.nn.Embedding(vocab_size, width)
+            self.positions = torch.nn.Embedding(max_length, width)
+            self.mix = torch.nn.Linear(width, width)
+            self.head = torch.nn.Linear(width, vocab_size)
+            for p in self.parameters():
+                torch.nn.init.normal_(p, std=0.5)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.head.weight.dtype
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Any = None, position_ids: Any = None) -> Any:
+        import types
+
+        positions = position_ids if position_ids is not None else torch.arange(input_ids.shape[1])
+        h = self.tokens(input_ids) + self.positions(positions)
+        h = h + torch.tanh(self.mix(h.mean(1, keepdim=True)))
+        logits = self.head(torch.tanh(h))
+        logits[..., -1] = -1e9  # the last id is the mask token, which a masked LM never predicts
+        return types.SimpleNamespace(logits=logits)
+
+
+def tiny_word_tokenizer() -> Any:
+    """A word-level `PreTrainedTokenizerFast` built in memory (no files): the letters a..i, with
+    <pad> 0, <eos> 10 and <mask> 11, matching `TinyLLaDA`'s 12 ids. Needs `transformers`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", *"abcdefghi", "<eos>", "<mask>"]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<eos>", mask_token="<mask>", pad_token="<pad>"
+    )
+
+
+def tiny_llada2(seed: int = 0, tokenizer: bool = False) -> Any:
+    """An `LLaDA2Pipeline` around `TinyLLaDA` with `BlockRefinementScheduler(block_length=4)`; with
+    `tokenizer`, `tiny_word_tokenizer()` (so the pipeline returns texts)."""
+    from diffusers import BlockRefinementScheduler, LLaDA2Pipeline
+
+    pipe = LLaDA2Pipeline(
+        model=TinyLLaDA(seed=seed).eval(),
+        scheduler=BlockRefinementScheduler(block_length=4),
+        tokenizer=tiny_word_tokenizer() if tokenizer else None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
