@@ -94,7 +94,9 @@ def test_zero_order_search_never_loses_its_best_and_counts_its_generations():
 
 
 def test_noise_search_refuses_discrete_processes_and_bad_options(masked_toy):
-    with pytest.raises(TypeError, match="method=.zero_order. searches the initial noise.*MaskedToy.prior gives torch.int64"):
+    with pytest.raises(
+        TypeError, match="method=.zero_order. searches the initial noise.*MaskedToy.prior gives torch.int64"
+    ):
         svdd.sample(
             masked_toy, lambda xs: [0.0] * len(xs), method="zero_order", num_samples=2, num_candidates=2, progress=False
         )

@@ -111,6 +111,11 @@ class ExactChain:
 
     def __init__(self, process: MaskedDiffusion | UniformDiffusion):
         self.uniform = isinstance(process, UniformDiffusion)
+        if isinstance(process, MaskedDiffusion) and (process.unmasking != "random" or process.block_length):
+            raise ValueError(
+                "ExactChain enumerates the random-order unmasking rule; this process decodes with "
+                f"unmasking={process.unmasking!r}, block_length={process.block_length!r}"
+            )
         if process.seed is not None and (self.uniform or process.seed_positions is None):
             raise ValueError(
                 "ExactChain needs a deterministic prior or the uniform one; a seeded process draws its "
