@@ -143,8 +143,7 @@ class MaskedDiffusion:
                 f"block_length {self.block_length}), so every block gets the same steps; got {num_steps}"
             )
         self.num_steps = num_steps
-        self.timesteps = [start * (1.0 - k / num_steps) for k in range(num_steps)]
-        self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
+        self.timesteps, self._next = linear_timesteps(start, num_steps)
         self._index = {t: k for k, t in enumerate(self.timesteps)}
 
     @staticmethod
@@ -209,13 +208,7 @@ class MaskedDiffusion:
 
     def model(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Denoiser logits float[B, L, V] for x Long[B, L] at time t."""
-        logits = self.denoiser(x, torch.full((x.shape[0],), float(t), device=x.device))
-        expected = (x.shape[0], self.length, self.vocab_size)
-        if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"denoiser must return a tensor of logits {expected}; got {type(logits).__name__}")
-        if tuple(logits.shape) != expected:
-            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {expected}")
-        return logits
+        return denoiser_logits(self.denoiser, x, t, self.vocab_size)
 
     def next_time(self, t: float) -> float:
         """The time the reverse step from t lands on (0.0 after the last timestep)."""
@@ -466,6 +459,23 @@ def check_decoding(unmasking: Any, threshold: Any) -> None:
         )
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be None or a number in (0, 1]; got {threshold!r}")
+
+
+def denoiser_logits(denoiser: Callable, x: torch.Tensor, t: float, vocab_size: int) -> torch.Tensor:
+    """`denoiser(x, t·1[B])` for tokens x Long[B, L], checked to be logits float[B, L, V]."""
+    logits = denoiser(x, torch.full((x.shape[0],), float(t), device=x.device))
+    expected = (x.shape[0], x.shape[1], vocab_size)
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"denoiser must return a tensor of logits {expected}; got {type(logits).__name__}")
+    if tuple(logits.shape) != expected:
+        raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {expected}")
+    return logits
+
+
+def linear_timesteps(start: float, num_steps: int) -> tuple[list[float], dict[float, float]]:
+    """Timesteps start·(1 - k/K), k = 0..K-1, and the time each step lands on (0.0 after the last)."""
+    timesteps = [start * (1.0 - k / num_steps) for k in range(num_steps)]
+    return timesteps, {t: (timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(timesteps)}
 
 
 def hamming(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

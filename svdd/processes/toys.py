@@ -66,20 +66,12 @@ class MaskedToy(MaskedDiffusion):
         )
 
 
-class UniformPosteriorDenoiser:
+class UniformPosteriorDenoiser(PosteriorDenoiser):
     """The exact denoiser of a distribution over sequences under uniform noise: logits of
     p(x0_l = v | x_t) ∝ Σ_{x0: x0_l = v} p(x0) Π_j q(x_t_j | x0_j), q = (1 - t)·δ + t/V.
 
     `probs` [V**L] gives the data probability of each sequence of `all_sequences(V, L)`.
     """
-
-    def __init__(self, probs: torch.Tensor, vocab_size: int, length: int):
-        self.sequences = all_sequences(vocab_size, length)
-        if probs.shape != (self.sequences.shape[0],):
-            raise ValueError(f"probs must have shape ({self.sequences.shape[0]},); got {tuple(probs.shape)}")
-        self.probs = (probs / probs.sum()).to(torch.float64)
-        self.vocab_size = vocab_size
-        self.calls = 0
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t Long[B, L], t float[B] -> logits float64 [B, L, V]."""

@@ -29,7 +29,7 @@ import torch
 
 from .. import rng
 from ..rng import GeneratorLike
-from .masked import _check_positions, hamming
+from .masked import _check_positions, denoiser_logits, hamming, linear_timesteps
 
 
 class UniformDiffusion:
@@ -88,8 +88,7 @@ class UniformDiffusion:
 
     def _set_schedule(self, start: float, num_steps: int) -> None:
         self.num_steps = num_steps
-        self.timesteps = [start * (1.0 - k / num_steps) for k in range(num_steps)]
-        self._next = {t: (self.timesteps[k + 1] if k + 1 < num_steps else 0.0) for k, t in enumerate(self.timesteps)}
+        self.timesteps, self._next = linear_timesteps(start, num_steps)
 
     def next_time(self, t: float) -> float:
         """The time the reverse step from t lands on (0.0 after the last timestep)."""
@@ -119,13 +118,7 @@ class UniformDiffusion:
 
     def model(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Denoiser logits float[B, L, V] for x Long[B, L] at time t."""
-        logits = self.denoiser(x, torch.full((x.shape[0],), float(t), device=x.device))
-        expected = (x.shape[0], self.length, self.vocab_size)
-        if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"denoiser must return a tensor of logits {expected}; got {type(logits).__name__}")
-        if tuple(logits.shape) != expected:
-            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {expected}")
-        return logits
+        return denoiser_logits(self.denoiser, x, t, self.vocab_size)
 
     def step_distribution(self, x: torch.Tensor, t: float, out: torch.Tensor) -> torch.Tensor:
         """p(x_s = k | x_t) float64 [B, L, V] for x Long[B, L] at t, s = next_time(t) (see the module)."""
