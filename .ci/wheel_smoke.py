@@ -30,6 +30,28 @@ res = svdd.sample(process, lambda xs: [-(x - 3.0) ** 2 for x in xs], method="svd
 assert len(res.samples) == 8 and res.stats["model_calls"] > 0
 print("quick start:", res)
 
+# the wings' public names, and what this release added: uniform-noise diffusion, noise search, the
+# transformer and flow-matching pipelines of diffusers (tiny random ones built here)
+from svdd.diffusers import SVDDScheduler  # noqa: E402
+from svdd.diffusers.tiny import tiny_sd3  # noqa: E402
+from svdd.processes import UniformToy  # noqa: E402
+from svdd.runs import RunSettings, generate  # noqa: E402, F401
+from svdd.sampling import METHODS  # noqa: E402
+
+assert {"random_search", "zero_order", "svdd", "fk"} <= set(METHODS)
+uniform = svdd.sample(UniformToy(torch.ones(27), num_steps=5), lambda xs: [float(sum(x)) for x in xs],
+                      num_samples=4, num_candidates=3, progress=False)
+assert len(uniform.samples) == 4
+searched = svdd.sample(GaussianMixtureDiffusion(num_steps=5, eta=0.0), lambda xs: [-(x - 3.0) ** 2 for x in xs],
+                       method="zero_order", num_samples=2, num_candidates=2, iterations=1, progress=False)
+assert searched.stats["model_calls"] == (1 + 2) * 2 * 5
+sd3 = tiny_sd3()
+sd3.scheduler = SVDDScheduler.from_pipeline(sd3, reward=lambda ims: [float(i.mean()) for i in ims], num_candidates=2)
+image = sd3(prompt_embeds=torch.randn(1, 5, 16), pooled_prompt_embeds=torch.randn(1, 16), guidance_scale=1.0,
+            height=8, width=8, num_inference_steps=2, output_type="pt").images
+assert image.shape == (1, 3, 8, 8) and sd3.scheduler.config.eta == 0.5
+print("uniform diffusion, noise search and the SD3 drop-in ran from the wheel")
+
 
 def decoded(proc, n=3):
     return svdd.sample(proc, lambda objs: [0.0] * len(objs), method="pretrained", num_samples=n,
