@@ -23,6 +23,9 @@ from .tasks import Task, TaskSpec
 # refine: an SVDD pass at M/2, then ITERATIONS re-noisings of RENOISE of the chain, each denoised again at
 # M/2: N·(M/2)·K·(1 + ITERATIONS·RENOISE) = N·M·K model calls, the budget of SVDD-PM at M
 REFINE_ITERATIONS, REFINE_RENOISE = 2, 0.5
+# zero-order noise search: ZERO_ORDER_ITERATIONS rounds of (M-1)//ZERO_ORDER_ITERATIONS neighbours after the pivot's
+# generation: (1 + I·M')·N·K <= N·M·K model calls
+ZERO_ORDER_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class Method:
     budget: str = ""
 
 
+def _continuous_only(spec: TaskSpec) -> str | None:
+    return None if spec.domain == "images" else "noise search perturbs the initial noise of a continuous process"
+
+
 def _smc_value(task: Task) -> dict[str, Any]:
     return {"value": task.value if task.spec.smc_mc_value else None}
 
@@ -61,6 +68,12 @@ METHODS: dict[str, Method] = {
     "refine": Method("Refine", "refine", lambda task: {"iterations": REFINE_ITERATIONS, "renoise": REFINE_RENOISE},
                      alphas="select", candidates=lambda m: max(1, m // 2),
                      budget=f"SVDD-PM at M/2, then {REFINE_ITERATIONS} re-noisings to {REFINE_RENOISE:g} of the chain"),
+    "random_search": Method("Random search", "random_search", unavailable=_continuous_only,
+                            budget="best of M initial noises per sample (Ma et al. 2025)"),
+    "zero_order": Method("Zero-order search", "zero_order", lambda task: {"iterations": ZERO_ORDER_ITERATIONS},
+                         unavailable=_continuous_only,
+                         candidates=lambda m: max(1, (m - 1) // ZERO_ORDER_ITERATIONS),
+                         budget=f"pivot + {ZERO_ORDER_ITERATIONS} rounds of (M-1)/{ZERO_ORDER_ITERATIONS} neighbours"),
     # sparse variants for the reward-call budget (curves only)
     "svdd_pm_every4": Method("SVDD-PM every 4th step", "svdd", lambda task: {"select_steps": 4}, alphas="select",
                              budget="SVDD-PM selecting at every 4th step, pretrained steps between"),

