@@ -45,8 +45,15 @@ def load_process(snapshot: str, steps: int):
 
         net, meta = load_denoiser(path)
         tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
-        process = svdd.MaskedDiffusion(net, vocab_size=tokenizer.size, length=tokenizer.length, num_steps=steps,
-                                       tokenizer=tokenizer, metadata=meta, device="cpu")
+        process = svdd.MaskedDiffusion(
+            net,
+            vocab_size=tokenizer.size,
+            length=tokenizer.length,
+            num_steps=steps,
+            tokenizer=tokenizer,
+            metadata=meta,
+            device="cpu",
+        )
     record = {k: v for k, v in meta.items() if k not in ("tokenizer",)}
     record["class"] = type(net).__name__
     record["config"] = dict(getattr(net, "config", {}))
@@ -64,8 +71,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-batch", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-fcd", action="store_true")
-    ap.add_argument("--fcd-floor", action="store_true",
-                    help="also FCD of another random test subset of the same size vs the reference")
+    ap.add_argument(
+        "--fcd-floor",
+        action="store_true",
+        help="also FCD of another random test subset of the same size vs the reference",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--samples-csv", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -83,8 +93,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     process, record = load_process(args.snapshot, args.steps)
     start = time.time()
-    res = svdd.sample(process, QED(), method="pretrained", num_samples=args.num_samples,
-                      generator=torch.Generator().manual_seed(args.seed), max_batch=args.max_batch, progress=False)
+    res = svdd.sample(
+        process,
+        QED(),
+        method="pretrained",
+        num_samples=args.num_samples,
+        generator=torch.Generator().manual_seed(args.seed),
+        max_batch=args.max_batch,
+        progress=False,
+    )
     sampling_s = time.time() - start
     samples = list(res.samples)
     if args.samples_csv:
@@ -106,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
         metrics["FCD_vs_test"] = float(fcd(valid, test)) if len(valid) > 1 else float("nan")
         if args.fcd_floor:
             metrics["FCD_test_subset_vs_other_test_subset"] = float(
-                fcd(moses_smiles("test", len(valid), seed=args.seed + 1), test))
+                fcd(moses_smiles("test", len(valid), seed=args.seed + 1), test)
+            )
     metrics["sampling_time_s"] = sampling_s
     metrics["sampling_time_per_1000_s"] = 1000 * sampling_s / max(args.num_samples, 1)
     out = {
@@ -127,8 +145,11 @@ def main(argv: list[str] | None = None) -> dict:
     path = args.out
     if path is None:
         base = Path(args.snapshot)
-        path = (base.with_name(base.name + f".eval{args.num_samples}.json") if base.exists()
-                else Path(f"molecules_prior_eval_{args.snapshot}_{args.num_samples}.json"))
+        path = (
+            base.with_name(base.name + f".eval{args.num_samples}.json")
+            if base.exists()
+            else Path(f"molecules_prior_eval_{args.snapshot}_{args.num_samples}.json")
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
     print(json.dumps(metrics, indent=1))
