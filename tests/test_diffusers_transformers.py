@@ -210,3 +210,21 @@ def test_the_process_refuses_a_call_with_several_samples():
 
     with pytest.raises(ValueError, match="made 2 samples.*one prompt or class label"):
         DiffusersProcess.from_pipeline_call(tiny_dit(), K, class_labels=[1, 2], guidance_scale=3.0)
+
+
+def test_the_process_checks_its_steps_before_running_the_pipeline_and_refine_names_renoise():
+    import svdd
+    from svdd.diffusers import DiffusersProcess
+
+    pipe = tiny_flux()
+    counter = RowCounter(pipe.transformer)
+    try:
+        for bad in (0, -1, "3", 2.5, None, True):
+            with pytest.raises(ValueError, match="num_inference_steps must be a positive int"):
+                DiffusersProcess.from_pipeline_call(pipe, bad, **one_sample(FLUX))
+    finally:
+        counter.remove()
+    assert counter.rows == 0  # refused before the pipeline ran
+    process = DiffusersProcess.from_pipeline_call(tiny_sd3(), 3, **one_sample(SD3_CFG))
+    with pytest.raises(ValueError, match="refine with renoise=0.25 goes back only to the last of the 3 steps"):
+        svdd.sample(process, brightness, method="refine", num_samples=2, num_candidates=2, iterations=1, progress=False)

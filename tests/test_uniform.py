@@ -3,6 +3,7 @@ every method on it, seeds and fixed positions, and clear errors."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import seeded, toy_probs, weighted_sum
@@ -117,3 +118,18 @@ def test_bad_arguments_are_clear_errors(uniform_toy):
     wrong = svdd.UniformDiffusion(lambda x, t: torch.zeros(x.shape[0], 3, 4), vocab_size=3, length=3, num_steps=2)
     with pytest.raises(ValueError, match="denoiser returned logits of shape"):
         svdd.sample(wrong, weighted_sum, num_samples=2, num_candidates=2, progress=False)
+
+
+def test_more_bad_arguments_name_themselves(uniform_toy):
+    """Found by fuzzing: each of these was a torch/AttributeError message naming nothing."""
+    with pytest.raises(TypeError, match="fixed must be a dict"):
+        svdd.UniformDiffusion(uniform_toy.denoiser, vocab_size=3, length=3, fixed=[(0, 1)])
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        svdd.UniformDiffusion(uniform_toy.denoiser, vocab_size=3, length=3, device="nope")
+    with pytest.raises(TypeError, match="seed must be integer tokens"):
+        uniform_toy.from_seed("abc")
+    with pytest.raises(ValueError, match="got torch.float32 of shape"):
+        uniform_toy.from_seed(torch.tensor([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="vocab_size must be a positive int; got True"):
+        svdd.MaskedDiffusion(uniform_toy.denoiser, vocab_size=True, length=3)
+    assert svdd.UniformDiffusion(uniform_toy.denoiser, vocab_size=np.int64(3), length=3).vocab_size == 3

@@ -214,6 +214,7 @@ class DiffusersProcess:
             process = DiffusersProcess.from_pipeline_call(flux, 28, prompt="a cat", guidance_scale=3.5)
             res = svdd.sample(process, reward, num_samples=16, num_candidates=8)
         """
+        num_inference_steps = _positive_int("num_inference_steps", num_inference_steps)
         denoiser = denoiser_of(pipe)
         if denoiser is None:
             raise TypeError(f"{type(pipe).__name__} has neither a unet nor a transformer to replay")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,7 +92,7 @@ class MaskedDiffusion:
         threshold: float | None = None,
     ):
         for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
         check_decoding(unmasking, threshold)
         if block_length is not None and (
@@ -112,6 +113,7 @@ class MaskedDiffusion:
                 f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
             )
         self.denoiser = denoiser
+        vocab_size, length, num_steps = int(vocab_size), int(length), int(num_steps)
         self.vocab_size = vocab_size
         self.mask_index = vocab_size
         self.length = length
@@ -281,7 +283,7 @@ class MaskedDiffusion:
     def _draw_tokens(self, out: torch.Tensor, u: torch.Tensor, masked: torch.Tensor, t: float) -> torch.Tensor:
         """A token Long[B, L] from softmax(out) float[B, L, V] at every position, by inverse CDF of
         the uniforms u float64 [B, L]. Raises where a `masked` position's logits give no
-        distribution (NaN, all -inf, or several +inf), instead of silently drawing token 0."""
+        distribution (NaN, all -inf, or +inf logits), instead of silently drawing token 0."""
         return self._inverse_cdf(self._probabilities(out, masked, t), u)
 
     def _probabilities(self, out: torch.Tensor, masked: torch.Tensor, t: float) -> torch.Tensor:
@@ -292,7 +294,7 @@ class MaskedDiffusion:
         if broken.any():
             raise ValueError(
                 f"the denoiser's logits give no distribution at {int(broken.sum())} masked positions "
-                f"at t={t} (NaN, all -inf, or several +inf logits)"
+                f"at t={t} (NaN, all -inf, or +inf logits)"
             )
         return probs
 

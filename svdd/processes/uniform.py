@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,7 +61,7 @@ class UniformDiffusion:
         metadata: dict[str, Any] | None = None,
     ):
         for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be at least 2 for uniform noise to mean anything; got {vocab_size}")
@@ -68,10 +69,16 @@ class UniformDiffusion:
             raise TypeError(
                 f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
             )
+        vocab_size, length, num_steps = int(vocab_size), int(length), int(num_steps)
         self.denoiser = denoiser
         self.vocab_size = vocab_size
         self.length = length
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        try:
+            self.device = torch.device(device) if device is not None else torch.device("cpu")
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0'; got {device!r}") from None
+        if fixed is not None and not isinstance(fixed, dict):
+            raise TypeError(f"fixed must be a dict {{position: token}}; got {type(fixed).__name__}")
         self._decode = decode
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.fixed = torch.full((length,), -1, dtype=torch.long, device=self.device)
@@ -127,7 +134,7 @@ class UniformDiffusion:
         v = self.vocab_size
         pi = torch.softmax(out.to(torch.float64), dim=-1)
         if torch.isnan(pi).any():
-            raise ValueError(f"the denoiser's logits give no distribution at t={t} (NaN, all -inf, or several +inf)")
+            raise ValueError(f"the denoiser's logits give no distribution at t={t} (NaN, all -inf, or +inf logits)")
         here = torch.nn.functional.one_hot(x, v).to(torch.float64)  # δ(j, ·) [B, L, V]
         w = pi / (a_t * here + (1.0 - a_t) / v).clamp_min(1e-300)
         b = a_t / a_s if a_s > 0 else 0.0
@@ -195,9 +202,15 @@ class UniformDiffusion:
         num_steps: ceil(noise_level·K), the full chain's step size). `hamming_to_seed(states)`
         measures how far samples moved.
         """
-        seed_t = torch.as_tensor(seed)
-        if seed_t.is_floating_point() or seed_t.shape != (self.length,):
-            raise ValueError(f"seed must be integer tokens of shape ({self.length},); got shape {tuple(seed_t.shape)}")
+        try:
+            seed_t = torch.as_tensor(seed)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"seed must be integer tokens of shape ({self.length},); got {seed!r}") from None
+        if seed_t.is_floating_point() or seed_t.dtype == torch.bool or seed_t.shape != (self.length,):
+            raise ValueError(
+                f"seed must be integer tokens of shape ({self.length},); "
+                f"got {seed_t.dtype} of shape {tuple(seed_t.shape)}"
+            )
         if (seed_t < 0).any() or (seed_t >= self.vocab_size).any():
             raise ValueError(f"seed must hold token ids 0..{self.vocab_size - 1}")
         if isinstance(noise_level, bool) or not isinstance(noise_level, (int, float)) or not 0 < noise_level <= 1:

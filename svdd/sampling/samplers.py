@@ -490,6 +490,11 @@ def refine(
         best = Scored(initial, rewards, None, objects)
     for i in range(1, iterations + 1):
         x_t, timesteps = calls.renoise(best.states, renoise, generator)
+        if len(timesteps) < 2 and x_t.is_floating_point():
+            raise ValueError(
+                f"refine with renoise={renoise} goes back only to the last of the {len(calls.timesteps)} steps, "
+                "whose step to the clean sample draws no noise: use a larger renoise or more steps"
+            )
         again = _finished(calls, _svdd_from(_resumed(calls, timesteps), x_t, None, m, alpha, generator), trace, i)
         better = _improves(again.values, best.values)
         best = Scored.join([best, again]).take(torch.arange(n) + n * better.long())
