@@ -6,21 +6,30 @@ reproduces, never to judge sample quality.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import string
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seeded weights inside the block; the caller's random stream is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def tiny_unet(channels: int = 1, size: int = 8, seed: int = 0) -> Any:
     """A ~40k-parameter `UNet2DModel` on [channels, size, size] images (size divisible by 2)."""
     from diffusers import UNet2DModel
 
-    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is left alone
-        torch.manual_seed(seed)
+    with _seeded(seed):
         return UNet2DModel(
             sample_size=size,
             in_channels=channels,
@@ -54,8 +63,7 @@ def tiny_stable_diffusion(scheduler: Any = None, seed: int = 0, directory: str |
     tokenizer = CLIPTokenizer(
         os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt"), model_max_length=12
     )
-    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is left alone
-        torch.manual_seed(seed)
+    with _seeded(seed):
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
                 vocab_size=len(vocab),
@@ -130,8 +138,7 @@ def tiny_sd3(seed: int = 0) -> Any:
     deterministic `FlowMatchEulerDiscreteScheduler`, as the real pipeline ships."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         transformer = SD3Transformer2DModel(
             sample_size=8,
             patch_size=1,
@@ -166,8 +173,7 @@ def tiny_flux(seed: int = 0) -> Any:
     [B, 5, 16] and `pooled_prompt_embeds` [B, 16], height = width = 16."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         transformer = FluxTransformer2DModel(
             patch_size=1,
             in_channels=16,
@@ -199,8 +205,7 @@ def tiny_dit(seed: int = 0) -> Any:
     4 latent channels) and a tiny VAE; default scheduler DDIM, as the real pipeline ships."""
     from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         transformer = DiTTransformer2DModel(
             sample_size=8,
             num_layers=1,
@@ -223,8 +228,7 @@ def tiny_pixart(seed: int = 0) -> Any:
     `negative_prompt=None` and `use_resolution_binning=False`. Default scheduler DPM-Solver."""
     from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         transformer = PixArtTransformer2DModel(
             sample_size=8,
             num_layers=1,
@@ -257,8 +261,7 @@ class TinyLLaDA(torch.nn.Module):
 
     def __init__(self, vocab_size: int = 12, width: int = 16, max_length: int = 64, seed: int = 0):
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _seeded(seed):
             self.tokens = torch.nn.Embedding(vocab_size, width)
             self.positions = torch.nn.Embedding(max_length, width)
             self.mix = torch.nn.Linear(width, width)
