@@ -1,6 +1,7 @@
 """The drop-in scheduler on diffusers' transformer pipelines, built tiny and random locally (no hub):
 SD3 (MMDiT, flow matching, CFG or not), Flux (packed latents, timestep/1000, true CFG as two calls),
-PixArt-α (learned sigma, DPM-Solver), DiT (class labels, learned sigma, CFG on the doubled batch).
+PixArt-α (learned sigma, DPM-Solver), DiT (class labels, learned sigma, CFG on the doubled batch)
+and Sana (DC-AE, flow-prediction DPM-Solver run as its SDE variant).
 
 Each swap must complete with the pipeline's usual output, count exactly the denoiser rows it says,
 reproduce under the same seed, and raise a simple reward over the base run."""
@@ -18,7 +19,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from svdd.diffusers import SVDDScheduler
 from svdd.diffusers.stepping import FLOW_ETA, flow_step
-from svdd.diffusers.tiny import tiny_dit, tiny_flux, tiny_pixart, tiny_sd3
+from svdd.diffusers.tiny import tiny_dit, tiny_flux, tiny_pixart, tiny_sana, tiny_sd3
 
 torch.set_num_threads(1)
 B, K = 2, 4
@@ -68,6 +69,13 @@ FAMILIES = {
     ),
     "pixart": (tiny_pixart, PIXART, 2 * B, 2),
     "dit": (tiny_dit, dict(class_labels=[1, 2], guidance_scale=3.0), 2 * B, 2),
+}
+SANA = {
+    **PIXART,
+    "prompt_embeds": embeds(1, width=8),
+    "negative_prompt_embeds": embeds(3, width=8),
+    "height": 32,
+    "width": 32,
 }
 
 
@@ -228,3 +236,26 @@ def test_the_process_checks_its_steps_before_running_the_pipeline_and_refine_nam
     process = DiffusersProcess.from_pipeline_call(tiny_sd3(), 3, **one_sample(SD3_CFG))
     with pytest.raises(ValueError, match="refine with renoise=0.25 goes back only to the last of the 3 steps"):
         svdd.sample(process, brightness, method="refine", num_samples=2, num_candidates=2, iterations=1, progress=False)
+
+
+def test_sana_swaps_counts_reproduces_and_guides_its_stochastic_chain():
+    """Sana's flow-prediction DPM-Solver runs as its SDE variant. On the tiny random net the
+    deterministic base run happens to be brighter than both stochastic chains, so guidance is
+    measured against the same chain with one candidate (3 seeds)."""
+    pipe = tiny_sana()
+    base = run(pipe, SANA)
+    pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=6)
+    assert pipe.scheduler.base.config.algorithm_type == "sde-dpmsolver++"
+    counter = RowCounter(pipe.transformer)
+    try:
+        out = run(pipe, SANA)
+    finally:
+        counter.remove()
+    assert type(out) is type(base) and out.images.shape == base.images.shape
+    assert torch.equal(out.images, run(pipe, SANA).images)
+    assert counter.rows == K * 2 * B + (K - 1) * B * 6 * 2
+    means = {}
+    for m in (1, 6):
+        pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=m)
+        means[m] = np.mean([brightness(run(pipe, SANA, seed=seed).images) for seed in range(3)])
+    assert means[6] > means[1]

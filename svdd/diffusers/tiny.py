@@ -314,3 +314,49 @@ def tiny_llada2(seed: int = 0, tokenizer: bool = False) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def tiny_sana(seed: int = 0) -> Any:
+    """A `SanaPipeline` with a tiny random Sana transformer, a tiny `AutoencoderDC` (images 32x32)
+    and no text encoder: pass `prompt_embeds`
+    [B, S, 8], `prompt_attention_mask`, the negative ones, `negative_prompt=None`,
+    `use_resolution_binning=False`, height = width = 32. Scheduler: DPM-Solver with flow
+    prediction, as the real pipeline ships."""
+    from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, SanaPipeline, SanaTransformer2DModel
+
+    with _seeded(seed):
+        transformer = SanaTransformer2DModel(
+            in_channels=4,
+            out_channels=4,
+            num_attention_heads=2,
+            attention_head_dim=4,
+            num_layers=1,
+            num_cross_attention_heads=2,
+            cross_attention_head_dim=4,
+            cross_attention_dim=8,
+            caption_channels=8,
+            sample_size=8,
+            patch_size=1,
+        )
+        vae = AutoencoderDC(
+            in_channels=3,
+            latent_channels=4,
+            attention_head_dim=2,
+            encoder_block_types=("ResBlock", "EfficientViTBlock"),
+            decoder_block_types=("ResBlock", "EfficientViTBlock"),
+            encoder_block_out_channels=(8, 8),
+            decoder_block_out_channels=(8, 8),
+            encoder_qkv_multiscales=((), (5,)),
+            decoder_qkv_multiscales=((), (5,)),
+            encoder_layers_per_block=(1, 1),
+            decoder_layers_per_block=[1, 1],
+            downsample_block_type="conv",
+            upsample_block_type="interpolate",
+            decoder_norm_types="rms_norm",
+            decoder_act_fns="silu",
+            scaling_factor=0.41407,
+        )
+    scheduler = DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    pipe = SanaPipeline(tokenizer=None, text_encoder=None, vae=vae, transformer=transformer, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
