@@ -31,9 +31,9 @@ assert len(res.samples) == 8 and res.stats["model_calls"] > 0
 print("quick start:", res)
 
 # the wings' public names, and what this release added: uniform-noise diffusion, noise search, the
-# transformer and flow-matching pipelines of diffusers (tiny random ones built here)
+# transformer pipelines of diffusers (a tiny random one built here)
 from svdd.diffusers import SVDDScheduler  # noqa: E402
-from svdd.diffusers.tiny import tiny_sd3  # noqa: E402
+from svdd.diffusers.tiny import tiny_dit  # noqa: E402
 from svdd.processes import UniformToy  # noqa: E402
 from svdd.runs import RunSettings, generate  # noqa: E402, F401
 from svdd.sampling import METHODS  # noqa: E402
@@ -45,12 +45,11 @@ assert len(uniform.samples) == 4
 searched = svdd.sample(GaussianMixtureDiffusion(num_steps=5, eta=0.0), lambda xs: [-(x - 3.0) ** 2 for x in xs],
                        method="zero_order", num_samples=2, num_candidates=2, iterations=1, progress=False)
 assert searched.stats["model_calls"] == (1 + 2) * 2 * 5
-sd3 = tiny_sd3()
-sd3.scheduler = SVDDScheduler.from_pipeline(sd3, reward=lambda ims: [float(i.mean()) for i in ims], num_candidates=2)
-image = sd3(prompt_embeds=torch.randn(1, 5, 16), pooled_prompt_embeds=torch.randn(1, 16), guidance_scale=1.0,
-            height=8, width=8, num_inference_steps=2, output_type="pt").images
-assert image.shape == (1, 3, 8, 8) and sd3.scheduler.config.eta == 0.5
-print("uniform diffusion, noise search and the SD3 drop-in ran from the wheel")
+dit = tiny_dit()  # a transformer pipeline that needs no `transformers` (not in the user extras)
+dit.scheduler = SVDDScheduler.from_pipeline(dit, reward=lambda ims: [float(i.mean()) for i in ims], num_candidates=2)
+image = dit(class_labels=[1], guidance_scale=3.0, num_inference_steps=2, output_type="pt").images
+assert image.shape == (1, 3, 8, 8) and dit.scheduler.config.eta == 1.0 and dit.scheduler.stats["steps"] == 2
+print("uniform diffusion, noise search and the DiT drop-in ran from the wheel")
 
 
 def decoded(proc, n=3):
