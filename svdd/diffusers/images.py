@@ -14,6 +14,12 @@ def decode_images(x0: torch.Tensor, vae: Any = None, batch_size: int = 16) -> li
     x/2 + 0.5 and clamped. Latent models: `vae.decode(x0 / scaling_factor + shift_factor)` in
     chunks of `batch_size` rows (bounding the decoder's memory), then the same mapping.
     """
+    if x0.dim() == 5:
+        raise ValueError(
+            f"got video latents {tuple(x0.shape)} [B, C, F, H, W]: video pipelines (Wan, CogVideoX) are not "
+            "covered yet (their VAEs normalise latents per channel and decode frames); score children "
+            "without decoding them: value=svdd.LearnedValue(fn)"
+        )
     if x0.dim() != 4:
         raise ValueError(f"expected clean states of shape [B, C, H, W]; got {tuple(x0.shape)}")
     if batch_size < 1:
