@@ -259,3 +259,10 @@ def test_sana_swaps_counts_reproduces_and_guides_its_stochastic_chain():
         pipe.scheduler = SVDDScheduler.from_pipeline(pipe, reward=brightness, num_candidates=m)
         means[m] = np.mean([brightness(run(pipe, SANA, seed=seed).images) for seed in range(3)])
     assert means[6] > means[1]
+
+
+def test_video_latents_are_refused_with_the_way_out():
+    from svdd.diffusers import decode_images
+
+    with pytest.raises(ValueError, match=r"video pipelines \(Wan, CogVideoX\) are not covered yet.*LearnedValue"):
+        decode_images(torch.zeros(2, 16, 2, 4, 4))
