@@ -205,18 +205,14 @@ class DenoiserReplay:
         """
         n = children.shape[0]
         step = max_batch or n
+        t = child_timestep * layout.timestep_scale  # in the denoiser's own timestep scale
         parts = []
-        self._replaying = True
-        try:
-            with torch.no_grad():
-                for start in range(0, n, step):
-                    parent = torch.arange(start, min(start + step, n), device=children.device) // num_candidates
-                    x_in = child_input[start : start + step]
-                    t = child_timestep * layout.timestep_scale
-                    outs = [self._call(record, rows, x_in, t) for record, rows in layout.rows(parent)]
-                    parts.append(layout.combine(outs, children.shape[1]))
-        finally:
-            self._replaying = False
+        with torch.no_grad():
+            for start in range(0, n, step):
+                parent = torch.arange(start, min(start + step, n), device=children.device) // num_candidates
+                x_in = child_input[start : start + step]
+                outs = [self._call(record, rows, x_in, t) for record, rows in layout.rows(parent)]
+                parts.append(layout.combine(outs, children.shape[1]))
         return torch.cat(parts)
 
     def call_rows(self, record: dict[str, Any], rows: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:

@@ -91,9 +91,7 @@ class MaskedDiffusion:
         block_length: int | None = None,
         threshold: float | None = None,
     ):
-        for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        vocab_size, length, num_steps, self.device = token_process_args(denoiser, vocab_size, length, num_steps, device)
         check_decoding(unmasking, threshold)
         if block_length is not None and (
             isinstance(block_length, bool)
@@ -108,19 +106,10 @@ class MaskedDiffusion:
         self.unmasking = unmasking
         self.block_length = block_length
         self.threshold = None if threshold is None else float(threshold)
-        if not callable(denoiser):
-            raise TypeError(
-                f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
-            )
         self.denoiser = denoiser
-        vocab_size, length, num_steps = int(vocab_size), int(length), int(num_steps)
         self.vocab_size = vocab_size
         self.mask_index = vocab_size
         self.length = length
-        try:
-            self.device = torch.device(device) if device is not None else torch.device("cpu")
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0'; got {device!r}") from None
         self.full_num_steps = num_steps
         self._set_schedule(1.0, num_steps)
         self.tokenizer = tokenizer
@@ -461,6 +450,24 @@ def check_decoding(unmasking: Any, threshold: Any) -> None:
         )
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be None or a number in (0, 1]; got {threshold!r}")
+
+
+def token_process_args(
+    denoiser: Any, vocab_size: Any, length: Any, num_steps: Any, device: Any
+) -> tuple[int, int, int, torch.device]:
+    """The arguments every token process checks, as (V, L, K, device); one clear error for a bad one."""
+    for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    if not callable(denoiser):
+        raise TypeError(
+            f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
+        )
+    try:
+        parsed = torch.device(device) if device is not None else torch.device("cpu")
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0'; got {device!r}") from None
+    return int(vocab_size), int(length), int(num_steps), parsed
 
 
 def denoiser_logits(denoiser: Callable, x: torch.Tensor, t: float, vocab_size: int) -> torch.Tensor:

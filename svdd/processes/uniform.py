@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +29,7 @@ import torch
 
 from .. import rng
 from ..rng import GeneratorLike
-from .masked import _check_positions, denoiser_logits, hamming, linear_timesteps
+from .masked import _check_positions, denoiser_logits, hamming, linear_timesteps, token_process_args
 
 
 class UniformDiffusion:
@@ -60,23 +59,12 @@ class UniformDiffusion:
         device: torch.device | str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        for name, v in (("vocab_size", vocab_size), ("length", length), ("num_steps", num_steps)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        vocab_size, length, num_steps, self.device = token_process_args(denoiser, vocab_size, length, num_steps, device)
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be at least 2 for uniform noise to mean anything; got {vocab_size}")
-        if not callable(denoiser):
-            raise TypeError(
-                f"denoiser must be callable (x_t Long[B, L], t [B]) -> logits [B, L, V]; got {type(denoiser).__name__}"
-            )
-        vocab_size, length, num_steps = int(vocab_size), int(length), int(num_steps)
         self.denoiser = denoiser
         self.vocab_size = vocab_size
         self.length = length
-        try:
-            self.device = torch.device(device) if device is not None else torch.device("cpu")
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0'; got {device!r}") from None
         if fixed is not None and not isinstance(fixed, dict):
             raise TypeError(f"fixed must be a dict {{position: token}}; got {type(fixed).__name__}")
         self._decode = decode
