@@ -40,8 +40,6 @@ import dataclasses
 import inspect
 import math
 import numbers
-import sys
-import types
 from typing import Any, ClassVar, cast
 
 import diffusers
@@ -53,7 +51,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from ..rewards import evaluate
 from ..sampling.calls import new_stats
 from ..sampling.selection import select
-from .replay import DenoiserReplay, ReplayError
+from .replay import DenoiserReplay, ReplayError, calling_pipeline
 
 # the discrete schedulers this wrapper steps, and the discrete ones it refuses by name
 DISCRETE_BASES = ("BlockRefinementScheduler",)
@@ -294,14 +292,8 @@ def _rows_of(value: Any, index: torch.Tensor, rows: int) -> Any:
 
 
 def _pipeline_call(scheduler: Any) -> dict[str, Any]:
-    """prompt_length and eos_token_id from the calling pipeline's frame (empty outside a pipeline)."""
-    frame: types.FrameType | None = sys._getframe(2)
-    for _ in range(12):
-        if frame is None:
-            break
-        owner = frame.f_locals.get("self")
-        if getattr(owner, "scheduler", None) is scheduler:
-            local = frame.f_locals
-            return {"prompt_length": local.get("prompt_length", 0), "eos_token_id": local.get("eos_token_id")}
-        frame = frame.f_back
-    return {}
+    """prompt_length and eos_token_id of the calling pipeline's call (empty outside a pipeline)."""
+    pipe, local = calling_pipeline(scheduler)
+    if pipe is None:
+        return {}
+    return {"prompt_length": local.get("prompt_length", 0), "eos_token_id": local.get("eos_token_id")}

@@ -23,17 +23,15 @@ Stateful schedulers are pinned to the step of the timestep they are called with,
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import numbers
-import sys
 from typing import Any
 
 import torch
 
 from ..rng import GeneratorLike, randn
 from .images import decode_images
-from .replay import DenoiserReplay, Layout
+from .replay import DenoiserReplay, Layout, calling_pipeline, latent_unpacker
 from .scheduler import SVDDScheduler, denoiser_of
 from .stepping import (
     at_step,
@@ -257,7 +255,7 @@ class DiffusersProcess:
             schedule_set=True,
         )
         process._captured = (replay, layout)
-        process._unpack = _unpacker(pipe, arguments)
+        process._unpack = latent_unpacker(pipe, arguments)
         return process
 
     # -- the DenoisingProcess protocol -------------------------------------------------------
@@ -374,17 +372,7 @@ class _FirstStep:
 
     def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         self.seen = (model_output.detach(), timestep, sample.detach())
-        frame = sys._getframe(1)  # the pipeline's call: its arguments (height, width) say how to unpack latents
-        raise _Stopped(dict(frame.f_locals))
-
-
-def _unpacker(pipe: Any, arguments: dict[str, Any]) -> Any:
-    """The pipeline's unpacking of packed latents (Flux) for this call's height and width, or None."""
-    unpack = getattr(pipe, "_unpack_latents", None)
-    height, width, factor = arguments.get("height"), arguments.get("width"), getattr(pipe, "vae_scale_factor", None)
-    if callable(unpack) and all(isinstance(v, int) for v in (height, width, factor)):
-        return functools.partial(unpack, height=height, width=width, vae_scale_factor=factor)
-    return None
+        raise _Stopped(calling_pipeline(self)[1])  # the call's arguments: height, width for unpacking
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -31,7 +31,10 @@ up hooks. The hook holds the recorder weakly; the recorder holds the denoiser.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import sys
+import types
 import weakref
 from typing import Any, ClassVar
 
@@ -289,6 +292,31 @@ def _guidance(cond: torch.Tensor, uncond: torch.Tensor, target: torch.Tensor, to
     if float((uncond + g * diff - target).abs().max()) > tol:
         return None
     return g
+
+
+def calling_pipeline(scheduler: Any) -> tuple[Any, dict[str, Any]]:
+    """The pipeline whose `scheduler` is `scheduler`, found up the call stack, with the local
+    variables of its call (its arguments: height, width, guidance_rescale, prompt_length, ...);
+    (None, {}) outside a pipeline call."""
+    frame: types.FrameType | None = sys._getframe(1)
+    for _ in range(12):
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self")
+        if getattr(owner, "scheduler", None) is scheduler and callable(owner):
+            return owner, dict(frame.f_locals)
+        frame = frame.f_back
+    return None, {}
+
+
+def latent_unpacker(pipe: Any, arguments: dict[str, Any]) -> Any:
+    """The pipeline's unpacking of packed latents [B, S, D] -> [B, C, H, W] (Flux) for its call's
+    height and width, or None for pipelines that do not pack."""
+    unpack = getattr(pipe, "_unpack_latents", None)
+    height, width, factor = arguments.get("height"), arguments.get("width"), getattr(pipe, "vae_scale_factor", None)
+    if callable(unpack) and all(isinstance(v, int) for v in (height, width, factor)):
+        return functools.partial(unpack, height=height, width=width, vae_scale_factor=factor)
+    return None
 
 
 def main_output(output: Any) -> torch.Tensor:

@@ -62,12 +62,9 @@ pipe=pipe)` (the pipeline's UNet and VAE are also found on its first call), or c
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import math
 import numbers
-import sys
-import types
 import weakref
 from typing import Any, ClassVar, cast
 
@@ -83,7 +80,7 @@ from ..sampling.samplers import svdd_step
 from ..sampling.values import Value, as_value
 from .discrete import DISCRETE_SCHEDULERS, DiscreteSVDDScheduler
 from .pipeline_calls import PipelineCalls
-from .replay import DenoiserReplay
+from .replay import DenoiserReplay, calling_pipeline, latent_unpacker
 from .stepping import (
     check_order,
     check_stochastic,
@@ -385,36 +382,19 @@ class SVDDScheduler(SchedulerMixin, ConfigMixin):
 
     # -- the pipeline's modules ----------------------------------------------------------------
 
-    def _calling_pipeline(self) -> tuple[Any, dict[str, Any]]:
-        """The DiffusionPipeline whose `scheduler` is this one, found up the call stack, with the
-        local variables of its call (its arguments: height, width, guidance_rescale, ...); or
-        (None, {})."""
-        frame: types.FrameType | None = sys._getframe(1)
-        for _ in range(12):
-            if frame is None:
-                break
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, DiffusionPipeline) and getattr(owner, "scheduler", None) is self:
-                return owner, dict(frame.f_locals)
-            frame = frame.f_back
-        return None, {}
-
     def _adopt_pipeline_modules(self) -> None:
         """Take the calling pipeline's denoiser and VAE for those the scheduler was not given, how it
         unpacks its latents, and refuse call options the posterior-mean replay cannot reproduce."""
         self._searched, self._pipeline, self._unpack = True, None, None
-        pipe, arguments = self._calling_pipeline()
-        if pipe is None:
+        pipe, arguments = calling_pipeline(self)
+        if not isinstance(pipe, DiffusionPipeline):
             return
         self._pipeline = weakref.ref(pipe)
         self.attach(
             unet=None if self.replay is not None else denoiser_of(pipe),
             vae=None if self.vae is not None else getattr(pipe, "vae", None),
         )
-        unpack = getattr(pipe, "_unpack_latents", None)
-        height, width, factor = arguments.get("height"), arguments.get("width"), getattr(pipe, "vae_scale_factor", None)
-        if callable(unpack) and all(isinstance(v, int) for v in (height, width, factor)):
-            self._unpack = functools.partial(unpack, height=height, width=width, vae_scale_factor=factor)
+        self._unpack = latent_unpacker(pipe, arguments)
         if self._posterior_mean:
             _refuse_unreplayable(arguments)
 
