@@ -103,6 +103,7 @@ def test_bases_and_options_it_cannot_wrap_are_refused_in_one_line():
     pipe = tiny_llada2()
     with pytest.raises(ValueError, match="value, max_batch and eta are options of the continuous one"):
         SVDDScheduler.from_pipeline(pipe, reward=sevens, value=lambda x, t: x.sum(-1))
-    pipe.scheduler = DiscreteDDIMScheduler()
-    with pytest.raises(ValueError, match="DiscreteDDIMScheduler and EntropyBoundScheduler are not wrapped yet"):
-        SVDDScheduler.from_pipeline(pipe, reward=sevens)
+    with pytest.raises(ValueError, match="num_candidates must be an integer >= 1"):
+        SVDDScheduler.from_pipeline(pipe, reward=sevens, num_candidates=0)
+    pipe.scheduler = DiscreteDDIMScheduler()  # DiffusionGemma's schedulers are wrapped too (test_diffusers_gemma)
+    assert isinstance(SVDDScheduler.from_pipeline(pipe, reward=sevens), DiscreteSVDDScheduler)

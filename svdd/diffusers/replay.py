@@ -224,6 +224,25 @@ class DenoiserReplay:
         with torch.no_grad():
             return self._call(record, rows, x_in, None)
 
+    def call_with(self, record: dict[str, Any], **replaced: Any) -> torch.Tensor:
+        """The recorded call `record` with the arguments in `replaced` swapped in, on the recorded
+        batch (DiffusionGemma's canvas and self-conditioning logits, whose other inputs include a
+        KV cache sized to that batch); its main output."""
+        call = dict(record["arguments"])
+        for name, parameter in self._signature.parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                call.update(call.pop(name, {}))  # `**kwargs` arguments go back in as keywords
+        call.update(replaced)
+        self._replaying = True
+        try:
+            with torch.no_grad():
+                out = main_output(self.unet(**call))
+        finally:
+            self._replaying = False
+        self.calls += 1
+        self.rows += out.shape[0]
+        return out
+
     def _call(self, record: dict[str, Any], rows: torch.Tensor, x_in: torch.Tensor, t: Any) -> torch.Tensor:
         """The recorded call on rows `rows` of its batch, with samples x_in (repeated to fill them)."""
         arguments = record["arguments"]

@@ -316,6 +316,44 @@ def tiny_llada2(seed: int = 0, tokenizer: bool = False) -> Any:
     return pipe
 
 
+def tiny_diffusion_gemma(scheduler: Any = None, seed: int = 0, canvas_length: int = 4) -> Any:
+    """A `DiffusionGemmaPipeline` around a tiny random `DiffusionGemmaForBlockDiffusion` (vocabulary
+    of `tiny_word_tokenizer`'s 12 words, two layers of width 16, two experts, a one-layer vision
+    tower: 0.18M parameters) with `canvas_length` 4, the tokenizer as its processor (a plain chat
+    template: the messages' contents joined by spaces) and `scheduler` (default
+    `BlockRefinementScheduler()`). Needs `transformers` < 5.24 (5.24 renamed the model's
+    `past_key_values` argument, which diffusers 0.42's pipeline passes)."""
+    from diffusers import BlockRefinementScheduler, DiffusionGemmaPipeline
+    from transformers import AutoConfig
+    from transformers.models.diffusion_gemma import (
+        DiffusionGemmaConfig,
+        DiffusionGemmaForBlockDiffusion,
+        DiffusionGemmaTextConfig,
+    )
+
+    text = DiffusionGemmaTextConfig(
+        vocab_size=12, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=8, global_head_dim=8, max_position_embeddings=128, sliding_window=16,
+        layer_types=["sliding_attention", "full_attention"], num_experts=2, top_k_experts=1,
+        moe_intermediate_size=16, pad_token_id=0, eos_token_id=10, bos_token_id=1,
+    )  # fmt: skip
+    vision = AutoConfig.for_model(
+        "gemma4_vision", hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=4,
+    )  # fmt: skip
+    with _seeded(seed):
+        model = DiffusionGemmaForBlockDiffusion(
+            DiffusionGemmaConfig(text_config=text, vision_config=vision, canvas_length=canvas_length)
+        ).eval()
+    processor = tiny_word_tokenizer()
+    processor.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    pipe = DiffusionGemmaPipeline(
+        model=model, scheduler=scheduler if scheduler is not None else BlockRefinementScheduler(), processor=processor
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def tiny_sana(seed: int = 0) -> Any:
     """A `SanaPipeline` with a tiny random Sana transformer, a tiny `AutoencoderDC` (images 32x32)
     and no text encoder: pass `prompt_embeds`
