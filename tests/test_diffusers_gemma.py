@@ -29,7 +29,7 @@ PROMPTS = ["a b c", "d e f", "g h i", "a a a"]
 CALL = dict(prompt=PROMPTS, gen_length=8, num_inference_steps=STEPS, confidence_threshold=None, eos_token_id=99)
 BASES = {
     "block_refinement": BlockRefinementScheduler,
-    "block_refinement_editing": lambda: BlockRefinementScheduler(editing_threshold=0.2),
+    "block_refinement_editing": lambda: BlockRefinementScheduler(editing_threshold=0.05),  # edits on the random model
     "discrete_ddim": DiscreteDDIMScheduler,
     "entropy_bound": EntropyBoundScheduler,
 }
