@@ -30,30 +30,10 @@ import torch
 
 def load_process(snapshot: str, steps: int):
     """(svdd.MaskedDiffusion, record) for a snapshot file or a shipped model name."""
-    import svdd
-    from svdd.domains.molecules.tokenizer import SelfiesTokenizer
+    from svdd.domains.molecules.pretrained import load_process as load
 
-    path = Path(snapshot)
-    if not path.exists():
-        from svdd.domains.molecules.pretrained import load_pretrained
-
-        process = load_pretrained(snapshot, num_steps=steps)
-        net = process.denoiser
-        meta = dict(process.metadata or {})
-    else:
-        from svdd.domains.molecules.denoiser import load_denoiser
-
-        net, meta = load_denoiser(path)
-        tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
-        process = svdd.MaskedDiffusion(
-            net,
-            vocab_size=tokenizer.size,
-            length=tokenizer.length,
-            num_steps=steps,
-            tokenizer=tokenizer,
-            metadata=meta,
-            device="cpu",
-        )
+    process = load(snapshot, num_steps=steps)
+    net, meta = process.denoiser, dict(process.metadata or {})
     record = {k: v for k, v in meta.items() if k not in ("tokenizer",)}
     record["class"] = type(net).__name__
     record["config"] = dict(getattr(net, "config", {}))

@@ -68,3 +68,26 @@ def load_value(
         raise ValueError(f"unknown value network {name!r}; choose one of {', '.join(VALUES)}")
     net, _ = load_net(shipped(WEIGHTS, VALUES[name], f"{name} value network"))
     return svdd.LearnedValue(net.to(device), max_batch=max_batch, name=name)
+
+
+def load_process(
+    model: str | Path, num_steps: int = DEFAULT_STEPS, device: str | torch.device = "cpu"
+) -> MaskedDiffusion:
+    """A shipped model by name (`load_pretrained`) or a denoiser snapshot file of `train_prior.py`
+    (`.safetensors` + its `.json`) as a `MaskedDiffusion` with the snapshot's tokenizer."""
+    path = Path(model)
+    if str(model) in MODELS or not path.exists():
+        return load_pretrained(str(model), num_steps=num_steps, device=device)
+    from .denoiser import load_denoiser
+
+    net, meta = load_denoiser(path)
+    tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
+    return MaskedDiffusion(
+        net.to(device),
+        vocab_size=tokenizer.size,
+        length=tokenizer.length,
+        num_steps=num_steps,
+        tokenizer=tokenizer,
+        metadata=meta,
+        device=device,
+    )
