@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     molecules = molecule_list(args.out, args)
+    targets: dict[str, dict] = {}
     record = {"command": " ".join(["python -m svdd.domains.molecules.docking_labels", *(argv or sys.argv[1:])]),
-              "molecules": len(molecules), "targets": {}}  # fmt: skip
+              "molecules": len(molecules), "targets": targets}  # fmt: skip
     pool = ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) if args.workers > 1 else None
     try:
         for target in args.targets:
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             scores = pd.read_csv(args.out / f"docking_{target}.csv")["score"].to_numpy(float)
             info.update(labels=int(np.isfinite(scores).sum()), nan=int(np.isnan(scores).sum()),
                         wall_s_this_run=round(time.time() - started, 1))  # fmt: skip
-            record["targets"][target] = info
+            targets[target] = info
             print(f"{target}: {info['labels']} labels, {info['nan']} NaN", flush=True)
     finally:
         if pool is not None:
