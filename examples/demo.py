@@ -1,7 +1,9 @@
 """`make demo`: pretrained vs reward-guided sampling on models shipped with svdd (CPU, offline).
 
 - DNA: the masked diffusion model on ARS1 variants, reward = the ARS1 activity oracle;
-- images: the Fashion-MNIST DDPM, reward = log p(shirt) under the shipped classifier.
+- images: the Fashion-MNIST DDPM (a UNet) and the Fashion-MNIST DiT flow model (a transformer
+  trained by flow matching on a tiny VAE's latents, a diffusers `DiTPipeline`), reward = log p(shirt)
+  under the shipped classifier.
 
 For each: the median and 90th percentile reward of pretrained samples, Best-of-N and SVDD-PM
 at about the same number of model calls, so the comparison is compute-matched.
@@ -50,6 +52,13 @@ def main() -> None:
     compare(
         "Images (Fashion-MNIST DDPM), reward log p(shirt)",
         images.load_pretrained(num_steps=20),
+        images.ClassifierReward("shirt"),
+        8,
+        4,
+    )
+    compare(
+        "Images (Fashion-MNIST DiT flow model), reward log p(shirt)",
+        images.load_pretrained("fashion-mnist-dit-flow", num_steps=20),
         images.ClassifierReward("shirt"),
         8,
         4,
