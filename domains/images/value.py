@@ -1,8 +1,9 @@
 """A time-conditioned CNN value network for SVDD-MC on the images domain.
 
-`ValueNet(x_t, t) -> values [n]`: x_t float [n, 1, 32, 32] (the DDPM's noisy state, roughly
-unit scale), t float [n] (the DDPM timestep, 0..999, as `svdd.LearnedValue` passes it). Trained
-by `python -m svdd.domains.images.train_value` on rollouts of the pretrained model; outputs are in the
+`ValueNet(x_t, t) -> values [n]`: x_t float [n, C, H, W], the model's noisy state (the DDPM's
+[n, 1, 32, 32], or the DiT flow model's VAE latents [n, 4, 8, 8]; roughly unit scale), t float [n]
+(the process's timestep, 0..1000, as `svdd.LearnedValue` passes it). Trained by
+`python -m svdd.domains.images.train_value` on rollouts of a pretrained model; outputs are in the
 reward's units (an affine de-normalization with the training targets' mean/std is built in).
 """
 
@@ -19,7 +20,13 @@ from svdd.processes.weights import load_net, read_weights
 from ..weights import shipped
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-VALUES = {"jpeg": "value_jpeg", "shirt": "value_shirt"}
+# shipped value networks: the DDPM's by reward name, the DiT flow model's prefixed with "dit-flow-"
+VALUES = {
+    "jpeg": "value_jpeg",
+    "shirt": "value_shirt",
+    "dit-flow-jpeg": "value_dit_flow_jpeg",
+    "dit-flow-shirt": "value_dit_flow_shirt",
+}
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -46,18 +53,27 @@ class _Block(nn.Module):
 
 
 class ValueNet(nn.Module):
-    """Four conv blocks (32 -> 16 -> 8 -> 4 px), global average pool, MLP head; ~0.1 M params."""
+    """Four conv blocks (the first `downsamples` halve the size: 32 -> 16 -> 8 -> 4 px for the DDPM's
+    images, 8 -> 4 -> 4 -> 4 for latents with downsamples=1), global average pool, MLP head; ~0.1 M params."""
 
-    def __init__(self, width: int = 32, t_dim: int = 64, y_mean: float = 0.0, y_std: float = 1.0):
+    def __init__(
+        self,
+        width: int = 32,
+        t_dim: int = 64,
+        y_mean: float = 0.0,
+        y_std: float = 1.0,
+        in_channels: int = 1,
+        downsamples: int = 3,
+    ):
         super().__init__()
-        self.config = {"width": width, "t_dim": t_dim}
+        self.config = {"width": width, "t_dim": t_dim, "in_channels": in_channels, "downsamples": downsamples}
         self.t_dim = t_dim
         self.t_mlp = nn.Sequential(nn.Linear(t_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
         self.blocks = nn.ModuleList(
             [
-                _Block(1, width, t_dim, down=True),
-                _Block(width, 2 * width, t_dim, down=True),
-                _Block(2 * width, 2 * width, t_dim, down=True),
+                _Block(in_channels, width, t_dim, down=downsamples > 0),
+                _Block(width, 2 * width, t_dim, down=downsamples > 1),
+                _Block(2 * width, 2 * width, t_dim, down=downsamples > 2),
                 _Block(2 * width, 2 * width, t_dim, down=False),
             ]
         )
@@ -66,7 +82,7 @@ class ValueNet(nn.Module):
         self.register_buffer("y_std", torch.tensor(float(y_std)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x float [n, 1, 32, 32], t float [n] (or a scalar) -> values float [n] in reward units."""
+        """x float [n, C, H, W], t float [n] (or a scalar) -> values float [n] in reward units."""
         t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
         temb = self.t_mlp(timestep_embedding(t, self.t_dim))
         h = x
@@ -78,7 +94,8 @@ class ValueNet(nn.Module):
 
 def load_value_net(reward: str = "jpeg", weights_dir: Path | str = WEIGHTS_DIR) -> ValueNet:
     """The shipped MC value network for `reward` ("jpeg": `JPEGCompressibility()`; "shirt":
-    `ClassifierReward("shirt")`) as a plain `ValueNet` in eval mode (CPU)."""
+    `ClassifierReward("shirt")`; "dit-flow-jpeg", "dit-flow-shirt": the same rewards on the DiT flow
+    model's latents) as a plain `ValueNet` in eval mode (CPU)."""
     if reward not in VALUES:
         raise ValueError(f"no shipped value network for {reward!r}; available: {sorted(VALUES)}")
     if Path(weights_dir) == WEIGHTS_DIR:
