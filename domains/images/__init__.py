@@ -13,13 +13,14 @@ on the Debian `dataset-fashion-mnist` data (`make train-images` in a clone).
 
 from .classifier import FashionCNN, load_classifier
 from .data import CLASS_NAMES
-from .pretrained import DDPM_DIR, load_pipeline, load_pretrained
+from .pretrained import DDPM_DIR, DIT_FLOW_DIR, load_pipeline, load_pretrained
 from .rewards import ClassifierReward, JPEGCompressibility, class_index, load_reward
 from .value import ValueNet, load_value, load_value_net, value_metadata
 
 __all__ = [
     "CLASS_NAMES",
     "DDPM_DIR",
+    "DIT_FLOW_DIR",
     "ClassifierReward",
     "FashionCNN",
     "JPEGCompressibility",
