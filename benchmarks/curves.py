@@ -14,7 +14,9 @@ Parts:
   all      both.
 
 Tasks (`benchmarks.tasks`, Table 1's N and K, seed 0): dna (dna_ars1), qed (molecules_qed), rna
-(rna_mfe), jpeg (images_jpeg, N = 32 in the alpha part) and proteins (proteins_instability).
+(rna_mfe), jpeg (images_jpeg, N = 32 in the alpha part), flow_jpeg (images_flow_jpeg: the DiT flow
+model) and proteins (proteins_instability). The noise searches (random_search, zero_order) run on the
+image tasks only (they need continuous states).
 
 Every run is a stored cell (benchmarks/results/curves/<task>/..., or Table 1's), reused when its
 settings match. Wall times are taken on a shared machine (one torch thread); each point records
@@ -43,7 +45,8 @@ from .report import RESULTS, ROOT, command_line, finish, provenance, write_csv, 
 from .table1 import ROWS, Cells, Row, cell_path
 
 COMPUTE_METHODS = ("pretrained", "best_of_n", "smc", "fk", "svdd_mc", "svdd_pm", "beam", "refine", "svdd_pm_every4",
-                   "fk_every4")
+                   "fk_every4", "random_search", "zero_order")  # the noise searches run on continuous tasks only
+SEARCHES = ("random_search", "zero_order")
 DENSE = {"svdd_pm_every4": "svdd_pm", "fk_every4": "fk"}  # a sparse variant takes its dense method's α
 FULL: dict[str, Any] = {"candidates": [2, 4, 8, 16], "alpha_m": 8,
                         "alpha_scale": [0, 0.01, 0.03, 0.1, 0.3, 1, 2, 3, 10]}
@@ -53,6 +56,7 @@ TASKS = {"dna": ("dna_ars1", "mean pairwise normalised Hamming distance", None),
          "qed": ("molecules_qed", "mean pairwise Tanimoto distance (Morgan r=2)", None),
          "rna": ("rna_mfe", "mean pairwise normalised Hamming distance (padded)", None),
          "jpeg": ("images_jpeg", "1 - cosine of classifier embeddings", 32),
+         "flow_jpeg": ("images_flow_jpeg", "1 - cosine of classifier embeddings", 32),
          "proteins": ("proteins_instability", "mean pairwise normalised Hamming distance", None)}
 CSV_FIELDS = ["part", "task", "method", "M", "alpha", "median", "p90", "mean", "diversity", "unique", "valid",
               "model_calls", "reward_calls", "reward_cache_hits", "value_calls", "wall_time_s", "cpu_time_s",
@@ -89,7 +93,8 @@ def part_compute(name: str, cfg: dict, out: Path, seed: int, quick: bool, comman
         cells = Cells(row_for(name, quick, m=m), out, command, force=False)
         try:
             for method in COMPUTE_METHODS:
-                if method == "pretrained" and m != cfg["candidates"][0]:
+                first = m == cfg["candidates"][0]
+                if (method == "pretrained" and not first) or (method in SEARCHES and base.unavailable(method)):
                     continue
                 table1 = cell_path(out, base.name, method)  # Table 1's own cell at its M
                 path = (table1 if m == base.num_candidates and table1.exists()

@@ -97,6 +97,11 @@ class Row:
 ROWS: dict[str, Row] = {row.name: row for row in (
     Row("images_jpeg", 16, 8, 50, resample_fraction=0.0625),
     Row("images_shirt", 16, 8, 50, resample_fraction=0.0625),
+    Row("images_flow_jpeg", 16, 8, 20, resample_fraction=0.0625,
+        note="class-conditional DiT trained by flow matching on a tiny VAE's latents, sampled unconditionally "
+             "(null class, no CFG) with the DPM-Solver flow schedule stepped stochastically (SVDDScheduler's eta)"),
+    Row("images_flow_shirt", 16, 8, 20, resample_fraction=0.0625,
+        note="the DiT flow model as in images_flow_jpeg; DPS differentiates through the VAE decoder"),
     Row("molecules_qed", 32, 8, 32),
     Row("molecules_sa", 32, 8, 32),
     Row("molecules_docking", 16, 4, 32, resample_fraction=0.0625, max_batch=2048, sweep=False,

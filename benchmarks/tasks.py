@@ -26,6 +26,7 @@ import torch
 
 import svdd
 from svdd.runs import Domain, domain_reward, load_domain
+from svdd.runs.plugins import with_options
 
 from .metrics import cosine_distance, one_hot_distance, uniqueness
 
@@ -40,7 +41,8 @@ class TaskSpec:
     `name=arg`), also the key of the domain's shipped value network; label: the reward as the
     tables name it; short: a short name for the task; smc_alpha: the SMC temperature the tables
     use; smc_mc_value: SMC weights by the MC value network instead of the posterior mean (where
-    PM would call an expensive oracle on N·M states per step).
+    PM would call an expensive oracle on N·M states per step); options: the domain's own options
+    (`svdd generate DOMAIN --NAME VALUE`) as (name, value) pairs, e.g. which shipped model.
     """
 
     domain: str
@@ -49,6 +51,7 @@ class TaskSpec:
     short: str
     smc_alpha: float
     smc_mc_value: bool = False
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def dps_unavailable(self) -> str | None:
@@ -59,6 +62,10 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "images_jpeg": TaskSpec("images", "jpeg", "JPEG compressibility (-kB)", "images JPEG", 0.02),
     "images_shirt": TaskSpec("images", "classifier=shirt", "classifier log p(shirt)", "images shirt", 1.0),
+    "images_flow_jpeg": TaskSpec("images", "jpeg", "JPEG compressibility (-kB), DiT flow model", "images flow JPEG",
+                                 0.02, options=(("model", "fashion-mnist-dit-flow"),)),
+    "images_flow_shirt": TaskSpec("images", "classifier=shirt", "classifier log p(shirt), DiT flow model",
+                                  "images flow shirt", 1.0, options=(("model", "fashion-mnist-dit-flow"),)),
     "molecules_qed": TaskSpec("molecules", "qed", "QED", "molecules QED", 0.02),
     "molecules_sa": TaskSpec("molecules", "sa", "SA ((10-SA)/9)", "molecules SA", 0.02),
     "molecules_docking": TaskSpec("molecules", "docking", "PARP1 docking (-Vina kcal/mol)", "molecules docking",
@@ -85,7 +92,7 @@ class Task:
         self.name, self.spec, self.device = name, TASKS[name], device
         self.domain: Domain = load_domain(self.spec.domain)
         self.kind = KINDS[self.spec.domain]()
-        self.process = self.domain.load_process(steps=steps, device=device)
+        self.process = self.domain.load_process(steps=steps, device=device, **dict(self.spec.options))
         self._closers: list[Callable[[], Any]] = []
         self.reward = self.make_reward(self.spec.reward, workers=reward_workers)
 
@@ -111,7 +118,7 @@ class Task:
     @cached_property
     def value(self) -> Any:
         """The shipped MC value network for this task's reward (`svdd.LearnedValue`), loaded once."""
-        values = self.domain.values()
+        values = with_options(self.domain.values, dict(self.spec.options))
         if self.spec.reward not in values:
             raise ValueError(f"domain {self.domain.name!r} ships no value network for {self.spec.reward!r}; "
                              f"it has {', '.join(values) or 'none'}")
@@ -144,6 +151,12 @@ class Task:
 
 class _Kind:
     """How to describe samples of one kind; the defaults suit any domain."""
+
+    @cached_property
+    def ddpm(self) -> Any:
+        from svdd.domains.images import load_pipeline
+
+        return load_pipeline()
 
     def diversity(self, task: Task, res: svdd.Result) -> float:
         return float("nan")
@@ -237,7 +250,8 @@ class _Molecules(_Kind):
 
 
 class _Images(_Kind):
-    """Images: 1 - cosine of the shipped classifier's embeddings; the DDPM's -ELBO in bits/dim."""
+    """Images: 1 - cosine of the shipped classifier's embeddings; the shipped DDPM's -ELBO in bits/dim
+    (of the decoded images, so the DiT flow model's samples are measured by the same yardstick)."""
 
     @cached_property
     def classifier(self) -> Any:
@@ -257,7 +271,8 @@ class _Images(_Kind):
     def naturalness(self, task: Task, res: svdd.Result) -> dict[str, float]:
         from svdd.domains.images.likelihood import negative_elbo
 
-        nll = negative_elbo(task.process.pipeline, res.states.clamp(-1, 1), num_times=16, seed=0).numpy()
+        images = torch.stack([torch.as_tensor(img, dtype=torch.float32) for img in res.samples]) * 2 - 1  # [n,1,32,32]
+        nll = negative_elbo(self.ddpm, images.clamp(-1, 1), num_times=16, seed=0).numpy()
         return {"neg_elbo_bits_per_dim": float(nll.mean())}
 
     def dps_reward(self, task: Task) -> Any:
@@ -266,7 +281,11 @@ class _Images(_Kind):
             return None
         clf = self.classifier
 
-        def log_p(x0: torch.Tensor) -> torch.Tensor:  # x0_hat [n, 1, 32, 32] in [-1, 1]
+        vae = getattr(task.process.pipeline, "vae", None)
+
+        def log_p(x0: torch.Tensor) -> torch.Tensor:  # x0_hat [n, 1, 32, 32] in [-1, 1], or VAE latents
+            if vae is not None and x0.shape[-3] == vae.config.latent_channels:  # DiT latents: decode in the graph
+                x0 = vae.decode(x0 / vae.config.scaling_factor).sample
             return torch.log_softmax(clf(x0.clamp(-1.0, 1.0)), dim=-1)[:, index]
 
         return svdd.rewards.TorchReward(log_p, name=f"log_p({task.reward.class_name}) surrogate")
