@@ -128,6 +128,8 @@ def write_part(out: Path, part: str, payload: dict) -> None:
         done = {r["task"] for r in payload["rows"]}
         old = json.loads(path.read_text())
         payload["rows"] = [r for r in old["rows"] if r["task"] not in done] + payload["rows"]
+        for key in ("reward_label", "diversity_label", "min_unique"):  # per-task labels of the kept tasks too
+            payload["meta"][key] = {**old["meta"].get(key, {}), **payload["meta"].get(key, {})}
         payload["meta"]["earlier_runs"] = [old["meta"], *old["meta"].pop("earlier_runs", [])][:4]
     write_json(path, payload)
     write_csv(out / f"curves_{part}.csv", payload["rows"], CSV_FIELDS)

@@ -13,7 +13,7 @@ from .report import fmt, md_table, pyplot, save_figure
 
 COLORS = {"pretrained": "black", "best_of_n": "tab:blue", "smc": "tab:green", "fk": "tab:olive",
           "svdd_mc": "tab:orange", "svdd_pm": "tab:red", "beam": "tab:purple", "refine": "tab:brown",
-          "svdd_pm_every4": "tab:pink", "fk_every4": "tab:cyan"}
+          "svdd_pm_every4": "tab:pink", "fk_every4": "tab:cyan", "random_search": "tab:gray", "zero_order": "gold"}
 AXES = {"model_calls": "item-level model calls", "reward_calls": "reward calls (objects scored)",
         "wall_time_s": "wall seconds (one thread, shared machine)",
         "cpu_time_s": "CPU seconds (≈ wall on an idle core)"}
