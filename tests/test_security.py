@@ -311,5 +311,7 @@ def test_nothing_loads_with_weights_only_false_and_no_pickled_weights_ship():
     assert not found, found
     assert not list(ROOT.glob("domains/*/weights/*.pt"))
     shipped = sorted(ROOT.glob("domains/*/weights/*.safetensors"))
-    assert len(shipped) == 13
+    assert len(shipped) == 15
+    pipelines = [p for p in ROOT.glob("domains/*/weights/*/*/*") if p.is_file() and p.suffix != ".json"]
+    assert pipelines and all(p.suffix == ".safetensors" for p in pipelines), pipelines  # the diffusers folders
     assert all(p.with_suffix(".json").is_file() for p in shipped)
