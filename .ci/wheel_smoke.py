@@ -75,7 +75,7 @@ from svdd.processes.weights import load_net  # noqa: E402
 root = Path(svdd.domains.__file__).parent
 assert not list(root.rglob("*.pt")), f"pickled .pt files ship in the wheel: {list(root.rglob('*.pt'))}"
 shipped_weights = sorted(root.glob("*/weights/*.safetensors"))
-assert len(shipped_weights) == 13, shipped_weights
+assert len(shipped_weights) == 15, shipped_weights
 for path in shipped_weights:
     net, meta = load_net(path, nets={**NETS, "FashionCNN": FashionCNN, "ValueNet": ValueNet, "ARS1CNN": ARS1CNN})
     assert not net.training and meta, path
@@ -120,3 +120,15 @@ check_rewards(out.samples, [proteins.load_reward(spec) for spec in
 v = proteins.load_value("1ubi-instability")
 assert isinstance(v, svdd.LearnedValue)
 print("every domain loaded from the wheel in", os.getcwd())
+
+# the DiT flow model: a standard DiTPipeline folder inside the installed package, and its process
+from diffusers import DiTPipeline  # noqa: E402
+
+from svdd.domains.images import DIT_FLOW_DIR  # noqa: E402
+
+dit = DiTPipeline.from_pretrained(DIT_FLOW_DIR)
+assert dit.transformer.config.in_channels == 4 and "site-packages" in str(DIT_FLOW_DIR)
+flow = images.load_pretrained("fashion-mnist-dit-flow", num_steps=4)
+res = svdd.sample(flow, images.JPEGCompressibility(), num_samples=2, num_candidates=2, progress=False)
+assert res.states.shape == (2, 4, 8, 8) and res.samples[0].shape == (1, 32, 32)
+print("the DiT flow model loads and samples from the wheel")
