@@ -35,6 +35,20 @@ VALUES: dict[str, str] = {  # see export_value.py
 DEFAULT_STEPS = 32
 
 
+def _selfies_process(net: torch.nn.Module, meta: dict, num_steps: int, device: str | torch.device) -> MaskedDiffusion:
+    """A SELFIES denoiser and its record (which holds the tokenizer) as a `MaskedDiffusion`."""
+    tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
+    return MaskedDiffusion(
+        net.to(device),
+        vocab_size=tokenizer.size,
+        length=tokenizer.length,
+        num_steps=num_steps,
+        tokenizer=tokenizer,
+        metadata=meta,
+        device=device,
+    )
+
+
 def load_pretrained(
     name: str = "moses-selfies", num_steps: int = DEFAULT_STEPS, device: str | torch.device = "cpu"
 ) -> MaskedDiffusion:
@@ -48,16 +62,7 @@ def load_pretrained(
     if name not in MODELS:
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
     net, meta = load_net(shipped(WEIGHTS, MODELS[name], f"{name} model"))
-    tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
-    return MaskedDiffusion(
-        net.to(device),
-        vocab_size=tokenizer.size,
-        length=tokenizer.length,
-        num_steps=num_steps,
-        tokenizer=tokenizer,
-        metadata=meta,
-        device=device,
-    )
+    return _selfies_process(net, meta, num_steps, device)
 
 
 def load_value(
@@ -81,13 +86,4 @@ def load_process(
     from .denoiser import load_denoiser
 
     net, meta = load_denoiser(path)
-    tokenizer = SelfiesTokenizer.from_dict(meta["tokenizer"])
-    return MaskedDiffusion(
-        net.to(device),
-        vocab_size=tokenizer.size,
-        length=tokenizer.length,
-        num_steps=num_steps,
-        tokenizer=tokenizer,
-        metadata=meta,
-        device=device,
-    )
+    return _selfies_process(net, meta, num_steps, device)
