@@ -53,6 +53,10 @@ def test_custom_reward_by_module_path(tmp_path):
         (["dna", "--reward", "gc", "-M", "0"], "num_candidates must be an integer >= 1"),
         (["dna", "--reward", "gc", "--method", "beam_search"], "unknown method 'beam_search'"),
         (["dna", "--reward", "gc", "--value", "mc"], "no shipped MC value network for reward 'gc'"),
+        (  # not the PARP1 value of plain "docking"
+            ["molecules", "--reward", "docking=DRD2", "--value", "mc"],
+            "no shipped MC value network for reward 'docking=DRD2'",
+        ),
         (["dna", "--reward", "gc", "--option", "oops"], "--option takes key=value"),
         (["dna", "--reward", "gc", "--executor", "gpu"], "executor must be one of none, processes, ray"),
         (["dna", "--reward", "rewards_for_cli:wrong_length"], "returned 1 values for 2 objects"),

@@ -25,9 +25,10 @@ def _rewards() -> dict:
 def _values() -> dict:
     from .pretrained import load_value
 
+    shipped = {"docking": "docking", "docking=PARP1": "docking", "qed": "qed", "sa": "sa"}  # reward spec -> value
     return {
-        name: (lambda device="cpu", name=name: load_value(f"moses-selfies-{name}", device=device))
-        for name in ("docking", "qed", "sa")
+        spec: (lambda device="cpu", name=name: load_value(f"moses-selfies-{name}", device=device))
+        for spec, name in shipped.items()
     }
 
 

@@ -213,7 +213,7 @@ class DomainJob:
             return None
         if self.value == "mc":
             values = with_options(domain.values, self.options)
-            name = self.reward if self.reward in values else self.reward.partition("=")[0]
+            name = self.reward  # exactly: "docking=JAK2" must not get the value of "docking" (PARP1)
             if name not in values:
                 raise PluginError(
                     f"no shipped MC value network for reward {self.reward!r} in domain "
