@@ -95,8 +95,8 @@ def sample(
             second core is free (molecules QED, N = 16, M = 8: wall 7.5 -> 7.0 s; N = 32: 14.5 ->
             11.9 s, benchmarks/results/performance_wall.md); without one it gains nothing.
             With torch using several threads, the two threads share them.
-        **options: method options: `resample_fraction` (svdd_r), `select_steps` and
-            `select_start` (svdd, svdd_r), `resampling`, `ess_threshold` (smc, fk), `groups` (smc),
+        **options: method options: `resample_fraction` (svdd_r), `select_steps` (svdd,
+            svdd_r, refine), `select_start` (svdd, svdd_r), `resampling`, `ess_threshold` (smc, fk), `groups` (smc),
             `potential`, `resample_every`, `resample_window`, `num_x0_samples`, `return_all` (fk),
             `beam_width` (beam), `iterations`, `renoise`, `initial` (refine), `guidance_scale` (dps).
 

@@ -209,3 +209,14 @@ def test_per_sample_generators_make_a_refined_sample_independent_of_its_batch(mi
         mixture, near_two, iterations=2, renoise=0.3, num_samples=2, generator=[seeded(20 + i) for i in range(2)]
     )
     assert torch.equal(whole.states[:2], part.states)
+
+
+def test_refine_selecting_only_at_the_last_step_scores_n_m_per_pass(dna_like):
+    # K = 10; renoise 0.3 resumes at step 7 of the chain: selecting at [9] (the last) every pass
+    sparse = refine(dna_like, count_threes, iterations=2, renoise=0.3, select_steps=[dna_like.num_steps - 1])
+    assert sparse.stats["reward_calls"] + sparse.stats["reward_cache_hits"] == 3 * N * M
+    dense = refine(dna_like, count_threes, iterations=2, renoise=0.3)
+    assert dense.stats["reward_calls"] + dense.stats["reward_cache_hits"] > 3 * N * M
+    # a step before the re-noised suffix selects in the first pass only; each pass's N samples are scored
+    early = refine(dna_like, count_threes, iterations=2, renoise=0.3, select_steps=[2])
+    assert early.stats["reward_calls"] + early.stats["reward_cache_hits"] == N * M + 3 * N

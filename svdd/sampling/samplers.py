@@ -460,6 +460,7 @@ def refine(
     iterations: int = 2,
     renoise: float = 0.25,
     initial: torch.Tensor | None = None,
+    select_steps: Any = None,
     **options: Any,
 ) -> Outcome:
     """Iterative refinement (RERD, Uehara et al., ICML 2025, without its resampling): an SVDD pass,
@@ -477,14 +478,18 @@ def refine(
     iteration may move a sample further from the seed.
     Needs a process with `renoise(x0, level, generator) -> (x_t, timesteps)` (MaskedDiffusion,
     DiffusersProcess, the toys). Cost: the first pass as svdd, then per iteration N + (K'-1)·N·M model
-    calls and K'·N·M reward calls with PM. The trace holds every pass's steps, each with `pass`
+    calls and K'·N·M reward calls with PM. `select_steps` (as svdd's, indices of the whole chain of K
+    steps; a period counts back from the last step) makes every pass select only at those steps: a
+    pass over the last K' steps selects at those among them, so with `select_steps=[K - 1]` each pass
+    costs N·M reward calls. The trace holds every pass's steps, each with `pass`
     (0: the first) and the last step of a refinement pass with `improved` (samples replaced).
     """
     no_options("refine", options)
     n, m = num_samples, num_candidates
     trace: list[dict[str, Any]] = []
     if initial is None:
-        best = _finished(calls, _svdd_from(calls, calls.prior(n, generator), None, m, alpha, generator), trace, 0)
+        first = _svdd_from(calls, calls.prior(n, generator), None, m, alpha, generator, select_steps=select_steps)
+        best = _finished(calls, first, trace, 0)
     else:
         rewards, objects = calls.score_clean(initial)
         best = Scored(initial, rewards, None, objects)
@@ -495,7 +500,10 @@ def refine(
                 f"refine with renoise={renoise} goes back only to the last of the {len(calls.timesteps)} steps, "
                 "whose step to the clean sample draws no noise: use a larger renoise or more steps"
             )
-        again = _finished(calls, _svdd_from(_resumed(calls, timesteps), x_t, None, m, alpha, generator), trace, i)
+        offset = len(calls.timesteps) - len(timesteps)  # the pass walks steps offset..K-1 of the chain
+        selecting = [k - offset for k in sorted(selection_steps(select_steps, len(calls.timesteps))) if k >= offset]
+        again = _svdd_from(_resumed(calls, timesteps), x_t, None, m, alpha, generator, select_steps=selecting)
+        again = _finished(calls, again, trace, i)
         better = _improves(again.values, best.values)
         best = Scored.join([best, again]).take(torch.arange(n) + n * better.long())
         trace[-1]["improved"] = int(better.sum())
