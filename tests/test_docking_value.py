@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("rdkit", reason="the molecules domain needs the molecules extra")
@@ -44,7 +43,7 @@ def test_a_value_trained_on_labels_tracks_them_at_every_time_and_records_how(tmp
     out = tmp_path / "value"
     meta = main([str(tmp_path / "labels"), "--target", "PARP1", "--out", str(out), "--epochs", "150",
                  "--channels", "32", "--blocks", "2", "--held-out", "0.2", "--dropout", "0"])  # fmt: skip
-    net, saved = load_net(out.with_suffix(".safetensors"))
+    _, saved = load_net(out.with_suffix(".safetensors"))
     corr = saved["held_out_correlation"]
     assert list(corr) == [f"{t:.3f}" for t in EVAL_TIMES]
     assert corr["0.000"] > 0.8, corr  # the atom count is visible in a clean molecule

@@ -58,7 +58,7 @@ def read_labels(folder: Path, target: str) -> pd.DataFrame:
 def split(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, held-out rows) of n molecules: a seeded random `held_out` fraction is held out."""
     order = np.random.default_rng(seed).permutation(n)
-    k = max(1, int(round(held_out * n)))
+    k = max(1, round(held_out * n))
     return np.sort(order[k:]), np.sort(order[:k])
 
 
