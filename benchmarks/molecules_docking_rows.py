@@ -84,8 +84,10 @@ def load_value(target: str, values: Path | None) -> Any:
     from svdd.processes.weights import load_net
 
     if values is not None and (values / f"docking-value-{target}.safetensors").exists():
-        net, _ = load_net(values / f"docking-value-{target}.safetensors")
-        return svdd.LearnedValue(net, max_batch=2048, name=f"docking-value-{target}")
+        net, meta = load_net(values / f"docking-value-{target}.safetensors")
+        value = svdd.LearnedValue(net, max_batch=2048, name=f"docking-value-{target}")
+        value.record = {k: meta.get(k) for k in ("labels", "held_out_correlation", "command")}  # for the cells
+        return value
     from svdd.domains.molecules.pretrained import VALUES
     from svdd.domains.molecules.pretrained import load_value as shipped
 
@@ -162,6 +164,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
                     print(f"{target} {method} seed {seed}", flush=True)
                     cell = run_cell(process, reward, PLANS[method], n=args.num_samples, d=args.dockings,
                                     seed=seed, value=value)  # fmt: skip
+                    if PLANS[method].uses_value:
+                        cell["value"] = getattr(value, "record", {"name": getattr(value, "name", None)})
                     write_json(path, {"settings": settings, "command": command_line("molecules_docking_rows", argv),
                                       "versions": machine_and_versions(("rdkit", "vina", "selfies")), **cell})
     finally:
