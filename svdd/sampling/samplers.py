@@ -502,8 +502,8 @@ def refine(
             )
         offset = len(calls.timesteps) - len(timesteps)  # the pass walks steps offset..K-1 of the chain
         selecting = [k - offset for k in sorted(selection_steps(select_steps, len(calls.timesteps))) if k >= offset]
-        again = _svdd_from(_resumed(calls, timesteps), x_t, None, m, alpha, generator, select_steps=selecting)
-        again = _finished(calls, again, trace, i)
+        passed = _svdd_from(_resumed(calls, timesteps), x_t, None, m, alpha, generator, select_steps=selecting)
+        again = _finished(calls, passed, trace, i)
         better = _improves(again.values, best.values)
         best = Scored.join([best, again]).take(torch.arange(n) + n * better.long())
         trace[-1]["improved"] = int(better.sum())
