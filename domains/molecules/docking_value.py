@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from svdd.processes.nets import ConvValue
 from svdd.processes.weights import save_net
+from svdd.sampling.value_training import Rollouts, value_correlation
 
 from .docking_labels import MOLECULES
 
@@ -68,13 +69,9 @@ def held_out_correlation(
     """Pearson r between net(x_t, t) and the labels y [n] on x_t = add_mask(x0 Long[n, L], t), per
     time in EVAL_TIMES (one fixed mask per time, generator seeded `seed`)."""
     generator = torch.Generator().manual_seed(seed)
-    out = {}
-    with torch.no_grad():
-        for t in EVAL_TIMES:
-            tt = torch.full((x0.shape[0],), t)
-            pred = net(process.add_mask(x0, tt, generator), tt).double().numpy()
-            out[f"{t:.3f}"] = float(np.corrcoef(pred, y.double().numpy())[0, 1]) if pred.std() > 0 else float("nan")
-    return out
+    states = [process.add_mask(x0, torch.full((x0.shape[0],), t), generator) for t in EVAL_TIMES]
+    corr = value_correlation(net, Rollouts(states, list(EVAL_TIMES), y.double()))
+    return {f"{t:.3f}": float(c) for t, c in zip(EVAL_TIMES, corr)}
 
 
 def train(
