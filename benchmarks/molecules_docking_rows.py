@@ -7,7 +7,8 @@
 The budget that costs here is docking (seconds per molecule on a CPU core; a model call is
 milliseconds), so the methods are set to spend the same number D of docking calls per sample, and
 each cell reports the docking calls it actually made (`stats["reward_calls"]`, distinct molecules
-handed to Vina; the reward cache makes a repeat free), model calls and wall seconds:
+handed to Vina; the reward cache makes a repeat free), model calls and wall seconds (CPU seconds
+only of this process: Vina runs in worker processes, so the wall seconds carry the docking time):
 
 | method | how it spends D dockings per sample |
 |---|---|
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -78,23 +78,24 @@ PLANS: dict[str, Plan] = {
 }
 
 
-def load_value(target: str, values: Path | None) -> Any:
-    """The SVDD-MC docking value of `target`: VALUES/docking-value-<target>.safetensors, else the shipped one."""
+def load_value(target: str, values: Path | None) -> tuple[Any, dict[str, Any]]:
+    """(the SVDD-MC docking value of `target` as `svdd.LearnedValue`, what its file records: path,
+    labels, held-out r, command) from VALUES/docking-value-<target>.safetensors, else the shipped
+    moses-selfies-docking-<target>."""
     import svdd
+    from svdd.domains.molecules.pretrained import VALUES, WEIGHTS
     from svdd.processes.weights import load_net
 
-    if values is not None and (values / f"docking-value-{target}.safetensors").exists():
-        net, meta = load_net(values / f"docking-value-{target}.safetensors")
-        value = svdd.LearnedValue(net, max_batch=2048, name=f"docking-value-{target}")
-        value.record = {k: meta.get(k) for k in ("labels", "held_out_correlation", "command")}  # for the cells
-        return value
-    from svdd.domains.molecules.pretrained import VALUES
-    from svdd.domains.molecules.pretrained import load_value as shipped
-
     name = f"moses-selfies-docking-{target}"
-    if name not in VALUES:
+    if values is not None and (values / f"docking-value-{target}.safetensors").exists():
+        path = values / f"docking-value-{target}.safetensors"
+    elif name in VALUES:
+        path = WEIGHTS / VALUES[name]
+    else:
         raise SystemExit(f"no docking value network for {target}: train one with docking_value.py and pass --values")
-    return shipped(name)
+    net, meta = load_net(path)
+    record = {"file": str(path), **{k: meta.get(k) for k in ("labels", "held_out_correlation", "command")}}
+    return svdd.LearnedValue(net, max_batch=2048, name=path.stem), record
 
 
 def best_per_output(smiles: list[str], rewards: np.ndarray, n: int, per: int) -> tuple[list[str], np.ndarray]:
@@ -113,14 +114,12 @@ def run_cell(process: Any, reward: Any, plan: Plan, *, n: int, d: int, seed: int
     if plan.uses_value:
         options["value"] = value
     start, cpu = time.perf_counter(), time.process_time()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = svdd.sample(process, reward, method=plan.method, num_samples=n * per,
                       generator=torch.Generator().manual_seed(seed), progress=True, **options)  # fmt: skip
     wall = time.perf_counter() - start
     smiles, rewards = list(res.samples), np.asarray(res.rewards, dtype=np.float64)
     if per > 1:
         smiles, rewards = best_per_output(smiles, rewards, n, per)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "samples": smiles,
         "rewards": [None if not np.isfinite(r) else float(r) for r in rewards],
@@ -131,7 +130,6 @@ def run_cell(process: Any, reward: Any, plan: Plan, *, n: int, d: int, seed: int
         "value_calls": int(res.stats.get("value_calls", 0)),
         "wall_s": round(wall, 1),
         "cpu_s_main": round(time.process_time() - cpu, 1),
-        "cpu_s_reaped_children": round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 1),
         "uniqueness": uniqueness([s for s in smiles if s]),
         "stats": median_p90(rewards, seed=seed),
     }
@@ -141,7 +139,7 @@ def cell_settings(args: argparse.Namespace, target: str, method: str, seed: int)
     return {"target": target, "method": method, "seed": seed, "num_samples": args.num_samples,
             "dockings_per_sample": args.dockings, "steps": args.steps, "model": args.model,
             "exhaustiveness": 1, "vina_seed": 1,
-            "options": {k: v for k, v in PLANS[method].options(args.dockings, args.steps).items()},
+            "options": PLANS[method].options(args.dockings, args.steps),
             "per_output": PLANS[method].per_output(args.dockings)}  # fmt: skip
 
 
@@ -154,7 +152,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
     try:
         for target in args.targets:
             reward = Docking(target, exhaustiveness=1, timeout_s=60.0, executor=pool)
-            value = load_value(target, args.values) if any(PLANS[m].uses_value for m in args.methods) else None
+            uses_value = any(PLANS[m].uses_value for m in args.methods)
+            value, value_record = load_value(target, args.values) if uses_value else (None, None)
             for seed in args.seeds:
                 for method in args.methods:
                     path = args.out / target / f"{method}_seed{seed}.json"
@@ -165,7 +164,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
                     cell = run_cell(process, reward, PLANS[method], n=args.num_samples, d=args.dockings,
                                     seed=seed, value=value)  # fmt: skip
                     if PLANS[method].uses_value:
-                        cell["value"] = getattr(value, "record", {"name": getattr(value, "name", None)})
+                        cell["value"] = value_record
                     write_json(path, {"settings": settings, "command": command_line("molecules_docking_rows", argv),
                                       "versions": machine_and_versions(("rdkit", "vina", "selfies")), **cell})
     finally:
